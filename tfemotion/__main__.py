@@ -1,0 +1,3 @@
+from tfemotion.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""Loading checkpoints (hub id or local folder) into TensorFlow models and tokenizers.
+
+Two upstream problems are handled here, once, for every stage:
+
+* transformers 4.55-4.57 cannot load a safetensors-only checkpoint into a TF model
+  (``TypeError: 'builtins.safe_open' object is not iterable``, upstream issue #40028).
+  Most new hub checkpoints are safetensors-only, so we build the model from its config and
+  copy the tensors in ourselves.
+* Without network access, hub ids fail only after ~25 s of retries. We probe the hub first
+  and fail at once with a message that says how to pass a local folder instead.
+
+Example:
+    >>> is_local_path(".")
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+logger = logging.getLogger(__name__)
+
+_SAFETENSORS_BUG = "safe_open"
+# Weight names that belong to the encoder body; a missing one means the checkpoint is wrong.
+_BODY_WEIGHT_MARKERS = ("embeddings", "/layer", "layer_._", "transformer/")
+# Upper bound on token counts we accept from a tokenizer's model_max_length (some say 1e30).
+_MAX_SANE_LENGTH = 100_000
+
+
+class HubUnreachableError(RuntimeError):
+    """The Hugging Face hub cannot be reached and the resource is not available locally."""
+
+
+def is_local_path(name: str) -> bool:
+    """Return True when ``name`` is an existing file or folder on this machine.
+
+    Example:
+        >>> is_local_path("no/such/folder")
+        False
+    """
+    return Path(os.path.expanduser(str(name))).exists()
+
+
+def hub_is_reachable(timeout: float = 3.0) -> bool:
+    """Return True when the hub endpoint (``HF_ENDPOINT``) accepts a TCP connection.
+
+    Honours ``HF_HUB_OFFLINE=1`` (then the hub counts as unreachable without trying).
+
+    Example:
+        >>> isinstance(hub_is_reachable(timeout=0.5), bool)
+        True
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_hub(name: str, kind: str, flag: str) -> None:
+    """Fail fast, with advice, when ``name`` is a hub id and the hub is unreachable.
+
+    Args:
+        name: str. The hub id the user asked for.
+        kind: str. What it is, for the message ("dataset", "checkpoint").
+        flag: str. The option that takes a local alternative ("--data", "--model").
+
+    Raises:
+        HubUnreachableError: the hub cannot be reached (and ``HF_HUB_OFFLINE`` is not set,
+            which would let transformers/datasets use their local cache).
+
+    Example:
+        >>> require_hub("./local", "dataset", "--data") if False else None
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return  # the user asked for the local cache; let the library look there
+    if hub_is_reachable():
+        return
+    make_var = {"--data": "DATA", "--model": "MODEL"}.get(flag, flag.strip("-").upper())
+    raise HubUnreachableError(
+        f"The {kind} {name!r} is not a local path and the Hugging Face hub is unreachable "
+        f"from this machine. Pass a local {kind} instead: `{flag} PATH` "
+        f"(or `make run {make_var}=PATH`); set HF_HUB_OFFLINE=1 to use the hub cache."
+    )
+
+
+def load_tokenizer(checkpoint: str) -> Any:
+    """Load the (fast) tokenizer of a hub id or a local folder.
+
+    Example:
+        >>> tokenizer = load_tokenizer(tiny_model_dir)  # doctest: +SKIP
+    """
+    from transformers import AutoTokenizer
+
+    if not is_local_path(checkpoint):
+        require_hub(checkpoint, "checkpoint", "--model")
+    return AutoTokenizer.from_pretrained(os.path.expanduser(str(checkpoint)))
+
+
+def model_max_length(tokenizer: Any, config: Any = None, requested: Optional[int] = None) -> int:
+    """The number of tokens texts are truncated to: ``requested`` if given, else the model's limit.
+
+    The limit is the smaller of the tokenizer's ``model_max_length`` (some tokenizers report
+    1e30) and the config's ``max_position_embeddings``.
+
+    Example:
+        >>> class T: model_max_length = 512
+        >>> model_max_length(T(), requested=128)
+        128
+    """
+    limits = [getattr(tokenizer, "model_max_length", None)]
+    if config is not None:
+        limits.append(getattr(config, "max_position_embeddings", None))
+    sane = [int(x) for x in limits if x is not None and 0 < x < _MAX_SANE_LENGTH]
+    limit = min(sane) if sane else 512
+    if requested is None:
+        return limit
+    if requested > limit:
+        raise ValueError(
+            f"max_length exceeds the model's limit of {limit} tokens. Received: max_length={requested}"
+        )
+    return int(requested)
+
+
+def load_tf_model(model_class: Any, checkpoint: str, **kwargs: Any) -> Any:
+    """Load a transformers TF model class from a hub id or folder, safetensors-only included.
+
+    Args:
+        model_class: type. ``TFAutoModel``, ``TFAutoModelForSequenceClassification`` or any
+            ``TFPreTrainedModel`` subclass.
+        checkpoint: str. Hub id or local folder.
+        **kwargs: passed to ``from_pretrained`` / the config (``num_labels``, ``id2label``...).
+
+    Returns:
+        The model, built, with the checkpoint's weights.
+
+    Raises:
+        HubUnreachableError: a hub id while the hub is unreachable.
+        ValueError: the checkpoint lacks weights of the encoder body.
+
+    Example:
+        >>> from transformers import TFAutoModel  # doctest: +SKIP
+        >>> model = load_tf_model(TFAutoModel, "sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
+    """
+    checkpoint = os.path.expanduser(str(checkpoint))
+    if is_local_path(checkpoint):
+        folder = Path(checkpoint)
+        weights = _safetensors_files(folder)
+        if not (folder / "tf_model.h5").exists() and not (folder / "tf_model.h5.index.json").exists() and weights:
+            return _load_from_safetensors(model_class, checkpoint, weights, **kwargs)
+        return model_class.from_pretrained(checkpoint, **kwargs)
+
+    require_hub(checkpoint, "checkpoint", "--model")
+    try:
+        return model_class.from_pretrained(checkpoint, **kwargs)
+    except TypeError as error:
+        if _SAFETENSORS_BUG not in str(error):
+            raise
+        logger.info("Working around transformers#40028 for %s", checkpoint)
+        return _load_from_safetensors(model_class, checkpoint, _download_safetensors(checkpoint),
+                                      **kwargs)
+
+
+def _safetensors_files(folder: Path) -> list[Path]:
+    single = folder / "model.safetensors"
+    if single.exists():
+        return [single]
+    return sorted(folder.glob("model-*-of-*.safetensors"))
+
+
+def _download_safetensors(repo_id: str) -> list[Path]:
+    import json
+
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import EntryNotFoundError
+
+    try:
+        return [Path(hf_hub_download(repo_id, "model.safetensors"))]
+    except EntryNotFoundError:
+        index = json.loads(Path(hf_hub_download(repo_id, "model.safetensors.index.json")).read_text())
+        shards = sorted(set(index["weight_map"].values()))
+        return [Path(hf_hub_download(repo_id, shard)) for shard in shards]
+
+
+def _load_from_safetensors(model_class: Any, checkpoint: str, files: list[Path], **kwargs: Any) -> Any:
+    from safetensors.numpy import load_file
+    from transformers import AutoConfig
+    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+
+    config_kwargs = {k: v for k, v in kwargs.items() if k not in ("from_pt",)}
+    config = AutoConfig.from_pretrained(checkpoint, **config_kwargs)
+    model = model_class.from_config(config) if hasattr(model_class, "from_config") else model_class(config)
+    state_dict: dict[str, Any] = {}
+    for file in files:
+        state_dict.update(load_file(str(file)))
+    _, info = load_pytorch_state_dict_in_tf2_model(
+        model, state_dict, allow_missing_keys=True, output_loading_info=True, skip_logger_warnings=True
+    )
+    missing_body = [k for k in info["missing_keys"] if any(m in k for m in _BODY_WEIGHT_MARKERS)]
+    if missing_body:
+        raise ValueError(
+            f"Checkpoint {checkpoint!r} does not hold the weights of {type(model).__name__}'s "
+            f"encoder (missing e.g. {missing_body[:3]}). Is it a BERT-family model?"
+        )
+    if info["missing_keys"]:
+        logger.info("Newly initialised (not in %s): %s", checkpoint, info["missing_keys"])
+    return model

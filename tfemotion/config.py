@@ -1,0 +1,229 @@
+"""Every setting of every stage, in one place.
+
+Each stage of the data path has one frozen dataclass: its defaults follow chapter 2 of
+*Natural Language Processing with Transformers* where the book has one, each field carries
+its help text (the command line builds its flags from it), and ``__post_init__`` rejects bad
+values with a message that names the field. This module imports nothing heavy.
+
+Example:
+    >>> FinetuneConfig().learning_rate
+    2e-05
+    >>> FeatureConfig(pooling="max")
+    Traceback (most recent call last):
+    ...
+    ValueError: pooling must be one of ('cls', 'mean'). Received: pooling='max'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+BOOK_DATASET = "dair-ai/emotion"
+BOOK_CHECKPOINT = "distilbert-base-uncased"
+# Label order of the hub's dair-ai/emotion ClassLabel (line i = id i).
+EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
+
+POOLINGS = ("cls", "mean")
+RECIPES = ("default", "book-keras")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+SPLITS = ("train", "validation", "test")
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}. Received: {name}={value!r}")
+
+
+def _check_positive(name: str, value: Optional[float], allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value <= 0:
+        raise ValueError(f"{name} must be a positive number. Received: {name}={value!r}")
+
+
+class _ConfigMixin:
+    """JSON round trip shared by all configs."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a plain dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        """Build the config from a dict, rejecting unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} settings {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def replace(self, **changes: Any):
+        """Return a copy with some settings changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class DataConfig(_ConfigMixin):
+    """Where the labelled texts come from and how to read them."""
+
+    source: str = _help(
+        "Hub dataset id, local folder with train/validation/test files, local file or URL "
+        "(.txt 'text;label', .csv 'text,label', .jsonl).",
+        default=BOOK_DATASET,
+    )
+    labels: Optional[tuple[str, ...]] = _help(
+        "Label names in id order. Default: labels.txt beside the data, else the emotion order "
+        "when the label set is exactly the emotion one, else sorted.",
+        default=None,
+    )
+    separator: str = _help("Separator between text and label in .txt files.", default=";")
+    hub_config: Optional[str] = _help("Configuration name of a hub dataset.", default=None)
+
+    def __post_init__(self) -> None:
+        if not self.source or not str(self.source).strip():
+            raise ValueError(f"source must name a dataset. Received: source={self.source!r}")
+        if len(self.separator) != 1:
+            raise ValueError(
+                f"separator must be one character. Received: separator={self.separator!r}"
+            )
+        if self.labels is not None:
+            labels = tuple(self.labels)
+            if len(labels) < 2 or len(set(labels)) != len(labels) or not all(labels):
+                raise ValueError(
+                    f"labels must be at least two distinct non-empty names. Received: labels={labels!r}"
+                )
+            object.__setattr__(self, "labels", labels)
+
+
+@dataclass(frozen=True)
+class FeatureConfig(_ConfigMixin):
+    """Transformer as a feature extractor, then a scikit-learn classifier (the book's baseline)."""
+
+    model: str = _help("Checkpoint: hub id or local folder.", default=BOOK_CHECKPOINT)
+    pooling: str = _help(
+        "How a text's last hidden states become one vector: 'cls' (the book) or 'mean' "
+        "(average over real tokens).",
+        default="cls",
+    )
+    batch_size: int = _help("Texts per forward pass.", default=64)
+    max_length: Optional[int] = _help(
+        "Truncate texts to this many tokens. Default: the model's maximum length.", default=None
+    )
+    cache_dir: Optional[str] = _help(
+        "Folder for cached features (.npz). Default: OUT/cache.", default=None
+    )
+    max_iter: int = _help("LogisticRegression max_iter (the book: 3000).", default=3000)
+    umap: bool = _help("Also plot the UMAP projection of the train features (extra 'umap').",
+                       default=False)
+
+    def __post_init__(self) -> None:
+        _check_choice("pooling", self.pooling, POOLINGS)
+        _check_positive("batch_size", self.batch_size)
+        _check_positive("max_length", self.max_length, allow_none=True)
+        _check_positive("max_iter", self.max_iter)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(_ConfigMixin):
+    """Fine-tuning a sequence classifier with Keras compile/fit."""
+
+    model: str = _help("Checkpoint: hub id or local folder.", default=BOOK_CHECKPOINT)
+    epochs: int = _help("Training epochs (the book: 2).", default=2)
+    learning_rate: float = _help("Peak learning rate (the book: 2e-5).", default=2e-5)
+    batch_size: int = _help(
+        "Global batch size, split across replicas (the book: 64).", default=64
+    )
+    weight_decay: float = _help("AdamW weight decay (the book: 0.01).", default=0.01)
+    warmup_ratio: float = _help("Share of steps with linear warm-up.", default=0.0)
+    max_length: Optional[int] = _help(
+        "Truncate texts to this many tokens. Default: the model's maximum length.", default=None
+    )
+    recipe: str = _help(
+        "'default': AdamW, linear decay, length-bucketed dynamic padding; 'book-keras': the "
+        "book's Keras recipe (Adam, 5e-5 unless --learning-rate is given, global padding).",
+        default="default",
+    )
+    mixed_precision: str = _help(
+        "'none', 'mixed_float16' (GPU) or 'mixed_bfloat16' (TPU).", default="none"
+    )
+    xla: bool = _help("Compile the train step with XLA (jit_compile).", default=False)
+    strategy: str = _help(
+        "tf.distribute strategy: 'auto' picks TPU/multi-worker/mirrored/default from the "
+        "hardware and TF_CONFIG.",
+        default="auto",
+    )
+    seed: int = _help("Random seed for shuffling and initialisation.", default=42)
+    resume: bool = _help("Continue an interrupted run from its last completed epoch.",
+                         default=False)
+    error_examples: int = _help("Highest- and lowest-loss examples to keep.", default=10)
+
+    def __post_init__(self) -> None:
+        _check_positive("epochs", self.epochs)
+        _check_positive("learning_rate", self.learning_rate)
+        _check_positive("batch_size", self.batch_size)
+        _check_positive("max_length", self.max_length, allow_none=True)
+        _check_positive("error_examples", self.error_examples)
+        if self.weight_decay < 0:
+            raise ValueError(
+                f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay!r}"
+            )
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(
+                f"warmup_ratio must be in [0, 1). Received: warmup_ratio={self.warmup_ratio!r}"
+            )
+        _check_choice("recipe", self.recipe, RECIPES)
+        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        _check_choice("strategy", self.strategy, STRATEGIES)
+
+
+@dataclass(frozen=True)
+class ExportConfig(_ConfigMixin):
+    """SavedModel export for TensorFlow Serving."""
+
+    base_path: str = _help("TF Serving model base path; the export goes to BASE/NAME/VERSION.",
+                           default="serving/models")
+    name: str = _help("Model name under the base path.", default="emotion")
+    version: Optional[int] = _help("Version number. Default: the next free integer.",
+                                   default=None)
+    max_length: Optional[int] = _help(
+        "Truncate texts to this many tokens. Default: the model's maximum length.", default=None
+    )
+    verify: bool = _help("Verify the export in a fresh process before publishing it.",
+                         default=True)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name must be a plain folder name. Received: name={self.name!r}")
+        _check_positive("version", self.version, allow_none=True)
+        _check_positive("max_length", self.max_length, allow_none=True)
+
+
+@dataclass(frozen=True)
+class ServingConfig(_ConfigMixin):
+    """Development gRPC server and client settings."""
+
+    host: str = _help("Address to bind or to reach.", default="127.0.0.1")
+    port: int = _help("gRPC port (TF Serving's default: 8500).", default=8500)
+    name: str = _help("Model name.", default="emotion")
+    max_batch_size: int = _help("Largest batch a request may carry.", default=256)
+    max_text_chars: int = _help("Longest text a request may carry, in characters.",
+                                default=10_000)
+    max_request_bytes: int = _help("Largest request message, in bytes.", default=4 * 1024 * 1024)
+    timeout: float = _help("Client deadline per call, in seconds.", default=10.0)
+    retries: int = _help("Client retries on UNAVAILABLE, with exponential backoff.", default=3)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be in 1..65535. Received: port={self.port!r}")
+        for name in ("max_batch_size", "max_text_chars", "max_request_bytes", "timeout"):
+            _check_positive(name, getattr(self, name))
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0. Received: retries={self.retries!r}")
