@@ -1,0 +1,181 @@
+"""Loading local files, URLs and (offline) hub ids; label order; every bad-input error."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import synthetic_rows, write_dataset, write_split
+
+from tfemotion.checkpoints import HubUnreachableError
+from tfemotion.config import EMOTION_LABELS, DataConfig
+from tfemotion.data import DataError, load_splits, to_dataframe, tokenize
+
+
+def load(source, **kwargs):
+    return load_splits(DataConfig(source=str(source), **kwargs))
+
+
+@pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl"])
+def test_load_splits_reads_each_format_with_emotion_order(tmp_path, fmt):
+    folder = write_dataset(tmp_path, fmt, sizes=(60, 20, 20))
+    splits = load(folder)
+    assert sorted(splits) == ["test", "train", "validation"]
+    assert splits["train"].features["label"].names == list(EMOTION_LABELS)
+    expected = synthetic_rows(60, 0)
+    first = splits["train"][0]
+    assert first["text"] == expected[0][0]
+    assert EMOTION_LABELS[first["label"]] == expected[0][1]
+    assert splits["validation"].num_rows == 20
+
+
+def test_load_splits_accepts_val_name_crlf_bom_and_separator_in_text(tmp_path):
+    (tmp_path / "train.txt").write_bytes("\ufeffa;b;pos\r\nc;neg\r\n".encode("utf-8"))
+    (tmp_path / "val.txt").write_text("d;pos\n", encoding="utf-8")
+    splits = load(tmp_path)
+    assert splits["train"]["text"] == ["a;b", "c"]
+    assert splits["train"].features["label"].names == ["neg", "pos"]  # sorted
+    assert splits["validation"]["label"] == [1]
+
+
+def test_load_splits_single_file_becomes_train(tmp_path):
+    path = write_split(tmp_path / "tweets.jsonl", [("x", "a"), ("y", "b")], "jsonl")
+    splits = load(path)
+    assert list(splits) == ["train"]
+    assert splits["train"]["text"] == ["x", "y"]
+
+
+def test_load_splits_label_order_explicit_then_labels_txt(tmp_path):
+    write_split(tmp_path / "train.txt", [("x", "b"), ("y", "a"), ("z", "c")], "txt")
+    assert load(tmp_path).get("train").features["label"].names == ["a", "b", "c"]
+    (tmp_path / "labels.txt").write_text("c\nb\na\n")
+    assert load(tmp_path)["train"].features["label"].names == ["c", "b", "a"]
+    assert load(tmp_path)["train"]["label"] == [1, 2, 0]
+    explicit = load(tmp_path, labels=("b", "c", "a"))
+    assert explicit["train"].features["label"].names == ["b", "c", "a"]
+    assert explicit["train"]["label"] == [0, 2, 1]
+
+
+def test_load_splits_integer_ids_with_and_without_names(tmp_path):
+    write_split(tmp_path / "train.jsonl", [("x", 0), ("y", 2), ("z", 1)], "jsonl")
+    assert load(tmp_path)["train"].features["label"].names == ["0", "1", "2"]
+    named = load(tmp_path, labels=("neg", "neu", "pos"))
+    assert named["train"]["label"] == [0, 2, 1]
+    with pytest.raises(DataError, match=r"train.jsonl:2: label '2' is not in the label set"):
+        load(tmp_path, labels=("neg", "pos"))
+
+
+def test_load_splits_unseen_validation_label_names_file_and_line(tmp_path):
+    write_split(tmp_path / "train.txt", [("x", "a"), ("y", "b")], "txt")
+    write_split(tmp_path / "validation.txt", [("x", "a"), ("y", "zzz")], "txt")
+    with pytest.raises(DataError, match=r"validation.txt:2: label 'zzz' is not in the label set \['a', 'b'\]"):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("train.txt", b"ok;a\nno separator here\n", r"train.txt:2: no ';' separator"),
+        ("train.txt", b"ok;a\n  ;b\n", r"train.txt:2: empty text"),
+        ("train.txt", b"ok;a\nfine;\n", r"train.txt:2: empty label"),
+        ("train.txt", b"ok;a\n\nx;b\n", r"train.txt:2: no ';' separator"),
+        ("train.txt", b"", r"train.txt: empty file"),
+        ("train.txt", b"ok;a\nbad \xff byte;b\n", r"train.txt:2: bytes that are not UTF-8 \(byte 0xff at column 5\)"),
+        ("train.csv", b"words,tag\nx,a\n", r"train.csv:1: header must name 'text' and 'label'"),
+        ("train.csv", b"text,label\nx,a\ny,b,c\n", r"train.csv:3: expected 2 fields"),
+        ("train.csv", b"text,label\n", r"train.csv: empty file"),
+        ("train.jsonl", b'{"text": "x", "label": "a"}\n{"text": "y"\n', r"train.jsonl:2: invalid JSON"),
+        ("train.jsonl", b'{"text": "x", "label": "a"}\n{"text": 3, "label": "a"}\n', r"train.jsonl:2: 'text' must be a string"),
+        ("train.jsonl", b'{"text": "x", "label": "a"}\n["x", "a"]\n', r"train.jsonl:2: expected an object"),
+        ("train.jsonl", b'{"text": "x", "label": "a"}\n{"text": "y", "label": 1.5}\n', r"train.jsonl:2: 'label' must be"),
+    ],
+)
+def test_load_splits_bad_input_names_file_and_line(tmp_path, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        load(tmp_path)
+
+
+def test_load_splits_folder_errors(tmp_path):
+    (tmp_path / "notes.md").write_text("hi")
+    with pytest.raises(DataError, match=r"no train file.*notes.md"):
+        load(tmp_path)
+    write_split(tmp_path / "train.txt", [("x", "a")], "txt")
+    write_split(tmp_path / "train.csv", [("x", "a")], "csv")
+    with pytest.raises(DataError, match=r"more than one file for the train split"):
+        load(tmp_path)
+
+
+def test_load_splits_keeps_every_row(tmp_path):
+    rows = synthetic_rows(500, 3) + [("weird ; text ;; with separators", "joy")]
+    write_split(tmp_path / "train.txt", rows, "txt")
+    splits = load(tmp_path)
+    assert splits["train"].num_rows == len(rows)
+    assert splits["train"]["text"][-1] == "weird ; text ;; with separators"
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_load_splits_from_url(http_server):
+    folder, base = http_server
+    write_split(folder / "tweets.csv", [("hello there", "joy"), ("oh no", "sadness")], "csv")
+    splits = load(f"{base}/tweets.csv")
+    assert splits["train"]["text"] == ["hello there", "oh no"]
+    assert splits["train"].features["label"].names == ["joy", "sadness"]
+
+
+def test_load_splits_url_errors_name_the_url(http_server):
+    folder, base = http_server
+    with pytest.raises(DataError, match=r"missing.txt: download failed"):
+        load(f"{base}/missing.txt")
+    with pytest.raises(DataError, match=r"must end in one of"):
+        load(f"{base}/data.parquet")
+
+
+def test_load_splits_hub_id_offline_fails_fast_with_advice(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    start = time.monotonic()
+    with pytest.raises(HubUnreachableError, match=r"--data PATH.*make run DATA=PATH"):
+        load("dair-ai/emotion")
+    assert time.monotonic() - start < 5
+
+
+def test_to_dataframe_adds_label_names(emotion_dir):
+    frame = to_dataframe(load(emotion_dir)["validation"])
+    assert list(frame.columns) == ["text", "label", "label_name"]
+    assert all(EMOTION_LABELS[i] == n for i, n in zip(frame["label"], frame["label_name"]))
+
+
+def test_tokenize_truncates_without_padding(emotion_dir, tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    encoded = tokenize(load(emotion_dir), tokenizer, max_length=6)
+    lengths = encoded["train"]["length"]
+    assert max(lengths) == 6 and min(lengths) < 6  # truncated, not padded
+    row = encoded["train"][0]
+    assert len(row["input_ids"]) == len(row["attention_mask"]) == row["length"]
+    assert row["input_ids"][0] == tokenizer.cls_token_id
+    assert row["input_ids"][-1] == tokenizer.sep_token_id
+
+
+def test_data_config_rejects_bad_labels():
+    with pytest.raises(ValueError, match="Received: labels="):
+        DataConfig(labels=("a", "a"))
+    assert json.loads(json.dumps(DataConfig(labels=("a", "b")).to_dict()))["labels"] == ["a", "b"]

@@ -1,0 +1,419 @@
+"""Loading labelled texts into a ``DatasetDict`` with a ``ClassLabel`` label column.
+
+Sources: a hub dataset id, a local folder of split files, a single local file (the ``train``
+split) or a URL to such a file. Local files are ``.txt`` lines ``text;label`` (the book's raw
+format), ``.csv`` with a ``text,label`` header or ``.jsonl`` objects with ``text`` and ``label``.
+Every malformed line is reported with its file and line number; nothing is dropped silently.
+
+Label order (id i = name i): an explicit ``labels`` setting, else ``labels.txt`` beside the data,
+else the emotion order when the label set is exactly the emotion one, else sorted.
+
+Example:
+    >>> from tfemotion.config import DataConfig
+    >>> splits = load_splits(DataConfig(source="tests/data"))  # doctest: +SKIP
+    >>> splits["train"].features["label"].names  # doctest: +SKIP
+    ['sadness', 'joy', 'love', 'anger', 'fear', 'surprise']
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+from urllib.parse import urlparse
+
+from tfemotion.checkpoints import is_local_path, require_hub
+from tfemotion.config import EMOTION_LABELS, SPLITS, DataConfig
+
+FORMATS = (".txt", ".csv", ".jsonl")
+# File stems accepted for each split, in order of preference.
+SPLIT_STEMS = {"train": ("train",), "validation": ("validation", "val", "valid", "dev"),
+               "test": ("test",)}
+LABELS_FILE = "labels.txt"
+_URL_SCHEMES = ("http", "https", "ftp")
+_URL_TIMEOUT_SECONDS = 30
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file and line at fault."""
+
+
+@dataclass(frozen=True)
+class _Row:
+    text: str
+    label: str  # as written in the file; mapped to an id once the label names are known
+    file: str
+    line: int
+
+
+# region Public API
+
+
+def load_splits(config: DataConfig) -> Any:
+    """Load the splits named by ``config.source`` as a ``datasets.DatasetDict``.
+
+    Args:
+        config: DataConfig. The source and optional label names.
+
+    Returns:
+        A ``DatasetDict`` with some of ``train``, ``validation``, ``test``; columns ``text``
+        (string) and ``label`` (``ClassLabel`` with names).
+
+    Raises:
+        DataError: a file is malformed (message names file and line), or no split file is found.
+        HubUnreachableError: a hub id while the hub cannot be reached.
+
+    Example:
+        >>> splits = load_splits(DataConfig(source="../shared/data/emotion"))  # doctest: +SKIP
+        >>> splits["validation"].num_rows  # doctest: +SKIP
+        2000
+    """
+    source = str(config.source)
+    if _is_url(source):
+        with tempfile.TemporaryDirectory() as folder:
+            path = _download(source, Path(folder))
+            return _load_local_files({"train": path}, config, labels_file=None)
+    if is_local_path(source):
+        path = Path(os.path.expanduser(source))
+        if path.is_dir():
+            return _load_local_files(find_split_files(path), config, labels_file=path / LABELS_FILE)
+        return _load_local_files({"train": path}, config, labels_file=path.parent / LABELS_FILE)
+    return _load_hub_dataset(source, config)
+
+
+def find_split_files(folder: Path) -> dict[str, Path]:
+    """Map split names to the files of ``folder`` that hold them.
+
+    Args:
+        folder: Path. A folder with files such as ``train.txt``, ``val.csv``, ``test.jsonl``.
+
+    Returns:
+        ``{"train": Path, "validation": Path, "test": Path}`` for the splits present.
+
+    Raises:
+        DataError: no train file, or two files for one split (``train.txt`` and ``train.csv``).
+
+    Example:
+        >>> find_split_files(Path("../shared/data/emotion"))["validation"].name  # doctest: +SKIP
+        'validation.txt'
+    """
+    found: dict[str, Path] = {}
+    for split, stems in SPLIT_STEMS.items():
+        candidates = [folder / f"{stem}{ext}" for stem in stems for ext in FORMATS]
+        present = [p for p in candidates if p.is_file()]
+        if len(present) > 1:
+            raise DataError(
+                f"{folder}: more than one file for the {split} split: "
+                f"{[p.name for p in present]}. Keep one."
+            )
+        if present:
+            found[split] = present[0]
+    if "train" not in found:
+        listing = sorted(p.name for p in folder.iterdir())[:20]
+        raise DataError(
+            f"{folder}: no train file. Expected train{{{','.join(FORMATS)}}} (and optionally "
+            f"validation/val and test files). Received: files={listing}"
+        )
+    return found
+
+
+def tokenize(dataset_dict: Any, tokenizer: Any, max_length: int, batch_size: int = 1000) -> Any:
+    """Add ``input_ids``, ``attention_mask`` and ``length`` columns: truncated, not padded.
+
+    Padding is left to each batch (dynamic padding), so no text pays for the longest one.
+
+    Args:
+        dataset_dict: DatasetDict or Dataset with a ``text`` column.
+        tokenizer: a Hugging Face tokenizer.
+        max_length: int. Texts are truncated to this many tokens, special tokens included.
+        batch_size: int. Texts per tokenizer call.
+
+    Returns:
+        The same kind of object with the three new columns.
+
+    Example:
+        >>> encoded = tokenize(splits, tokenizer, max_length=512)  # doctest: +SKIP
+        >>> encoded["train"][0]["length"]  # doctest: +SKIP
+        6
+    """
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        encoding = tokenizer(batch["text"], truncation=True, max_length=max_length,
+                             return_token_type_ids=False, return_attention_mask=True)
+        return {"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"],
+                "length": [len(ids) for ids in encoding["input_ids"]]}
+
+    return dataset_dict.map(encode, batched=True, batch_size=batch_size, desc="Tokenizing")
+
+
+def to_dataframe(dataset: Any) -> Any:
+    """A pandas DataFrame of a split, with a ``label_name`` column beside the ids.
+
+    Example:
+        >>> df = to_dataframe(splits["train"])  # doctest: +SKIP
+        >>> list(df.columns)  # doctest: +SKIP
+        ['text', 'label', 'label_name']
+    """
+    frame = dataset.to_pandas()
+    names = dataset.features["label"].names
+    frame["label_name"] = [names[i] for i in frame["label"]]
+    return frame
+
+
+def label_names(dataset_dict: Any) -> list[str]:
+    """The label names of a loaded ``DatasetDict``, in id order.
+
+    Example:
+        >>> label_names(splits)  # doctest: +SKIP
+        ['sadness', 'joy', 'love', 'anger', 'fear', 'surprise']
+    """
+    first = next(iter(dataset_dict.values()))
+    return list(first.features["label"].names)
+
+
+def order_label_names(names: Sequence[str]) -> list[str]:
+    """Order a label set: the emotion order when it is exactly the emotion set, else sorted.
+
+    Example:
+        >>> order_label_names(["joy", "anger", "fear", "love", "sadness", "surprise"])
+        ['sadness', 'joy', 'love', 'anger', 'fear', 'surprise']
+        >>> order_label_names(["pos", "neg"])
+        ['neg', 'pos']
+    """
+    if set(names) == set(EMOTION_LABELS):
+        return list(EMOTION_LABELS)
+    return sorted(set(names))
+
+
+# endregion
+# region Local files
+
+
+def read_rows(path: Path, separator: str = ";") -> list[_Row]:
+    """Read and check one split file; raise ``DataError`` naming the file and line at fault.
+
+    Example:
+        >>> read_rows(Path("train.txt"))[0].text  # doctest: +SKIP
+        'i didnt feel humiliated'
+    """
+    text = _read_utf8(path)
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        rows = list(_parse_txt(text, str(path), separator))
+    elif suffix == ".csv":
+        rows = list(_parse_csv(text, str(path)))
+    elif suffix == ".jsonl":
+        rows = list(_parse_jsonl(text, str(path)))
+    else:
+        raise DataError(f"{path}: unknown format {suffix!r}; expected one of {FORMATS}")
+    if not rows:
+        raise DataError(f"{path}: empty file (no examples)")
+    return rows
+
+
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise DataError(
+            f"{path}:{line}: bytes that are not UTF-8 (byte 0x{data[error.start]:02x} at column "
+            f"{column}). Re-save the file as UTF-8."
+        ) from None
+    return text.replace("\r\n", "\n")
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline
+    yield from enumerate(lines, start=1)
+
+
+def _check_row(text: str, label: str, file: str, line: int) -> _Row:
+    if not text.strip():
+        raise DataError(f"{file}:{line}: empty text")
+    if not label.strip():
+        raise DataError(f"{file}:{line}: empty label")
+    return _Row(text, label.strip(), file, line)
+
+
+def _parse_txt(text: str, file: str, separator: str) -> Iterator[_Row]:
+    for number, line in _lines(text):
+        if separator not in line:
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            raise DataError(
+                f"{file}:{number}: no {separator!r} separator; expected 'text{separator}label'. "
+                f"Received: line={shown!r}"
+            )
+        body, label = line.rsplit(separator, 1)  # texts may contain the separator
+        yield _check_row(body, label, file, number)
+
+
+def _parse_csv(text: str, file: str) -> Iterator[_Row]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return
+    columns = [c.strip() for c in header]
+    if "text" not in columns or "label" not in columns:
+        raise DataError(f"{file}:1: header must name 'text' and 'label' columns. Received: header={header}")
+    text_at, label_at = columns.index("text"), columns.index("label")
+    for fields in reader:
+        number = reader.line_num
+        if not fields:
+            raise DataError(f"{file}:{number}: empty line")
+        if len(fields) != len(columns):
+            raise DataError(
+                f"{file}:{number}: expected {len(columns)} fields like the header, got {len(fields)}"
+            )
+        yield _check_row(fields[text_at], fields[label_at], file, number)
+
+
+def _parse_jsonl(text: str, file: str) -> Iterator[_Row]:
+    for number, line in _lines(text):
+        if not line.strip():
+            raise DataError(f"{file}:{number}: empty line")
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{file}:{number}: invalid JSON ({error.msg})") from None
+        if not isinstance(record, dict) or "text" not in record or "label" not in record:
+            raise DataError(f"{file}:{number}: expected an object with 'text' and 'label'")
+        value, label = record["text"], record["label"]
+        if not isinstance(value, str):
+            raise DataError(f"{file}:{number}: 'text' must be a string. Received: text={value!r}")
+        if isinstance(label, bool) or not isinstance(label, (str, int)):
+            raise DataError(f"{file}:{number}: 'label' must be a name or an integer id. "
+                            f"Received: label={label!r}")
+        yield _check_row(value, str(label), file, number)
+
+
+def _load_local_files(files: dict[str, Path], config: DataConfig,
+                      labels_file: Optional[Path]) -> Any:
+    rows = {split: read_rows(path, config.separator) for split, path in files.items()}
+    names = _explicit_label_names(config, labels_file)
+    names = _resolve_label_names(rows, names)
+    return _build_dataset_dict(rows, names)
+
+
+def _explicit_label_names(config: DataConfig, labels_file: Optional[Path]) -> Optional[list[str]]:
+    if config.labels is not None:
+        return list(config.labels)
+    if labels_file is None or not labels_file.is_file():
+        return None
+    names = [line.strip() for line in _read_utf8(labels_file).split("\n") if line.strip()]
+    if len(names) != len(set(names)):
+        raise DataError(f"{labels_file}: label names must be distinct. Received: labels={names}")
+    if len(names) < 2:
+        raise DataError(f"{labels_file}: needs at least two label names (line i = id i)")
+    return names
+
+
+def _all_integer_ids(rows: dict[str, list[_Row]]) -> bool:
+    return all(row.label.lstrip("-").isdigit() for split in rows.values() for row in split)
+
+
+def _resolve_label_names(rows: dict[str, list[_Row]], names: Optional[list[str]]) -> list[str]:
+    if names is not None:
+        return names
+    if _all_integer_ids(rows):
+        highest = max(int(row.label) for split in rows.values() for row in split)
+        return [str(i) for i in range(highest + 1)]
+    return order_label_names({row.label for row in rows.get("train", [])})
+
+
+def _label_id(row: _Row, names: list[str], ids: dict[str, int]) -> int:
+    if row.label in ids:
+        return ids[row.label]
+    if row.label.lstrip("-").isdigit() and 0 <= int(row.label) < len(names):
+        return int(row.label)
+    raise DataError(
+        f"{row.file}:{row.line}: label {row.label!r} is not in the label set "
+        f"{names} (labels come from the train split, an explicit list or labels.txt)"
+    )
+
+
+def _build_dataset_dict(rows: dict[str, list[_Row]], names: list[str]) -> Any:
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    ids = {name: i for i, name in enumerate(names)}
+    splits = {}
+    for split in SPLITS:
+        if split in rows:
+            columns = {"text": [r.text for r in rows[split]],
+                       "label": [_label_id(r, names, ids) for r in rows[split]]}
+            splits[split] = Dataset.from_dict(columns, features=features)
+    return DatasetDict(splits)
+
+
+# endregion
+# region URLs and the hub
+
+
+def _is_url(source: str) -> bool:
+    return urlparse(source).scheme in _URL_SCHEMES
+
+
+def _download(url: str, folder: Path) -> Path:
+    name = Path(urlparse(url).path).name or "data.txt"
+    if Path(name).suffix.lower() not in FORMATS:
+        raise DataError(f"{url}: the URL must end in one of {FORMATS} to tell the format")
+    target = folder / name
+    try:
+        with urllib.request.urlopen(url, timeout=_URL_TIMEOUT_SECONDS) as response:
+            target.write_bytes(response.read())
+    except OSError as error:
+        raise DataError(f"{url}: download failed ({error})") from None
+    return target
+
+
+def _load_hub_dataset(source: str, config: DataConfig) -> Any:
+    import datasets
+
+    require_hub(source, "dataset", "--data")
+    loaded = datasets.load_dataset(source, config.hub_config)
+    if "val" in loaded and "validation" not in loaded:
+        loaded["validation"] = loaded.pop("val")
+    loaded = datasets.DatasetDict({s: loaded[s] for s in SPLITS if s in loaded})
+    if "train" not in loaded:
+        raise DataError(f"{source}: the hub dataset has no train split")
+    columns = loaded["train"].column_names
+    if "text" not in columns or "label" not in columns:
+        raise DataError(f"{source}: expected 'text' and 'label' columns. Received: columns={columns}")
+    loaded = loaded.select_columns(["text", "label"])
+    if isinstance(loaded["train"].features["label"], datasets.ClassLabel):
+        return _rename_hub_labels(loaded, config)
+    return _encode_hub_labels(loaded, config)
+
+
+def _rename_hub_labels(loaded: Any, config: DataConfig) -> Any:
+    from datasets import ClassLabel
+
+    if config.labels is None:
+        return loaded
+    current = loaded["train"].features["label"].names
+    if len(current) != len(config.labels):
+        raise DataError(f"labels has {len(config.labels)} names, the dataset {len(current)}. "
+                        f"Received: labels={list(config.labels)}")
+    return loaded.cast_column("label", ClassLabel(names=list(config.labels)))
+
+
+def _encode_hub_labels(loaded: Any, config: DataConfig) -> Any:
+    rows = {split: [_Row(str(t), str(l), f"{split} split", i + 1)
+                    for i, (t, l) in enumerate(zip(ds["text"], ds["label"]))]
+            for split, ds in loaded.items()}
+    names = list(config.labels) if config.labels is not None else None
+    return _build_dataset_dict(rows, _resolve_label_names(rows, names))
+
+
+# endregion
