@@ -33,8 +33,10 @@ MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 SPLITS = ("train", "validation", "test")
 
 
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
+def _help(text: str, *, choices: Optional[tuple] = None, flags: tuple[str, ...] = (),
+          **kwargs: Any) -> Any:
+    """A dataclass field with the metadata the command line builds its flag from."""
+    return field(metadata={"help": text, "choices": choices, "flags": flags}, **kwargs)
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> None:
@@ -78,6 +80,7 @@ class DataConfig(_ConfigMixin):
         "Hub dataset id, local folder with train/validation/test files, local file or URL "
         "(.txt 'text;label', .csv 'text,label', .jsonl).",
         default=BOOK_DATASET,
+        flags=("--data",),
     )
     labels: Optional[tuple[str, ...]] = _help(
         "Label names in id order. Default: labels.txt beside the data, else the emotion order "
@@ -112,6 +115,7 @@ class FeatureConfig(_ConfigMixin):
         "How a text's last hidden states become one vector: 'cls' (the book) or 'mean' "
         "(average over real tokens).",
         default="cls",
+        choices=POOLINGS,
     )
     batch_size: int = _help("Texts per forward pass.", default=64)
     max_length: Optional[int] = _help(
@@ -137,7 +141,8 @@ class FinetuneConfig(_ConfigMixin):
 
     model: str = _help("Checkpoint: hub id or local folder.", default=BOOK_CHECKPOINT)
     epochs: int = _help("Training epochs (the book: 2).", default=2)
-    learning_rate: float = _help("Peak learning rate (the book: 2e-5).", default=2e-5)
+    learning_rate: float = _help("Peak learning rate (the book: 2e-5).", default=2e-5,
+                                 flags=("--learning-rate", "--lr"))
     batch_size: int = _help(
         "Global batch size, split across replicas (the book: 64).", default=64
     )
@@ -150,15 +155,18 @@ class FinetuneConfig(_ConfigMixin):
         "'default': AdamW, linear decay, length-bucketed dynamic padding; 'book-keras': the "
         "book's Keras recipe (Adam, 5e-5 unless --learning-rate is given, global padding).",
         default="default",
+        choices=RECIPES,
     )
     mixed_precision: str = _help(
-        "'none', 'mixed_float16' (GPU) or 'mixed_bfloat16' (TPU).", default="none"
+        "'none', 'mixed_float16' (GPU) or 'mixed_bfloat16' (TPU).", default="none",
+        choices=MIXED_PRECISION,
     )
     xla: bool = _help("Compile the train step with XLA (jit_compile).", default=False)
     strategy: str = _help(
         "tf.distribute strategy: 'auto' picks TPU/multi-worker/mirrored/default from the "
         "hardware and TF_CONFIG.",
         default="auto",
+        choices=STRATEGIES,
     )
     seed: int = _help("Random seed for shuffling and initialisation.", default=42)
     resume: bool = _help("Continue an interrupted run from its last completed epoch.",
@@ -208,22 +216,41 @@ class ExportConfig(_ConfigMixin):
 
 @dataclass(frozen=True)
 class ServingConfig(_ConfigMixin):
-    """Development gRPC server and client settings."""
+    """Development gRPC server and client settings (production serving is TF Serving)."""
 
-    host: str = _help("Address to bind or to reach.", default="127.0.0.1")
-    port: int = _help("gRPC port (TF Serving's default: 8500).", default=8500)
+    host: str = _help("Address to bind (server) or to reach (client).", default="127.0.0.1")
+    port: int = _help("gRPC port (TF Serving's default: 8500); 0 lets the server pick a free one.",
+                      default=8500)
     name: str = _help("Model name.", default="emotion")
-    max_batch_size: int = _help("Largest batch a request may carry.", default=256)
+    max_batch_size: int = _help(
+        "Largest batch a request may carry (serving/batching.config uses the same cap).",
+        default=128,
+    )
     max_text_chars: int = _help("Longest text a request may carry, in characters.",
                                 default=10_000)
     max_request_bytes: int = _help("Largest request message, in bytes.", default=4 * 1024 * 1024)
+    workers: int = _help("Server threads, i.e. requests handled at the same time.", default=8)
+    poll_interval: float = _help(
+        "Seconds between two looks at the base path for new versions (and at the model config).",
+        default=1.0,
+    )
+    model_config_file: Optional[str] = _help(
+        "TF Serving models.config (text ModelServerConfig) with version policies and labels. "
+        "Default: serve the highest version of every model under the base path.",
+        default=None, flags=("--model-config",),
+    )
     timeout: float = _help("Client deadline per call, in seconds.", default=10.0)
     retries: int = _help("Client retries on UNAVAILABLE, with exponential backoff.", default=3)
+    retry_backoff: float = _help("Client wait before the first retry, in seconds; doubles "
+                                 "after each one.", default=0.2)
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port must be in 1..65535. Received: port={self.port!r}")
-        for name in ("max_batch_size", "max_text_chars", "max_request_bytes", "timeout"):
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port must be in 0..65535. Received: port={self.port!r}")
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name must be a plain model name. Received: name={self.name!r}")
+        for name in ("max_batch_size", "max_text_chars", "max_request_bytes", "workers",
+                     "poll_interval", "timeout", "retry_backoff"):
             _check_positive(name, getattr(self, name))
         if self.retries < 0:
             raise ValueError(f"retries must be >= 0. Received: retries={self.retries!r}")

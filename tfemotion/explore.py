@@ -38,6 +38,8 @@ def split_frames(dataset_dict: Any) -> Any:
         frame.insert(0, "split", split)
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
+    names = list(next(iter(dataset_dict.values())).features["label"].names)
+    frame["label_name"] = pd.Categorical(frame["label_name"], categories=names, ordered=True)
     frame["words"] = frame["text"].str.split().str.len()
     return frame
 

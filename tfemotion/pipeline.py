@@ -1,0 +1,114 @@
+"""The main job, stage after stage: explore -> baseline -> train -> evaluate -> export.
+
+Each stage writes to its own folder under ``out_dir``:
+
+    OUT/explore/   summary.json, class_distribution.png, words_per_text.png
+    OUT/baseline/  metrics.json, confusion_matrix.png (umap.png)
+    OUT/run/       the fine-tuning run folder (model/, metrics.json, history.csv, ...)
+    OUT/serving/   NAME/VERSION/ SavedModel for TensorFlow Serving
+
+Example:
+    >>> from tfemotion.config import DataConfig, FeatureConfig, FinetuneConfig, ExportConfig
+    >>> results = run_all(DataConfig(source="data/"), FeatureConfig(model="ckpt/"),
+    ...                   FinetuneConfig(model="ckpt/"), ExportConfig(), "out")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from tfemotion.checkpoints import is_local_path, require_hub
+from tfemotion.config import DataConfig, ExportConfig, FeatureConfig, FinetuneConfig
+
+STAGES = ("explore", "baseline", "train", "evaluate", "export")
+
+
+def stage_dirs(out_dir: str | Path) -> dict[str, Path]:
+    """Where each stage writes under ``out_dir``.
+
+    Example:
+        >>> stage_dirs("out")["train"]
+        PosixPath('out/run')
+    """
+    out = Path(out_dir)
+    return {"explore": out / "explore", "baseline": out / "baseline", "train": out / "run",
+            "evaluate": out / "run", "export": out / "serving"}
+
+
+def run_all(
+    data_config: DataConfig,
+    feature_config: FeatureConfig,
+    finetune_config: FinetuneConfig,
+    export_config: ExportConfig,
+    out_dir: str | Path,
+    stages: Sequence[str] = STAGES,
+    progress: Optional[Callable[[str], None]] = None,
+) -> dict[str, Any]:
+    """Run the chosen stages in order on one loaded dataset; return each stage's result.
+
+    Args:
+        data_config: DataConfig. The data, loaded once for every stage.
+        feature_config: FeatureConfig. The baseline's settings.
+        finetune_config: FinetuneConfig. The training settings.
+        export_config: ExportConfig. Export settings (``base_path`` is set to OUT/serving).
+        out_dir: str or Path. Folder for every stage's outputs.
+        stages: sequence of str. Subset of ``STAGES``, run in ``STAGES`` order.
+        progress: optional callable taking a message, told when each stage starts.
+
+    Returns:
+        ``{stage: result}`` for each stage that ran.
+
+    Raises:
+        ValueError: an unknown stage name.
+        HubUnreachableError: a hub id for data or checkpoint while the hub is unreachable,
+            before any work starts.
+
+    Example:
+        >>> run_all(DataConfig(source="d/"), FeatureConfig(model="m/"), FinetuneConfig(model="m/"),
+        ...         ExportConfig(), "out", stages=["explore"])  # doctest: +SKIP
+    """
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"stages must be among {STAGES}. Received: stages={list(stages)}")
+    tell = progress or (lambda message: None)
+    for checkpoint in {feature_config.model, finetune_config.model}:
+        if not is_local_path(checkpoint):
+            require_hub(checkpoint, "checkpoint", "--model")  # fail before hours of work
+
+    from tfemotion.data import load_splits
+
+    splits = load_splits(data_config)
+    dirs = stage_dirs(out_dir)
+    results: dict[str, Any] = {}
+    for stage in (s for s in STAGES if s in stages):
+        tell(f"{stage} -> {dirs[stage]}")
+        results[stage] = _run_stage(stage, splits, dirs, data_config, feature_config,
+                                    finetune_config, export_config)
+    return results
+
+
+def _run_stage(stage: str, splits: Any, dirs: dict[str, Path], data_config: DataConfig,
+               feature_config: FeatureConfig, finetune_config: FinetuneConfig,
+               export_config: ExportConfig) -> Any:
+    if stage == "explore":
+        from tfemotion.explore import explore
+
+        return explore(data_config, dirs["explore"], model=feature_config.model,
+                       max_length=feature_config.max_length, dataset_dict=splits)
+    if stage == "baseline":
+        from tfemotion.features import run_baseline
+
+        return run_baseline(splits, feature_config, dirs["baseline"])
+    if stage == "train":
+        from tfemotion.finetune import train
+
+        return train(splits, data_config, finetune_config, dirs["train"])
+    if stage == "evaluate":
+        from tfemotion.evaluate import evaluate_run
+
+        return {split: evaluate_run(dirs["evaluate"], split)
+                for split in ("validation", "test") if split in splits}
+    from tfemotion.export import export_run
+
+    return export_run(dirs["train"], export_config.replace(base_path=str(dirs["export"])))
