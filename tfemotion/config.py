@@ -23,6 +23,9 @@ from typing import Any, Optional
 
 BOOK_DATASET = "dair-ai/emotion"
 BOOK_CHECKPOINT = "distilbert-base-uncased"
+# Fine-tuning learning rates: the book's Trainer run and its Keras variant.
+BOOK_LEARNING_RATE = 2e-5
+BOOK_KERAS_LEARNING_RATE = 5e-5
 # Label order of the hub's dair-ai/emotion ClassLabel (line i = id i).
 EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
 
@@ -141,8 +144,10 @@ class FinetuneConfig(_ConfigMixin):
 
     model: str = _help("Checkpoint: hub id or local folder.", default=BOOK_CHECKPOINT)
     epochs: int = _help("Training epochs (the book: 2).", default=2)
-    learning_rate: float = _help("Peak learning rate (the book: 2e-5).", default=2e-5,
-                                 flags=("--learning-rate", "--lr"))
+    learning_rate: Optional[float] = _help(
+        "Peak learning rate, for the global batch. Default: 2e-5 (the book's Trainer run), "
+        "5e-5 with --recipe book-keras (the book's Keras code).",
+        default=None, flags=("--learning-rate", "--lr"))
     batch_size: int = _help(
         "Global batch size, split across replicas (the book: 64).", default=64
     )
@@ -174,6 +179,9 @@ class FinetuneConfig(_ConfigMixin):
     error_examples: int = _help("Highest- and lowest-loss examples to keep.", default=10)
 
     def __post_init__(self) -> None:
+        if self.learning_rate is None:  # resolved here so that to_dict() records the value used
+            default = BOOK_KERAS_LEARNING_RATE if self.recipe == "book-keras" else BOOK_LEARNING_RATE
+            object.__setattr__(self, "learning_rate", default)
         _check_positive("epochs", self.epochs)
         _check_positive("learning_rate", self.learning_rate)
         _check_positive("batch_size", self.batch_size)
