@@ -220,7 +220,7 @@ def test_client_status_reports_the_available_version(client):
 def test_query_returns_a_json_ready_result(server):
     import json
 
-    result = query(["i am glad", "so mad"], ServingConfig(retries=0), server=server.address,
+    result = query(ServingConfig(retries=0), ["i am glad", "so mad"], server=server.address,
                    api="classify")
     assert json.loads(json.dumps(result)) == result
     assert result["model"] == "emotion" and result["version"] == 1 and result["api"] == "classify"
@@ -239,7 +239,7 @@ def test_client_checks_arguments_before_calling(server):
         with pytest.raises(TypeError, match="must be strings"):
             client.predict(["ok", 3])
     with pytest.raises(ValueError, match="api must be one of"):
-        query(["x"], api="regress")
+        query(ServingConfig(), ["x"], api="regress")
     assert parse_server("[::1]:9000") == ("::1", 9000)
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_server("host:99999")

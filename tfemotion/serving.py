@@ -45,6 +45,9 @@ _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    # With a name that resolves to several servers (a headless Kubernetes Service via
+    # "dns:///name:8500"), spread requests over all of them.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 
@@ -236,7 +239,8 @@ class ServingClient:
 
         Args:
             config: ServingConfig. Settings.
-            server: str or None. ``HOST:PORT``; default: the config's host and port.
+            server: str or None. ``HOST:PORT`` or a gRPC target (``dns:///name:8500``);
+                default: the config's host and port.
             version: int or None. Version to ask for.
             label: str or None. Version label to ask for.
             **kwargs: Any. Other :class:`ServingClient` arguments.
@@ -247,8 +251,11 @@ class ServingClient:
         Example:
             >>> client = ServingClient.from_config(ServingConfig(), label="stable")  # doctest: +SKIP
         """
-        host, port = parse_server(server) if server else (config.host, config.port)
-        return cls(_address(host, port), name=config.name, version=version, label=label,
+        if server and ":///" in server:  # a gRPC target such as dns:///serving.svc:8500
+            address = server
+        else:
+            address = _address(*(parse_server(server) if server else (config.host, config.port)))
+        return cls(address, name=config.name, version=version, label=label,
                    timeout=config.timeout, retries=config.retries,
                    retry_backoff=config.retry_backoff, **kwargs)
 
@@ -401,7 +408,8 @@ class ServingClient:
         signatures = {key: {"method": sig.method_name,
                             "inputs": {k: _tensor_info(v) for k, v in sig.inputs.items()},
                             "outputs": {k: _tensor_info(v) for k, v in sig.outputs.items()}}
-                      for key, sig in sorted(signature_map.signature_def.items())}
+                      for key, sig in sorted(signature_map.signature_def.items())
+                      if not key.startswith("__")}  # e.g. __saved_model_init_op
         return {"model": response.model_spec.name,
                 "version": response.model_spec.version.value, "signatures": signatures}
 
@@ -457,15 +465,15 @@ def _tensor_info(info: Any) -> dict[str, Any]:
     return {"dtype": types_pb2.DataType.Name(info.dtype), "shape": shape}
 
 
-def query(texts: Sequence[str], config: Optional[ServingConfig] = None, *,
+def query(config: Optional[ServingConfig], texts: Sequence[str], *,
           server: Optional[str] = None, version: Optional[int] = None,
           label: Optional[str] = None, api: str = "predict") -> dict[str, Any]:
     """Classify texts on a running server: what ``tfemotion query`` calls.
 
     Args:
+        config: ServingConfig or None. Model name, timeout, retries, retry_backoff, and the
+            host and port when ``server`` is not given.
         texts: sequence of str. Texts to classify.
-        config: ServingConfig or None. Model name, timeout, retries (and host/port when
-            ``server`` is not given).
         server: str or None. ``HOST:PORT`` of the gRPC endpoint.
         version: int or None. Model version to ask for.
         label: str or None. Version label to ask for (``stable``, ``canary``).
@@ -480,7 +488,7 @@ def query(texts: Sequence[str], config: Optional[ServingConfig] = None, *,
         ServingError: the server refused or could not be reached.
 
     Example:
-        >>> query(["i am so happy"], server="127.0.0.1:8500")["predictions"][0]["label"]  # doctest: +SKIP
+        >>> query(ServingConfig(), ["i am so happy"])["predictions"][0]["label"]  # doctest: +SKIP
         'joy'
     """
     if api not in APIS:
