@@ -1,7 +1,8 @@
-"""Evaluation: metrics, confusion matrix, error analysis.
+"""Evaluation: metrics, confusion matrix, per-class report, error analysis.
 
 Shared by the feature-extraction baseline and the fine-tuned classifier, so both report
-the same numbers the same way.
+the same numbers the same way. ``evaluate_run`` re-evaluates a saved run folder on one split
+(``tfemotion evaluate``) and writes its files to ``RUN/evaluation/SPLIT/``.
 
 Example:
     >>> classification_metrics([0, 1, 1, 2], [0, 1, 2, 2])["accuracy"]
@@ -11,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -94,3 +95,406 @@ def plot_confusion_matrix(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+# region Per-class report
+
+
+def per_class_report(
+    y_true: Sequence[int], y_pred: Sequence[int], label_names: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support of each class, in id order.
+
+    Args:
+        y_true: sequence of int. Gold label ids.
+        y_pred: sequence of int. Predicted label ids.
+        label_names: sequence of str. Name of each id, in id order.
+
+    Returns:
+        ``{name: {"precision": p, "recall": r, "f1": f, "support": n}}``.
+
+    Example:
+        >>> per_class_report([0, 1, 1], [0, 1, 0], ["a", "b"])["b"]
+        {'precision': 1.0, 'recall': 0.5, 'f1': 0.6666666666666666, 'support': 2}
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    labels = list(range(len(label_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        np.asarray(y_true), np.asarray(y_pred), labels=labels, zero_division=0
+    )
+    return {
+        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+               "support": int(support[i])}
+        for i, name in enumerate(label_names)
+    }
+
+
+def format_report(report: dict[str, dict[str, float]]) -> str:
+    """The per-class report as a fixed-width text table (like scikit-learn's).
+
+    Example:
+        >>> print(format_report({"joy": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2}}))
+        class  precision  recall      f1  support
+        joy       1.0000  0.5000  0.6670        2
+    """
+    width = max([len("class")] + [len(name) for name in report]) + 2
+    lines = [f"{'class':<{width}}{'precision':>9}{'recall':>8}{'f1':>8}{'support':>9}"]
+    for name, row in report.items():
+        lines.append(f"{name:<{width}}{row['precision']:>9.4f}{row['recall']:>8.4f}"
+                     f"{row['f1']:>8.4f}{row['support']:>9d}")
+    return "\n".join(lines)
+
+
+# endregion
+# region Predictions and per-example losses
+
+
+def predict_logits(model: Any, dataset: Any, tokenizer: Any, batch_size: int = 64) -> np.ndarray:
+    """Logits of a tokenized split, in the split's order, predicted in length-sorted batches.
+
+    Texts are sorted by length and each batch is padded to its own longest text (dynamic
+    padding), so short texts do not pay for long ones; the rows are put back in order after.
+
+    Args:
+        model: a transformers TF sequence classifier.
+        dataset: datasets.Dataset with ``input_ids`` and ``attention_mask`` (not padded).
+        tokenizer: the model's tokenizer (for the padding id).
+        batch_size: int. Texts per forward pass.
+
+    Returns:
+        float32 array ``[len(dataset), num_labels]``.
+
+    Raises:
+        ValueError: the dataset is not tokenized, or is empty.
+
+    Example:
+        >>> logits = predict_logits(model, encoded["validation"], tokenizer)  # doctest: +SKIP
+    """
+    _check_tokenized(dataset)
+    order = np.argsort([len(ids) for ids in dataset["input_ids"]], kind="stable")
+    tf_dataset = sorted_tf_dataset(dataset.select(order), tokenizer, batch_size)
+    output = model.predict(tf_dataset, verbose=0)
+    logits = np.asarray(output["logits"] if isinstance(output, dict) else output.logits)
+    restored = np.empty_like(logits, dtype=np.float32)
+    restored[order] = logits
+    return restored
+
+
+def sorted_tf_dataset(dataset: Any, tokenizer: Any, batch_size: int) -> Any:
+    """A ``tf.data`` pipeline over a tokenized split in its given order, padded per batch.
+
+    Built with ``Dataset.to_tf_dataset`` and ``DataCollatorWithPadding`` (padding to a
+    multiple of 8, which keeps the number of distinct shapes small for compiled functions).
+
+    Example:
+        >>> tf_dataset = sorted_tf_dataset(encoded["test"], tokenizer, 64)  # doctest: +SKIP
+    """
+    from transformers import DataCollatorWithPadding
+
+    collator = DataCollatorWithPadding(tokenizer, return_tensors="np", pad_to_multiple_of=8)
+    keep = [c for c in dataset.column_names if c not in ("input_ids", "attention_mask")]
+    return dataset.remove_columns(keep).to_tf_dataset(
+        columns=["input_ids", "attention_mask"], batch_size=batch_size, shuffle=False,
+        collate_fn=collator,
+    )
+
+
+def per_example_loss(logits: np.ndarray, labels: Sequence[int]) -> np.ndarray:
+    """Cross-entropy of each example (what ``SparseCategoricalCrossentropy(from_logits=True)``
+    averages), computed stably in float64.
+
+    Example:
+        >>> per_example_loss(np.array([[0.0, 0.0]]), [1]).round(4).tolist()
+        [0.6931]
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels)
+    if logits.ndim != 2 or len(logits) != len(labels):
+        raise ValueError(
+            "logits must be [examples, classes] with one label per example. "
+            f"Received: logits.shape={logits.shape}, len(labels)={len(labels)}"
+        )
+    top = logits.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    return log_norm - logits[np.arange(len(labels)), labels]
+
+
+def loss_and_predictions(model: Any, dataset: Any, tokenizer: Any, batch_size: int = 64) -> dict:
+    """Per-example loss and predicted label of a tokenized, labelled split, computed in batches.
+
+    This is the book's error analysis (``forward_pass_with_label``) for a Keras model.
+
+    Args:
+        model: a transformers TF sequence classifier.
+        dataset: datasets.Dataset with ``input_ids``, ``attention_mask`` and ``label``.
+        tokenizer: the model's tokenizer.
+        batch_size: int. Texts per forward pass.
+
+    Returns:
+        ``{"logits": [n, k], "loss": [n], "predicted_label": [n]}`` as numpy arrays.
+
+    Example:
+        >>> out = loss_and_predictions(model, encoded["validation"], tokenizer)  # doctest: +SKIP
+        >>> out["loss"].shape  # doctest: +SKIP
+        (2000,)
+    """
+    if "label" not in dataset.column_names:
+        raise ValueError(f"dataset needs a 'label' column. Received: columns={dataset.column_names}")
+    logits = predict_logits(model, dataset, tokenizer, batch_size)
+    return {"logits": logits, "loss": per_example_loss(logits, dataset["label"]),
+            "predicted_label": logits.argmax(axis=1)}
+
+
+def _check_tokenized(dataset: Any) -> None:
+    missing = [c for c in ("input_ids", "attention_mask") if c not in dataset.column_names]
+    if missing or len(dataset) == 0:
+        raise ValueError(
+            "dataset must be a non-empty tokenized split (see tfemotion.data.tokenize). "
+            f"Received: columns={dataset.column_names}, rows={len(dataset)}"
+        )
+
+
+# endregion
+# region Error analysis
+
+
+def error_tables(
+    dataset: Any, losses: np.ndarray, predictions: np.ndarray, label_names: Sequence[str], n: int = 10
+) -> tuple[Any, Any]:
+    """The ``n`` highest- and lowest-loss examples with label names, as in the book.
+
+    Args:
+        dataset: datasets.Dataset with ``text`` and ``label``.
+        losses: array of float. Per-example loss (same order as ``dataset``).
+        predictions: array of int. Predicted label ids.
+        label_names: sequence of str. Name of each id.
+        n: int. Rows in each table.
+
+    Returns:
+        ``(highest, lowest)``: pandas DataFrames with columns ``text``, ``label``,
+        ``predicted_label``, ``loss``, sorted by loss (descending, then ascending).
+
+    Example:
+        >>> from datasets import Dataset
+        >>> ds = Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
+        >>> high, low = error_tables(ds, np.array([0.1, 2.0]), np.array([0, 0]), ["x", "y"], n=1)
+        >>> high.to_dict("records")
+        [{'text': 'b', 'label': 'y', 'predicted_label': 'x', 'loss': 2.0}]
+    """
+    import pandas as pd
+
+    if n <= 0:
+        raise ValueError(f"n must be a positive number of rows. Received: n={n!r}")
+    names = np.asarray(list(label_names), dtype=object)
+    frame = pd.DataFrame({
+        "text": dataset["text"],
+        "label": names[np.asarray(dataset["label"])],
+        "predicted_label": names[np.asarray(predictions)],
+        "loss": np.asarray(losses, dtype=np.float64),
+    })
+    ordered = frame.sort_values("loss", ascending=False, kind="stable")
+    highest = ordered.head(n).reset_index(drop=True)
+    lowest = frame.sort_values("loss", ascending=True, kind="stable").head(n).reset_index(drop=True)
+    return highest, lowest
+
+
+def write_table(frame: Any, path: str | Path) -> dict[str, Path]:
+    """Write a DataFrame as CSV and as a Markdown table beside it (same stem, ``.md``).
+
+    Example:
+        >>> import pandas as pd, tempfile, os
+        >>> files = write_table(pd.DataFrame({"a": [1]}), os.path.join(tempfile.mkdtemp(), "t.csv"))
+        >>> files["md"].read_text().splitlines()[0]
+        '| a |'
+    """
+    path = Path(path).with_suffix(".csv")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    markdown = path.with_suffix(".md")
+    markdown.write_text(markdown_table(frame), encoding="utf-8")
+    return {"csv": path, "md": markdown}
+
+
+def markdown_table(frame: Any) -> str:
+    """A DataFrame as a GitHub Markdown table (floats with 4 decimals, ``|`` escaped).
+
+    Example:
+        >>> import pandas as pd
+        >>> markdown_table(pd.DataFrame({"text": ["a|b"], "loss": [0.5]})).splitlines()
+        ['| text | loss |', '| --- | ---: |', '| a\\\\|b | 0.5000 |']
+    """
+
+    def cell(value: Any) -> str:
+        if isinstance(value, (float, np.floating)):
+            return f"{value:.4f}"
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    from pandas.api.types import is_numeric_dtype
+
+    numeric = [is_numeric_dtype(dtype) for dtype in frame.dtypes]
+    lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |",
+             "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+# endregion
+# region Evaluating a split and a run
+
+# Run folder layout shared with tfemotion.finetune (which writes it) and the export stage.
+RUN_CONFIG_FILE = "config.json"
+MODEL_DIR = "model"
+EVALUATION_DIR = "evaluation"
+CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+REPORT_FILE = "classification_report.csv"
+HIGHEST_LOSS_FILE = "errors_highest_loss.csv"
+LOWEST_LOSS_FILE = "errors_lowest_loss.csv"
+
+
+def evaluate_split(
+    model: Any,
+    tokenizer: Any,
+    dataset: Any,
+    label_names: Sequence[str],
+    out_dir: Optional[str | Path] = None,
+    *,
+    batch_size: int = 64,
+    error_examples: int = 10,
+    title: Optional[str] = None,
+) -> dict[str, Any]:
+    """Metrics, per-class report and, with ``out_dir``, the confusion matrix and error tables.
+
+    Args:
+        model: a transformers TF sequence classifier.
+        tokenizer: its tokenizer.
+        dataset: datasets.Dataset, tokenized, with ``text`` and ``label``.
+        label_names: sequence of str. Name of each id.
+        out_dir: str or Path, optional. Where to write ``confusion_matrix.png``,
+            ``classification_report.csv/.md``, ``errors_highest_loss.csv/.md`` and
+            ``errors_lowest_loss.csv/.md``; nothing is written when None.
+        batch_size: int. Texts per forward pass.
+        error_examples: int. Rows of each error table.
+        title: str, optional. Confusion matrix title.
+
+    Returns:
+        ``{"accuracy", "f1_weighted", "f1_macro", "loss", "examples", "per_class", "report",
+        "files"}``; ``report`` is the per-class table as text, ``files`` maps names to paths.
+
+    Example:
+        >>> result = evaluate_split(model, tokenizer, encoded["test"], names, "out")  # doctest: +SKIP
+    """
+    outputs = loss_and_predictions(model, dataset, tokenizer, batch_size)
+    labels, predicted = np.asarray(dataset["label"]), outputs["predicted_label"]
+    report = per_class_report(labels, predicted, label_names)
+    result: dict[str, Any] = {
+        **classification_metrics(labels, predicted),
+        "loss": float(outputs["loss"].mean()),
+        "examples": int(len(labels)),
+        "per_class": report,
+        "report": format_report(report),
+        "files": {},
+    }
+    if out_dir is None:
+        return result
+    out = Path(out_dir)
+    files = result["files"]
+    files["confusion_matrix"] = plot_confusion_matrix(
+        labels, predicted, label_names, out / CONFUSION_MATRIX_FILE,
+        title=title or "Normalized confusion matrix")
+    report_frame = _report_frame(report)
+    files.update({f"report_{k}": v for k, v in write_table(report_frame, out / REPORT_FILE).items()})
+    highest, lowest = error_tables(dataset, outputs["loss"], predicted, label_names, error_examples)
+    files.update({f"highest_loss_{k}": v for k, v in write_table(highest, out / HIGHEST_LOSS_FILE).items()})
+    files.update({f"lowest_loss_{k}": v for k, v in write_table(lowest, out / LOWEST_LOSS_FILE).items()})
+    result["files"] = {name: str(path) for name, path in files.items()}
+    return result
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    split: str = "validation",
+    *,
+    dataset_dict: Any = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Evaluate a run folder's saved model on one split (``tfemotion evaluate``).
+
+    Reads ``RUN/config.json`` (data settings, label names, max length) and ``RUN/model/``,
+    tokenizes the split the way training did, and writes ``metrics.json``, the confusion
+    matrix, the per-class report and the error tables to ``RUN/evaluation/SPLIT/``.
+
+    Args:
+        run_dir: str or Path. A folder written by ``tfemotion.finetune.train``.
+        split: str. ``"validation"`` or ``"test"`` (or ``"train"``).
+        dataset_dict: DatasetDict, optional. Already loaded splits; default: load them again
+            from the run's data settings.
+        batch_size: int. Texts per forward pass.
+
+    Returns:
+        ``{"split", "accuracy", "f1_weighted", "f1_macro", "loss", "examples", "per_class",
+        "report", "files"}``.
+
+    Raises:
+        FileNotFoundError: the folder is not a finished run.
+        ValueError: the split is missing, or the data's labels differ from the run's.
+
+    Example:
+        >>> evaluate_run("runs/emotion", "test")["f1_weighted"]  # doctest: +SKIP
+        0.93
+    """
+    import json
+
+    from transformers import TFAutoModelForSequenceClassification
+
+    from tfemotion.checkpoints import load_tf_model, load_tokenizer
+    from tfemotion.config import SPLITS, DataConfig
+    from tfemotion.data import label_names as dataset_label_names
+    from tfemotion.data import load_splits, tokenize
+    from tfemotion.files import write_json
+
+    run = Path(run_dir)
+    config_path, model_dir = run / RUN_CONFIG_FILE, run / MODEL_DIR
+    if not config_path.is_file() or not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{run} is not a finished run folder: expected {RUN_CONFIG_FILE} and {MODEL_DIR}/ "
+            f"written by `tfemotion train`. Received: run_dir={str(run_dir)!r}"
+        )
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
+    settings = json.loads(config_path.read_text(encoding="utf-8"))
+    if dataset_dict is None:
+        dataset_dict = load_splits(DataConfig.from_dict(settings["data"]))
+    if split not in dataset_dict:
+        raise ValueError(f"the data has no {split!r} split (it has {sorted(dataset_dict)}). "
+                         f"Received: split={split!r}")
+    names = list(settings["label_names"])
+    if dataset_label_names(dataset_dict) != names:
+        raise ValueError(
+            f"the data's labels differ from the run's {names}. "
+            f"Received: labels={dataset_label_names(dataset_dict)}"
+        )
+    tokenizer = load_tokenizer(str(model_dir))
+    model = load_tf_model(TFAutoModelForSequenceClassification, str(model_dir))
+    encoded = tokenize(dataset_dict[split], tokenizer, settings["max_length"])
+    out = run / EVALUATION_DIR / split
+    result = evaluate_split(
+        model, tokenizer, encoded, names, out, batch_size=batch_size,
+        error_examples=settings["finetune"]["error_examples"],
+        title=f"Normalized confusion matrix ({split})",
+    )
+    result = {"split": split, **result}
+    metrics_path = write_json({k: v for k, v in result.items() if k not in ("report", "files")},
+                              out / "metrics.json")
+    result["files"]["metrics"] = str(metrics_path)
+    return result
+
+
+def _report_frame(report: dict[str, dict[str, float]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame([{"class": name, **row} for name, row in report.items()])
+
+
+# endregion
