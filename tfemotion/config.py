@@ -120,7 +120,19 @@ class FeatureConfig(_ConfigMixin):
         default="cls",
         choices=POOLINGS,
     )
-    batch_size: int = _help("Texts per forward pass.", default=64)
+    batch_size: int = _help(
+        "Most texts per forward pass (texts of similar length are batched together).",
+        default=64,
+    )
+    max_tokens: Optional[int] = _help(
+        "Most padded tokens per forward pass: batches of short texts grow up to --batch-size, "
+        "batches of long ones shrink. Default: no token limit.",
+        default=None,
+    )
+    pad_to_multiple_of: int = _help(
+        "Round each batch's padded length up to a multiple of this (fewer distinct shapes).",
+        default=8,
+    )
     max_length: Optional[int] = _help(
         "Truncate texts to this many tokens. Default: the model's maximum length.", default=None
     )
@@ -134,6 +146,8 @@ class FeatureConfig(_ConfigMixin):
     def __post_init__(self) -> None:
         _check_choice("pooling", self.pooling, POOLINGS)
         _check_positive("batch_size", self.batch_size)
+        _check_positive("max_tokens", self.max_tokens, allow_none=True)
+        _check_positive("pad_to_multiple_of", self.pad_to_multiple_of)
         _check_positive("max_length", self.max_length, allow_none=True)
         _check_positive("max_iter", self.max_iter)
 

@@ -1,0 +1,209 @@
+"""Feature extraction (padding invariance, order, cache, tracing) and the baseline end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_rows, write_dataset
+from tfemotion import features as features_module
+from tfemotion.config import DataConfig, FeatureConfig
+from tfemotion.features import _plan_batches, _plot_umap, extract_features, run_baseline
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Lengths from 3 to ~25 tokens, so batches get padded and texts share batches with longer ones.
+TEXTS = [t for t, _ in synthetic_rows(30, seed=5)] + [
+    "happy", "i feel so very sad and gloomy and not glad at all today with my friend this morning",
+    "é ß 中文 😀 …", "a" * 40,
+]
+
+
+@pytest.fixture(scope="module")
+def bert(tiny_bert_dir):
+    from transformers import TFAutoModel
+
+    from tfemotion.checkpoints import load_tf_model, load_tokenizer
+
+    return load_tf_model(TFAutoModel, str(tiny_bert_dir)), load_tokenizer(str(tiny_bert_dir))
+
+
+def _alone(model, tokenizer, text: str, pooling: str) -> np.ndarray:
+    """Features of one text from an eager forward pass without any padding."""
+    ids = tokenizer(text, truncation=True, max_length=64)["input_ids"]
+    hidden = model(input_ids=np.array([ids], np.int32), attention_mask=np.ones((1, len(ids)), np.int32),
+                   training=False).last_hidden_state.numpy()[0]
+    return hidden[0] if pooling == "cls" else hidden.mean(axis=0)
+
+
+def _png_ok(path) -> bool:
+    return path.read_bytes()[:8] == PNG_SIGNATURE and path.stat().st_size > 2000
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.parametrize("checkpoint", ["tiny_bert_dir", "tiny_distilbert_safetensors_dir"])
+def test_extract_features_padding_does_not_change_features(checkpoint, pooling, request):
+    from transformers import TFAutoModel
+
+    from tfemotion.checkpoints import load_tf_model, load_tokenizer
+
+    folder = str(request.getfixturevalue(checkpoint))
+    config = FeatureConfig(model=folder, pooling=pooling, batch_size=8, pad_to_multiple_of=8)
+    got = extract_features(TEXTS, config=config, show_progress=False)
+    model, tokenizer = load_tf_model(TFAutoModel, folder), load_tokenizer(folder)
+    expected = np.stack([_alone(model, tokenizer, t, pooling) for t in TEXTS])
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_extract_features_keeps_input_order(bert):
+    config = FeatureConfig(batch_size=3, max_tokens=40)
+    forward = extract_features(TEXTS, bert, config, show_progress=False)
+    permutation = np.random.default_rng(0).permutation(len(TEXTS))
+    shuffled = extract_features([TEXTS[i] for i in permutation], bert, config, show_progress=False)
+    np.testing.assert_allclose(shuffled, forward[permutation], atol=1e-5, rtol=0)
+
+
+def test_extract_features_traces_once_for_all_batch_shapes(bert):
+    model, tokenizer = bert
+    config = FeatureConfig(batch_size=2, pad_to_multiple_of=1, pooling="mean")
+    extract_features(TEXTS, bert, config, show_progress=False)
+    extract_features(TEXTS[::-1][:7], bert, config.replace(batch_size=5), show_progress=False)
+    widths = {len(ids) for ids in tokenizer(TEXTS, truncation=True)["input_ids"]}
+    assert len(widths) > 5  # the batches really had many shapes
+    assert features_module._forward_fn(model, "mean").experimental_get_tracing_count() == 1
+
+
+def test_extract_features_dataset_dict_gives_one_array_per_split(bert):
+    import datasets
+
+    splits = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": TEXTS[:5], "label": [0] * 5}),
+        "test": datasets.Dataset.from_dict({"text": TEXTS[5:8], "label": [1] * 3}),
+    })
+    got = extract_features(splits, bert, show_progress=False)
+    assert {k: v.shape for k, v in got.items()} == {"train": (5, 32), "test": (3, 32)}
+
+
+def test_extract_features_cache_hit_skips_the_model(tiny_bert_dir, tmp_path, monkeypatch):
+    config = FeatureConfig(model=str(tiny_bert_dir), batch_size=16)
+    first = extract_features(TEXTS, config=config, cache_dir=tmp_path, show_progress=False)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1 and not list(tmp_path.glob("*.tmp"))
+    with np.load(files[0], allow_pickle=False) as stored:
+        np.testing.assert_array_equal(stored["features"], first)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model ran although the features were cached")
+
+    monkeypatch.setattr(features_module, "_forward_fn", no_model)
+    monkeypatch.setattr("tfemotion.checkpoints.load_tf_model", no_model)
+    again = extract_features(TEXTS, config=config, cache_dir=tmp_path, show_progress=False)
+    np.testing.assert_array_equal(again, first)
+    for changed_texts, changed_config in [(TEXTS[:-1], config), (TEXTS, config.replace(pooling="mean")),
+                                          (TEXTS, config.replace(max_length=16))]:
+        with pytest.raises(AssertionError, match="the model ran"):
+            extract_features(changed_texts, config=changed_config, cache_dir=tmp_path,
+                             show_progress=False)
+
+
+def test_extract_features_cache_misses_when_weights_change(tiny_bert_dir, tmp_path, monkeypatch):
+    import shutil
+
+    checkpoint = tmp_path / "ckpt"
+    shutil.copytree(tiny_bert_dir, checkpoint)
+    config = FeatureConfig(model=str(checkpoint))
+    extract_features(TEXTS[:4], config=config, cache_dir=tmp_path / "cache", show_progress=False)
+    weights = checkpoint / "tf_model.h5"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    extract_features(TEXTS[:4], config=config, cache_dir=tmp_path / "cache", show_progress=False)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_plan_batches_respects_token_budget_and_covers_every_row():
+    lengths = [5, 40, 12, 12, 7, 33, 3, 20]
+    batches = _plan_batches(lengths, batch_size=4, max_tokens=48, multiple=8)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        padded = -(-max(lengths[i] for i in batch) // 8) * 8
+        assert len(batch) <= 4 and (len(batch) == 1 or len(batch) * padded <= 48)
+    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+
+
+def test_extract_features_rejects_unknown_inputs(bert):
+    with pytest.raises(TypeError, match="Received: data of type int"):
+        extract_features(3, bert)
+    with pytest.raises(TypeError, match="Received: encoder=42"):
+        extract_features(["a"], 42)
+
+
+@pytest.fixture(scope="module")
+def learnable_splits(tmp_path_factory):
+    from tfemotion.data import load_splits
+
+    folder = write_dataset(tmp_path_factory.mktemp("learnable"), "txt", sizes=(300, 80, 80), seed=3)
+    return load_splits(DataConfig(source=str(folder)))
+
+
+def test_run_baseline_writes_metrics_and_plots(learnable_splits, tiny_bert_dir, tmp_path):
+    config = FeatureConfig(model=str(tiny_bert_dir), pooling="mean")
+    metrics = run_baseline(learnable_splits, config, tmp_path)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written == metrics
+    assert set(written) == {"logistic_regression", "dummy", "features"}
+    for model in ("logistic_regression", "dummy"):
+        assert set(written[model]) == {"validation", "test"}
+        for scores in written[model].values():
+            assert set(scores) == {"accuracy", "f1_weighted", "f1_macro"}
+    assert set(written["features"]) == {"texts", "seconds", "texts_per_second"}
+    assert written["features"]["texts"] == 460
+    lr, dummy = written["logistic_regression"]["validation"], written["dummy"]["validation"]
+    assert lr["accuracy"] > dummy["accuracy"] + 0.1
+    assert lr["f1_macro"] > dummy["f1_macro"]
+    assert _png_ok(tmp_path / "confusion_matrix.png")
+    assert not (tmp_path / "umap.png").exists()
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
+
+
+def test_run_baseline_leaves_out_missing_splits(learnable_splits, tiny_bert_dir, tmp_path):
+    import datasets
+
+    splits = datasets.DatasetDict({"train": learnable_splits["train"].select(range(60))})
+    metrics = run_baseline(splits, FeatureConfig(model=str(tiny_bert_dir)), tmp_path)
+    assert metrics["logistic_regression"] == {} and metrics["dummy"] == {}
+    assert metrics["features"]["texts"] == 60
+    assert (tmp_path / "metrics.json").exists() and not (tmp_path / "confusion_matrix.png").exists()
+
+
+def test_run_baseline_requires_a_train_split(learnable_splits, tmp_path):
+    import datasets
+
+    splits = datasets.DatasetDict({"test": learnable_splits["test"]})
+    with pytest.raises(ValueError, match=r"needs a 'train' split.*Received: splits=\['test'\]"):
+        run_baseline(splits, FeatureConfig(model="unused"), tmp_path)
+
+
+def test_run_baseline_umap_without_extra_names_it(learnable_splits, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "umap", None)
+    with pytest.raises(ImportError, match=r"pip install 'tfemotion\[umap\]'"):
+        run_baseline(learnable_splits, FeatureConfig(model="never-loaded", umap=True), tmp_path)
+    assert not (tmp_path / "cache").exists()  # failed before extracting anything
+
+
+def test_plot_umap_draws_one_panel_per_label(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 6, size=300)
+    embedding = rng.normal(size=(300, 2)) + labels[:, None]
+    names = ["sadness", "joy", "love", "anger", "fear", "surprise"]
+    path = _plot_umap(embedding, labels, names, tmp_path / "umap.png")
+    assert _png_ok(path)
+
+
+@pytest.mark.slow
+def test_run_baseline_umap_plot(learnable_splits, tiny_bert_dir, tmp_path):
+    pytest.importorskip("umap")
+    run_baseline(learnable_splits, FeatureConfig(model=str(tiny_bert_dir), umap=True), tmp_path)
+    assert _png_ok(tmp_path / "umap.png")

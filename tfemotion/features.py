@@ -1,0 +1,436 @@
+"""Transformer as a feature extractor, then a scikit-learn classifier (the book's baseline).
+
+The book pads every split to its longest text and runs batches of 1000 eagerly; most of that
+work is padding. Here texts are tokenized without padding, sorted by length, cut into batches
+of similar lengths padded per batch, and run through one ``tf.function`` traced once for every
+batch shape (``None`` dimensions in its input signature). Features go back in the original
+row order and are cached on disk as ``.npz`` keyed by checkpoint, pooling, maximum length and
+the texts themselves.
+
+Example:
+    >>> _plan_batches([3, 9, 5, 9], batch_size=2, max_tokens=None, multiple=1)
+    [[1, 3], [2, 0]]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from tfemotion.config import SPLITS, FeatureConfig
+
+logger = logging.getLogger(__name__)
+
+_CACHE_FORMAT = 1
+# The forward function of each loaded model, per pooling; traced once, kept with the model.
+_FORWARDS: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+Encoder = Union[str, os.PathLike, tuple]
+
+
+# region Feature extraction
+
+
+def extract_features(
+    data: Any,
+    encoder: Optional[Encoder] = None,
+    config: Optional[FeatureConfig] = None,
+    *,
+    cache_dir: Optional[Union[str, os.PathLike]] = None,
+    show_progress: bool = True,
+) -> Union[np.ndarray, dict[str, np.ndarray]]:
+    """Pooled last hidden states of an encoder, one float32 row per text, in the input order.
+
+    Args:
+        data: Dataset, DatasetDict or sequence of str. Datasets need a ``text`` column; a
+            DatasetDict gives one array per split.
+        encoder: str, PathLike or (model, tokenizer). A checkpoint (hub id or local folder,
+            safetensors-only included) or an already loaded TF model and its tokenizer.
+            Default: ``config.model``.
+        config: FeatureConfig. Pooling, batch size, token budget, maximum length.
+        cache_dir: str or PathLike. Folder of cached ``.npz`` features; ``None`` disables the
+            cache. Only checkpoints given by name or folder are cached (a model object has no
+            stable identity).
+        show_progress: bool. Show a tqdm progress bar per split.
+
+    Returns:
+        A float32 array ``[n_texts, hidden_size]``, or a dict of them per split.
+
+    Raises:
+        TypeError: ``data`` or ``encoder`` is of an unsupported type.
+
+    Example:
+        >>> features = extract_features(["i am happy"], "path/to/checkpoint")  # doctest: +SKIP
+        >>> features.shape  # doctest: +SKIP
+        (1, 384)
+    """
+    config = config or FeatureConfig()
+    extractor = _Extractor(encoder if encoder is not None else config.model, config, cache_dir)
+    if _is_dataset_dict(data):
+        return {split: extractor.run(dataset, split, show_progress)
+                for split, dataset in data.items()}
+    return extractor.run(_as_dataset(data), "texts", show_progress)
+
+
+class _Extractor:
+    """Loads the encoder on the first cache miss, then runs split after split through it."""
+
+    def __init__(self, encoder: Encoder, config: FeatureConfig, cache_dir: Any) -> None:
+        self.config = config
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        if isinstance(encoder, tuple) and len(encoder) == 2:
+            self.model, self.tokenizer = encoder
+            self.checkpoint = None
+            model_config = getattr(self.model, "config", None)
+        elif isinstance(encoder, (str, os.PathLike)):
+            from tfemotion.checkpoints import load_tokenizer
+
+            self.checkpoint, self.model = os.path.expanduser(str(encoder)), None
+            self.tokenizer = load_tokenizer(self.checkpoint)
+            model_config = _model_config(self.checkpoint)
+        else:
+            raise TypeError("encoder must be a checkpoint (str or path) or a (model, tokenizer) "
+                            f"pair. Received: encoder={encoder!r}")
+        from tfemotion.checkpoints import model_max_length
+
+        self.max_length = model_max_length(self.tokenizer, model_config, config.max_length)
+
+    def run(self, dataset: Any, split: str, show_progress: bool) -> np.ndarray:
+        texts = list(dataset["text"])
+        path = self._cache_path(texts)
+        if path is not None and path.exists():
+            cached = _load_cached(path)
+            if cached is not None and len(cached) == len(texts):
+                logger.info("Features of %s (%d texts) loaded from %s", split, len(texts), path)
+                return cached
+        features = self._compute(dataset, split, show_progress)
+        if path is not None:
+            _save_atomically(path, features)
+            logger.info("Features of %s cached in %s", split, path)
+        return features
+
+    def _compute(self, dataset: Any, split: str, show_progress: bool) -> np.ndarray:
+        from tfemotion.data import tokenize
+
+        if self.model is None:
+            from transformers import TFAutoModel
+
+            from tfemotion.checkpoints import load_tf_model
+
+            self.model = load_tf_model(TFAutoModel, self.checkpoint)
+        encoded = tokenize(dataset.select_columns(["text"]), self.tokenizer, self.max_length)
+        ids, lengths = list(encoded["input_ids"]), np.asarray(encoded["length"], dtype=np.int64)
+        pad_id = self.tokenizer.pad_token_id or 0
+        forward = _forward_fn(self.model, self.config.pooling)
+        features: Optional[np.ndarray] = None
+        batches = _plan_batches(lengths, self.config.batch_size, self.config.max_tokens,
+                                self.config.pad_to_multiple_of)
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(ids), desc=f"Features ({split})", unit="text",
+                  disable=not show_progress) as bar:
+            for batch in batches:
+                input_ids, mask = _pad_batch([ids[i] for i in batch], pad_id,
+                                             self.config.pad_to_multiple_of)
+                pooled = forward(input_ids, mask).numpy()
+                if features is None:
+                    features = np.empty((len(ids), pooled.shape[1]), dtype=np.float32)
+                features[batch] = pooled
+                bar.update(len(batch))
+        if features is None:  # no texts: the width is still known from the model
+            features = np.empty((0, self.model.config.hidden_size), dtype=np.float32)
+        return features
+
+    def _cache_path(self, texts: list[str]) -> Optional[Path]:
+        if self.cache_dir is None or self.checkpoint is None:
+            return None
+        key = {"format": _CACHE_FORMAT, "checkpoint": _checkpoint_identity(self.checkpoint),
+               "pooling": self.config.pooling, "max_length": self.max_length,
+               "texts": _texts_digest(texts)}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+        return self.cache_dir / f"features-{self.config.pooling}-{digest}.npz"
+
+
+def _forward_fn(model: Any, pooling: str) -> Any:
+    """The model's ``tf.function`` from ids and mask to pooled features; traced once per model.
+
+    The input signature has ``None`` batch and length dimensions, so every batch shape runs
+    the same concrete function (no retracing).
+    """
+    per_model = _FORWARDS.setdefault(model, {})
+    if pooling not in per_model:
+        import tensorflow as tf
+
+        spec = tf.TensorSpec([None, None], tf.int32)
+
+        @tf.function(input_signature=[spec, spec], reduce_retracing=True)
+        def forward(input_ids, attention_mask):
+            hidden = model(input_ids=input_ids, attention_mask=attention_mask,
+                           training=False).last_hidden_state
+            if pooling == "cls":
+                return hidden[:, 0]
+            mask = tf.cast(attention_mask, hidden.dtype)[:, :, None]
+            return tf.reduce_sum(hidden * mask, axis=1) / tf.maximum(
+                tf.reduce_sum(mask, axis=1), 1e-9)
+
+        per_model[pooling] = forward
+    return per_model[pooling]
+
+
+def _plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: Optional[int],
+                  multiple: int) -> list[list[int]]:
+    """Row indices per batch: longest texts first, similar lengths together.
+
+    A batch holds at most ``batch_size`` texts and, when ``max_tokens`` is set, at most that
+    many padded tokens (always at least one text).
+    """
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        size = batch_size
+        if max_tokens is not None:
+            padded = _round_up(int(lengths[order[start]]), multiple)
+            size = max(1, min(batch_size, max_tokens // padded))
+        batches.append(order[start:start + size].tolist())
+        start += size
+    return batches
+
+
+def _pad_batch(ids: list[list[int]], pad_id: int, multiple: int) -> tuple[np.ndarray, np.ndarray]:
+    width = _round_up(max(len(row) for row in ids), multiple)
+    input_ids = np.full((len(ids), width), pad_id, dtype=np.int32)
+    mask = np.zeros((len(ids), width), dtype=np.int32)
+    for i, row in enumerate(ids):
+        input_ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    return input_ids, mask
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _model_config(checkpoint: str) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(checkpoint)
+
+
+def _is_dataset_dict(data: Any) -> bool:
+    return isinstance(data, dict) or type(data).__name__ in ("DatasetDict", "IterableDatasetDict")
+
+
+def _as_dataset(data: Any) -> Any:
+    import datasets
+
+    if isinstance(data, datasets.Dataset):
+        if "text" not in data.column_names:
+            raise ValueError("The dataset needs a 'text' column. "
+                             f"Received: column_names={data.column_names}")
+        return data
+    if isinstance(data, (list, tuple)) and all(isinstance(t, str) for t in data):
+        return datasets.Dataset.from_dict({"text": list(data)})
+    raise TypeError("data must be a Dataset, a DatasetDict or a list of str. "
+                    f"Received: data of type {type(data).__name__}")
+
+
+# endregion
+# region Cache
+
+
+def _checkpoint_identity(checkpoint: str) -> Any:
+    """What names a checkpoint's weights: a hub id, or a folder with its files' sizes and times.
+
+    Rewriting the weights (or the config, or the vocab) of a local folder changes the identity,
+    so features of a retrained model are never served from the cache.
+    """
+    folder = Path(checkpoint)
+    if not folder.exists():
+        return checkpoint
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else [folder]
+    return [str(folder.resolve()),
+            [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]]
+
+
+def _texts_digest(texts: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        encoded = text.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "little"))
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+def _load_cached(path: Path) -> Optional[np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return stored["features"].astype(np.float32, copy=False)
+    except (OSError, ValueError, KeyError) as error:
+        logger.warning("Ignoring unreadable feature cache %s: %s", path, error)
+        return None
+
+
+def _save_atomically(path: Path, features: np.ndarray) -> None:
+    """Write the ``.npz`` to a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, features=features)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# endregion
+# region Baseline
+
+
+def run_baseline(dataset_dict: Any, config: FeatureConfig, out_dir: Union[str, os.PathLike]) -> dict:
+    """The book's baseline: encoder features, logistic regression vs. most-frequent dummy.
+
+    Writes ``OUT/metrics.json``, ``OUT/confusion_matrix.png`` (logistic regression on the
+    validation split, else test) and, with ``config.umap``, ``OUT/umap.png``. Features are
+    cached in ``config.cache_dir`` (default ``OUT/cache``). Splits missing from
+    ``dataset_dict`` are left out of the metrics.
+
+    Args:
+        dataset_dict: DatasetDict. Splits among train/validation/test with ``text`` and a
+            ``label`` ClassLabel column.
+        config: FeatureConfig. Checkpoint, pooling, batching, classifier and plot settings.
+        out_dir: str or PathLike. Output folder (created).
+
+    Returns:
+        ``{"logistic_regression": {"validation": {"accuracy", "f1_weighted", "f1_macro"},
+        "test": {...}}, "dummy": {...}, "features": {"texts", "seconds",
+        "texts_per_second"}}``, as written to ``metrics.json``.
+
+    Raises:
+        ValueError: there is no train split.
+        ImportError: ``config.umap`` is set and umap-learn is not installed.
+
+    Example:
+        >>> metrics = run_baseline(load_splits(DataConfig("data/")), FeatureConfig(model="ckpt"), "out")  # doctest: +SKIP
+        >>> sorted(metrics)  # doctest: +SKIP
+        ['dummy', 'features', 'logistic_regression']
+    """
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from tfemotion.evaluate import classification_metrics, plot_confusion_matrix
+    from tfemotion.files import write_json
+
+    if "train" not in dataset_dict:
+        raise ValueError("The baseline needs a 'train' split to fit the classifiers. "
+                         f"Received: splits={list(dataset_dict)}")
+    if config.umap:
+        _import_umap()  # fail before minutes of feature extraction, not after
+    out = Path(out_dir)
+    splits = [s for s in SPLITS if s in dataset_dict]
+    missing = [s for s in ("validation", "test") if s not in dataset_dict]
+    if missing:
+        logger.warning("No %s split: left out of the baseline metrics", " or ".join(missing))
+
+    start = time.perf_counter()
+    features = extract_features({s: dataset_dict[s] for s in splits}, config=config,
+                                cache_dir=config.cache_dir or out / "cache")
+    seconds = time.perf_counter() - start
+    labels = {s: np.asarray(list(dataset_dict[s]["label"])) for s in splits}
+    classifiers = {
+        "logistic_regression": LogisticRegression(max_iter=config.max_iter),
+        "dummy": DummyClassifier(strategy="most_frequent"),
+    }
+    metrics: dict[str, Any] = {}
+    predictions: dict[str, np.ndarray] = {}
+    for name, classifier in classifiers.items():
+        classifier.fit(features["train"], labels["train"])
+        metrics[name] = {}
+        for split in splits[1:]:
+            predicted = classifier.predict(features[split])
+            metrics[name][split] = classification_metrics(labels[split], predicted)
+            if name == "logistic_regression":
+                predictions[split] = predicted
+    texts = sum(len(f) for f in features.values())
+    metrics["features"] = {"texts": texts, "seconds": seconds,
+                           "texts_per_second": texts / seconds if seconds > 0 else 0.0}
+
+    names = _label_names(dataset_dict, labels["train"])
+    shown = next((s for s in ("validation", "test") if s in predictions), None)
+    if shown is None:
+        logger.warning("No validation or test split: no confusion matrix")
+    else:
+        plot_confusion_matrix(labels[shown], predictions[shown], names,
+                              out / "confusion_matrix.png",
+                              title=f"Logistic regression, {shown} (normalized)")
+    if config.umap:
+        _plot_umap(_umap_embedding(features["train"]), labels["train"], names, out / "umap.png")
+    write_json(metrics, out / "metrics.json")
+    return metrics
+
+
+def _label_names(dataset_dict: Any, train_labels: np.ndarray) -> list[str]:
+    feature = dataset_dict["train"].features.get("label")
+    names = getattr(feature, "names", None)
+    if names:
+        return list(names)
+    return [str(i) for i in range(int(train_labels.max()) + 1)]
+
+
+def _import_umap() -> Any:
+    try:
+        import umap
+    except ImportError as error:
+        raise ImportError("The UMAP plot needs umap-learn: pip install 'tfemotion[umap]'") from error
+    return umap
+
+
+def _umap_embedding(features: np.ndarray, seed: int = 42) -> np.ndarray:
+    """2-D UMAP of min-max scaled features (the book: cosine metric)."""
+    from sklearn.preprocessing import MinMaxScaler
+
+    umap = _import_umap()
+    scaled = MinMaxScaler().fit_transform(features)
+    return umap.UMAP(n_components=2, metric="cosine", random_state=seed, n_jobs=1).fit(scaled).embedding_
+
+
+def _plot_umap(embedding: np.ndarray, labels: np.ndarray, names: Sequence[str], path: Path) -> Path:
+    """One hexbin panel per label, as in the book."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.2 * rows), squeeze=False)
+    cmaps = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
+    for i, ax in enumerate(axes.flat):
+        if i >= len(names):
+            ax.axis("off")
+            continue
+        points = embedding[labels == i]
+        if len(points):
+            ax.hexbin(points[:, 0], points[:, 1], cmap=cmaps[i % len(cmaps)], gridsize=20,
+                      linewidths=(0,))
+        ax.set_title(names[i])
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# endregion
