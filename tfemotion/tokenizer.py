@@ -30,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-import functools
+import json
 import logging
 from typing import Any, Optional
 
@@ -44,7 +44,7 @@ _IDENTITY, _REMOVED, _SPACE, _PADDED, _EXPLICIT = range(5)
 _MAX_CODE_POINT = 0x110000
 _SURROGATES = (0xD800, 0xE000)
 _PROBE_SEPARATOR = "#"
-_PROBE_BLOCK = 4096
+_PROBE_BLOCK = 2048  # divides the surrogate range (0xD800-0xDFFF)
 # Added tokens in the text become these code points (plane-16 private use, which BERT's
 # clean-up removes from user text) so that they survive normalisation as words of their own.
 _SENTINEL_BASE = 0x100000
@@ -164,8 +164,9 @@ class WordPieceTokenizer(tf.Module):
                 f"The unknown token must be in the vocabulary. Received: unk_token={unk_token!r}"
             )
         self.max_length = int(max_length)
-        self.description = dict(description or {}, max_length=self.max_length,
-                                vocab_size=len(vocab), added_tokens=list(added_tokens))
+        # Kept as JSON: a dict attribute of a tf.Module would become a tracked wrapper.
+        self._description = json.dumps(dict(description or {}, max_length=self.max_length,
+                                            vocab_size=len(vocab), added_tokens=list(added_tokens)))
         self._vocab = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(list(vocab), tf.string), tf.constant(list(vocab.values()), tf.int64)),
@@ -181,6 +182,11 @@ class WordPieceTokenizer(tf.Module):
         self._bases = tf.constant(char_table["bases"], tf.int32)
         self._rows = tf.constant(char_table["rows"], tf.int32)
         self._added = list(added_tokens)
+
+    @property
+    def description(self) -> dict[str, Any]:
+        """The settings reproduced: normaliser flags, max_length, vocab size, added tokens."""
+        return json.loads(self._description)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def __call__(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -357,55 +363,17 @@ def _re2_literal(text: str) -> str:
     return "".join(c if c.isalnum() else f"\\x{{{ord(c):X}}}" for c in text)
 
 
-@functools.lru_cache(maxsize=8)
-def _char_table_cached(normalizer_state: str, pre_tokenizer_state: str, sentinels: int,
-                       normalizer: Any, pre_tokenizer: Any) -> dict[str, np.ndarray]:
-    return _build_char_table(normalizer, pre_tokenizer, sentinels)
+# Per-code-point tables by normalizer and pre-tokenizer settings (their reprs list them all).
+_TABLES: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, list[list[int]]]] = {}
 
 
 def _char_table(normalizer: Any, pre_tokenizer: Any, sentinels: int) -> dict[str, np.ndarray]:
-    # The table depends only on the normalizer's settings (reprs list them all).
-    return _char_table_cached(repr(normalizer), repr(pre_tokenizer), sentinels,
-                              _Unhashed(normalizer), _Unhashed(pre_tokenizer))
-
-
-class _Unhashed:
-    """Carries an object through lru_cache without taking part in the key."""
-
-    def __init__(self, value: Any):
-        self.value = value
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Unhashed)
-
-
-def _build_char_table(normalizer: Any, pre_tokenizer: Any, sentinels: int) -> dict[str, np.ndarray]:
-    normalizer, pre_tokenizer = normalizer.value, pre_tokenizer.value
-    chars, outputs = _normalize_each(normalizer)
-    classes = _split_classes(pre_tokenizer, {d for out in outputs for d in out})
-    kinds = np.full(_MAX_CODE_POINT, _REMOVED, np.int32)
-    rows_of = np.full(_MAX_CODE_POINT, -1, np.int32)
-    rows: list[list[int]] = []
-    for char, out in zip(chars, outputs):
-        if out == char:
-            kinds[ord(char)] = (_IDENTITY, _SPACE, _PADDED)[classes[char]]
-            continue
-        if not out:
-            continue
-        if out == f" {char} " and classes[char] == 0:  # CJK ideographs
-            kinds[ord(char)] = _PADDED
-            continue
-        mapped = "".join((d, " ", f" {d} ")[classes[d]] for d in out)
-        if mapped == " ":
-            kinds[ord(char)] = _SPACE
-        elif mapped == f" {char} ":
-            kinds[ord(char)] = _PADDED
-        else:
-            kinds[ord(char)], rows_of[ord(char)] = _EXPLICIT, len(rows)
-            rows.append([ord(d) for d in mapped])
+    """Ranges of code points and how each is rewritten, added-token sentinels included."""
+    key = (repr(normalizer), repr(pre_tokenizer))
+    if key not in _TABLES:
+        _TABLES[key] = _per_code_point(normalizer, pre_tokenizer)
+    kinds, rows_of, rows = _TABLES[key]
+    kinds = kinds.copy()
     for i in range(sentinels):
         if normalizer.normalize_str(chr(_SENTINEL_BASE + i)):
             raise UnsupportedTokenizerError(
@@ -416,6 +384,34 @@ def _build_char_table(normalizer: Any, pre_tokenizer: Any, sentinels: int) -> di
     return _ranges(kinds, rows_of, rows)
 
 
+def _per_code_point(normalizer: Any, pre_tokenizer: Any):
+    """Kind of every code point, and the replacement row of the explicit ones."""
+    chars, outputs = _normalize_each(normalizer)
+    classes = _split_classes(pre_tokenizer, set("".join(outputs)))
+    points = np.fromiter(map(ord, chars), np.int64, len(chars))
+    same = np.fromiter(map(str.__eq__, outputs, chars), bool, len(chars))
+    kinds = np.full(_MAX_CODE_POINT, _REMOVED, np.int32)
+    kinds[points[same]] = np.array([_IDENTITY, _SPACE, _PADDED])[classes[points[same]]]
+    rows_of = np.full(_MAX_CODE_POINT, -1, np.int32)
+    rows: list[list[int]] = []
+    for i in np.flatnonzero(~same):
+        char, out, point = chars[i], outputs[i], points[i]
+        if not out:
+            continue
+        if out == f" {char} " and classes[point] == 0:  # CJK ideographs
+            kinds[point] = _PADDED
+            continue
+        mapped = "".join((d, " ", f" {d} ")[classes[ord(d)]] for d in out)
+        if mapped == " ":
+            kinds[point] = _SPACE
+        elif mapped == f" {char} ":
+            kinds[point] = _PADDED
+        else:
+            kinds[point], rows_of[point] = _EXPLICIT, len(rows)
+            rows.append([ord(d) for d in mapped])
+    return kinds, rows_of, rows
+
+
 def _normalize_each(normalizer: Any) -> tuple[list[str], list[str]]:
     """What the normalizer makes of each character alone, for characters it keeps.
 
@@ -424,8 +420,10 @@ def _normalize_each(normalizer: Any) -> tuple[list[str], list[str]]:
     """
     chars: list[str] = []
     for begin in range(0, _MAX_CODE_POINT, _PROBE_BLOCK):
-        block = "".join(chr(c) for c in range(begin, begin + _PROBE_BLOCK)
-                        if not _SURROGATES[0] <= c < _SURROGATES[1])
+        points = range(begin, begin + _PROBE_BLOCK)
+        if _SURROGATES[0] <= begin < _SURROGATES[1]:
+            continue  # _PROBE_BLOCK divides the surrogate range: these blocks are all surrogates
+        block = "".join(map(chr, points))
         if normalizer.normalize_str(block):
             chars.extend(block)
     chars.remove(_PROBE_SEPARATOR)
@@ -435,19 +433,25 @@ def _normalize_each(normalizer: Any) -> tuple[list[str], list[str]]:
     return chars + [_PROBE_SEPARATOR], parts + [normalizer.normalize_str(_PROBE_SEPARATOR)]
 
 
-def _split_classes(pre_tokenizer: Any, chars: set[str]) -> dict[str, int]:
-    """0 for word characters, 1 for whitespace, 2 for punctuation, as the pre-tokenizer sees them.
+def _split_classes(pre_tokenizer: Any, chars: set[str]) -> np.ndarray:
+    """Per code point: 0 word character, 1 whitespace, 2 punctuation, as the pre-tokenizer sees it.
 
     Each character is probed between two 'a's: whitespace disappears from the pieces,
     punctuation becomes a one-character piece, a word character joins its neighbours.
     """
     probe = list(chars - {"a"})
-    pieces = pre_tokenizer.pre_tokenize_str("a" + "a".join(probe) + "a")
-    classes = dict.fromkeys(probe, 1)
-    for _, (begin, end) in pieces:
-        for position in range(begin | 1, end, 2):  # odd positions hold probed characters
-            classes[probe[position // 2]] = 2 if end - begin == 1 else 0
-    classes["a"] = 0
+    text = "a" + "a".join(probe) + "a"
+    offsets = np.array([span for _, span in pre_tokenizer.pre_tokenize_str(text)],
+                       np.int64).reshape(-1, 2)
+    depth = np.zeros(len(text) + 1, np.int64)
+    np.add.at(depth, offsets[:, 0], 1)
+    np.add.at(depth, offsets[:, 1], -1)
+    covered = np.cumsum(depth)[1: 2 * len(probe): 2] > 0  # odd positions hold probed chars
+    found = np.where(covered, 0, 1).astype(np.int8)
+    single = offsets[(offsets[:, 1] - offsets[:, 0] == 1) & (offsets[:, 0] % 2 == 1), 0]
+    found[(single - 1) // 2] = 2
+    classes = np.zeros(_MAX_CODE_POINT, np.int8)
+    classes[np.fromiter(map(ord, probe), np.int64, len(probe))] = found
     return classes
 
 
