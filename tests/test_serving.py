@@ -521,6 +521,12 @@ def test_devserver_refuses_bad_arguments_and_busy_ports(tmp_path, server):
     port = int(server.address.rsplit(":", 1)[1])
     with pytest.raises(OSError, match="Cannot bind"):
         DevServer(tmp_path, ServingConfig(port=port)).start()
+    bad_config = tmp_path / "models.config"
+    bad_config.write_text("model_config_list { config { nme: 'emotion' } }")
+    for path, message in ((tmp_path / "none.config", "Cannot read the model config"),
+                          (bad_config, "nme")):
+        with pytest.raises(ValueError, match=message):
+            DevServer(tmp_path, ServingConfig(model_config_file=str(path)))
     assert ServingConfig(port=0).port == 0
     with pytest.raises(ValueError, match="port must be in 0..65535"):
         ServingConfig(port=70000)
@@ -531,3 +537,53 @@ def test_devserver_refuses_bad_arguments_and_busy_ports(tmp_path, server):
 def test_prediction_to_dict_is_plain():
     p = Prediction("t", "joy", {"joy": 1.0}, 3)
     assert p.to_dict() == {"text": "t", "label": "joy", "scores": {"joy": 1.0}, "version": 3}
+
+
+# region a real export of a tiny model
+@pytest.fixture(scope="module")
+def real_export(tmp_path_factory, tiny_bert_dir):
+    """A tiny 6-label BERT classifier exported by tfemotion.export (verification off: the
+    export's own tests check it; here it only has to be served)."""
+    export = pytest.importorskip("tfemotion.export")
+    from transformers import AutoTokenizer, TFBertForSequenceClassification
+
+    from tfemotion.config import ExportConfig
+
+    root = tmp_path_factory.mktemp("real-export")
+    model = TFBertForSequenceClassification.from_pretrained(
+        tiny_bert_dir, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    model.save_pretrained(root / "model")
+    tokenizer.save_pretrained(root / "model")
+    report = export.export_model(root / "model", ExportConfig(base_path=str(root / "base"),
+                                                              verify=False))
+    return root / "base", model, tokenizer, report, export.SIGNATURES
+
+
+def test_real_export_served_over_grpc_matches_the_keras_model(real_export):
+    base, model, tokenizer, report, signatures = real_export
+    texts = ["i feel happy today", "I am SO scared…", "Ça va? 中文 😀", "", "sad " * 80]
+    with start_server(base, ServingConfig(port=0, poll_interval=60)) as server, \
+            ServingClient(server.address) as client:
+        predicted, classified = client.predict(texts), client.classify(texts)
+        metadata = client.metadata()
+    encoded = tokenizer(texts, truncation=True, max_length=report["max_length"], padding=True,
+                        return_tensors="tf")
+    logits = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
+                   training=False).logits
+    expected = tf.nn.softmax(logits, axis=-1).numpy()
+    for p, c, row in zip(predicted, classified, expected):
+        assert list(p.scores) == list(LABELS) and p.version == report["version"]
+        np.testing.assert_allclose(list(p.scores.values()), row, atol=1e-5)
+        assert p.label == LABELS[int(np.argmax(row))] == c.label
+        assert c.scores == pytest.approx(p.scores, abs=1e-6)
+    dtypes = {"string": "DT_STRING", "int32": "DT_INT32", "int64": "DT_INT64",
+              "float32": "DT_FLOAT"}
+    assert set(metadata["signatures"]) == set(signatures)
+    for name, spec in signatures.items():
+        for side in ("inputs", "outputs"):
+            served = metadata["signatures"][name][side]
+            assert {k: v["dtype"] for k, v in served.items()} == {
+                k: dtypes[v] for k, v in spec[side].items()}
+# endregion

@@ -21,6 +21,7 @@ message, and the server keeps serving.
 
 Example:
     >>> from tfemotion.config import ServingConfig
+    >>> from tfemotion.serving import ServingClient
     >>> with start_server("serving/models", ServingConfig(port=0)) as server:  # doctest: +SKIP
     ...     ServingClient(server.address).predict(["i am so happy"])
 """
@@ -40,8 +41,8 @@ from typing import Any, Optional
 import numpy as np
 
 from tfemotion.config import ServingConfig
-from tfemotion.serving import CLASSIFY_SIGNATURE, PREDICT_SIGNATURE, TEXT_FEATURE, TEXT_INPUT, \
-    _address, _apis
+from tfemotion.serving import CLASSIFY_SIGNATURE, PREDICT_SIGNATURE, TEXT_FEATURE, _address, \
+    _apis
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +207,11 @@ class _ModelStore:
                 return
             policies = _read_model_config(self.config_file, self.base_path)
         except (OSError, ValueError) as error:
+            if strict and isinstance(error, ValueError):
+                raise
             if strict:
-                raise ValueError(f"{error}") from error
+                raise ValueError(f"Cannot read the model config: {error}. Received: "
+                                 f"model_config_file={str(self.config_file)!r}") from error
             logger.error("Keeping the previous model config: %s", error)
             return
         with self._lock:
@@ -675,6 +679,10 @@ class DevServer:
                           f"Received: host={self.config.host!r}, port={self.config.port!r}")
         server.start()
         self._server, self.port = server, port
+        for name, model in self.models().items():
+            if "AVAILABLE" not in model["versions"].values():
+                logger.warning("No version of model '%s' is loaded yet; waiting for one to "
+                               "appear under %s", name, self.store.policies[name].folder)
         self._poller = threading.Thread(target=self._poll, name="devserver-poll", daemon=True)
         self._poller.start()
         logger.info("Development server on %s serving %s", self.address, self.models())

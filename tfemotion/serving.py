@@ -249,7 +249,8 @@ class ServingClient:
             A connected client.
 
         Example:
-            >>> client = ServingClient.from_config(ServingConfig(), label="stable")  # doctest: +SKIP
+            >>> ServingClient.from_config(ServingConfig(), label="stable")  # doctest: +SKIP
+            ServingClient('127.0.0.1:8500', model='emotion@stable')
         """
         if server and ":///" in server:  # a gRPC target such as dns:///serving.svc:8500
             address = server
@@ -314,7 +315,8 @@ class ServingClient:
         texts = _check_texts(texts)
         request = self._api.predict.PredictRequest()
         self._spec(request.model_spec, self.signature)
-        request.inputs[TEXT_INPUT].CopyFrom(self._api.tf.make_tensor_proto(texts, dtype=self._api.tf.string))
+        tf = self._api.tf
+        request.inputs[TEXT_INPUT].CopyFrom(tf.make_tensor_proto(texts, dtype=tf.string))
         response = self._call(self._prediction, "Predict", request)
         outputs = {key: self._api.tf.make_ndarray(value) for key, value in response.outputs.items()}
         missing = {"label", "probabilities"} - set(outputs)

@@ -1,0 +1,253 @@
+"""Benchmark serving an exported emotion classifier on CPU.
+
+On the validation texts (default: ../shared/data/emotion/validation.txt, 2,000 texts) it
+measures texts/s and p50/p99 latency per call of:
+
+1. ``serving_default`` (raw text in, in-graph tokenizer) in this process, batch 1 and batch 64;
+2. ``encoded`` fed with ids from the Hugging Face tokenizer (dynamic padding per batch), batch 1
+   and 64, with the tokenizer's own time apart: the difference to 1. is what in-graph
+   tokenization costs;
+3. ``pipeline("text-classification", framework="tf", dtype=None)`` (FIELD-NOTES §4b) on the
+   same texts, batch_size 64 and one text per call;
+4. the development server (``tfemotion serve``) under 8 concurrent gRPC clients x 200 requests
+   of one text each: errors, p50/p99, texts/s.
+
+Targets from issue 4: serving_default at batch 64 >= 220 texts/s and >= 80% of ``encoded``'s
+throughput; batch-1 p50 < 20 ms.
+
+Usage:
+    python benchmarks/bench_serving.py --export serving/models/emotion/1 \\
+        --model runs/emotion/run/model [--limit 500] [--json bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "emotion" / \
+    "validation.txt"
+
+
+def read_texts(path: Path, limit: int | None) -> list[str]:
+    """Texts of a ``text;label`` file."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [line.rsplit(";", 1)[0] for line in lines]
+    return texts[:limit] if limit else texts
+
+
+def find_version(path: Path) -> Path:
+    """A version folder, or the highest version under BASE/NAME."""
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = sorted((p for p in path.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    if not versions:
+        raise SystemExit(f"No SavedModel version under {path}")
+    return versions[-1]
+
+
+def summary(name: str, batch: int, seconds: list[float], texts: int,
+            wall: float | None = None, **extra) -> dict:
+    """Throughput (over ``wall`` time if given, else summed call time) and latency figures."""
+    ordered = sorted(seconds)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    row = {"name": name, "batch": batch, "texts": texts, "calls": len(seconds),
+           "texts_per_s": texts / (wall or sum(seconds)),
+           "p50_ms": 1000 * statistics.median(ordered),
+           "p99_ms": 1000 * p99}
+    row.update(extra)
+    print(f"{name:<36} {batch:>5} {texts:>6} {row['texts_per_s']:>9.1f} "
+          f"{row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f}  "
+          + " ".join(f"{k}={v}" for k, v in extra.items()), flush=True)
+    return row
+
+
+def batches(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def timed(function, calls) -> list[float]:
+    """Run function on each call's arguments; return the seconds of each call."""
+    function(calls[0])  # warm-up: graph set-up, first allocation
+    seconds = []
+    for call in calls:
+        start = time.perf_counter()
+        function(call)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+# region measurements
+def bench_raw_text(loaded, texts: list[str], sizes: tuple[int, ...]) -> list[dict]:
+    import tensorflow as tf
+
+    serve = loaded.signatures["serving_default"]
+    rows = []
+    for size in sizes:
+        seconds = timed(lambda b: serve(text=tf.constant(b))["probabilities"].numpy(),
+                        batches(texts, size))
+        rows.append(summary("serving_default (raw text)", size, seconds, len(texts)))
+    return rows
+
+
+def bench_encoded(loaded, tokenizer, max_length: int, texts: list[str],
+                  sizes: tuple[int, ...]) -> list[dict]:
+    import tensorflow as tf
+
+    encoded = loaded.signatures["encoded"]
+    rows = []
+    for size in sizes:
+        parts = batches(texts, size)
+        start = time.perf_counter()
+        ids = [tokenizer(b, truncation=True, max_length=max_length, padding=True,
+                         return_tensors="np") for b in parts]
+        tokenize_seconds = time.perf_counter() - start
+        calls = [{k: tf.constant(e[k].astype("int32")) for k in ("input_ids", "attention_mask")}
+                 for e in ids]
+        seconds = timed(lambda c: encoded(**c)["probabilities"].numpy(), calls)
+        rows.append(summary("encoded (ids from HF tokenizer)", size, seconds, len(texts),
+                            hf_tokenizer_ms_per_call=round(1000 * tokenize_seconds / len(parts),
+                                                           2)))
+    return rows
+
+
+def bench_pipeline(model_dir: str, texts: list[str], single: int) -> list[dict]:
+    from transformers import TFAutoModelForSequenceClassification, pipeline
+
+    from tfemotion.checkpoints import load_tf_model, load_tokenizer
+
+    model = load_tf_model(TFAutoModelForSequenceClassification, model_dir)
+    pipe = pipeline("text-classification", model=model, tokenizer=load_tokenizer(model_dir),
+                    framework="tf", dtype=None)
+    pipe(texts[:2], truncation=True)
+    start = time.perf_counter()
+    pipe(texts, batch_size=64, truncation=True)
+    total = time.perf_counter() - start
+    rows = [summary('pipeline(framework="tf")', 64, [total], len(texts), note="one call")]
+    seconds = timed(lambda t: pipe(t, truncation=True), texts[:single])
+    rows.append(summary('pipeline(framework="tf")', 1, seconds, len(seconds)))
+    return rows
+
+
+def bench_devserver(version_dir: Path, texts: list[str], clients: int, requests: int) -> dict:
+    from tfemotion.config import ServingConfig
+    from tfemotion.devserver import start_server
+    from tfemotion.serving import ServingClient, ServingError
+
+    with tempfile.TemporaryDirectory() as base:
+        (Path(base) / "model").mkdir()
+        (Path(base) / "model" / version_dir.name).symlink_to(version_dir.resolve())
+        config = ServingConfig(port=0, name="model", workers=clients, poll_interval=3600)
+        with start_server(base, config) as server:
+            latencies: list[float] = []
+            errors: list[str] = []
+            lock = threading.Lock()
+            ready = threading.Barrier(clients + 1)
+
+            def worker(k: int) -> None:
+                with ServingClient(server.address, name="model", retries=0) as client:
+                    client.predict([texts[k]])  # warm-up; learns the label names
+                    ready.wait()
+                    for j in range(requests):
+                        text = texts[(k * requests + j) % len(texts)]
+                        start = time.perf_counter()
+                        try:
+                            client.predict([text])
+                        except ServingError as error:
+                            with lock:
+                                errors.append(str(error))
+                            continue
+                        with lock:
+                            latencies.append(time.perf_counter() - start)
+
+            threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+            for thread in threads:
+                thread.start()
+            ready.wait()
+            start = time.perf_counter()
+            for thread in threads:
+                thread.join()
+            wall = time.perf_counter() - start
+    # Concurrent calls: throughput over wall time, not over summed latencies.
+    row = summary(f"dev server {clients} clients x {requests}", 1, latencies, len(latencies),
+                  wall=wall, errors=len(errors))
+    if errors:
+        print("first error:", errors[0])
+    return row
+# endregion
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--export", required=True, type=Path,
+                        help="version folder BASE/NAME/VERSION (or BASE/NAME: highest version)")
+    parser.add_argument("--model", help="the Hugging Face model folder the export came from "
+                        "(tokenizer and pipeline); without it parts 2 and 3 are skipped")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="text;label file")
+    parser.add_argument("--limit", type=int, help="use only the first N texts")
+    parser.add_argument("--pipeline-single", type=int, default=200,
+                        help="texts for the pipeline's one-text-per-call latency")
+    parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=200, help="requests per client")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    version_dir = find_version(args.export)
+    texts = read_texts(args.data, args.limit)
+    info_file = version_dir / "assets.extra" / "tfemotion_export.json"
+    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    load_before = os.getloadavg()
+    print(f"export {version_dir} | {len(texts)} texts from {args.data} | {os.cpu_count()} CPUs, "
+          f"load average {load_before[0]:.2f} | TensorFlow {tf.__version__}")
+    print(f"{'measurement':<36} {'batch':>5} {'texts':>6} {'texts/s':>9} {'p50 ms':>8} "
+          f"{'p99 ms':>8}")
+    loaded = tf.saved_model.load(str(version_dir))
+    rows = bench_raw_text(loaded, texts, (1, 64))
+    if args.model:
+        from tfemotion.checkpoints import load_tokenizer
+
+        tokenizer = load_tokenizer(args.model)
+        max_length = int(info.get("max_length") or min(tokenizer.model_max_length, 512))
+        rows += bench_encoded(loaded, tokenizer, max_length, texts, (1, 64))
+        if not args.skip_pipeline:
+            rows += bench_pipeline(args.model, texts, args.pipeline_single)
+    del loaded
+    rows.append(bench_devserver(version_dir, texts, args.clients, args.requests))
+
+    by_key = {(r["name"], r["batch"]): r for r in rows}
+    raw64 = by_key[("serving_default (raw text)", 64)]["texts_per_s"]
+    raw1 = by_key[("serving_default (raw text)", 1)]["p50_ms"]
+    checks = {"serving_default@64 >= 220 texts/s": raw64 >= 220,
+              "batch-1 p50 < 20 ms": raw1 < 20}
+    encoded64 = by_key.get(("encoded (ids from HF tokenizer)", 64))
+    if encoded64:
+        checks["serving_default@64 >= 80% of encoded@64"] = raw64 >= 0.8 * encoded64[
+            "texts_per_s"]
+    print("targets:", ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
+    print(f"load average before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
+          "(other work on the machine skews the figures)")
+    result = {"export": str(version_dir), "texts": len(texts), "rows": rows, "targets": checks,
+              "load_average": [load_before[0], os.getloadavg()[0]], "cpus": os.cpu_count()}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
