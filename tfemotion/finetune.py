@@ -151,7 +151,10 @@ def train(
 
     best = best_epoch(rows)
     if best != len(rows):
-        _restore_checkpoint(_checkpoint(model), model, _epoch_prefix(work, best), partial=True)
+        prefix = _epoch_prefix(work, best)
+        if not Path(f"{prefix}.index").exists():  # a resumed worker's fresh folder: use the chief's
+            prefix = _epoch_prefix(run, best)
+        _restore_checkpoint(_checkpoint(model), model, prefix, partial=True)
     metrics = _save_and_evaluate(model, tokenizer, encoded, names, config, work, rows, best)
     if not hardware.is_chief:
         shutil.rmtree(work, ignore_errors=True)
