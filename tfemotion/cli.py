@@ -179,18 +179,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from tfemotion.serving import query
+    from tfemotion.serving import format_query, query
 
-    host, _, port = args.server.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"--server must be HOST:PORT. Received: server={args.server!r}")
-    config = config_from_args(cfg.ServingConfig, args, host=host, port=int(port))
-    results = query(config, args.texts, api=args.api, version=args.version, label=args.label)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for text, result in zip(args.texts, results):
-            print(f"{result['label']:<12} {result['scores'][result['label']]:.3f}  {text}")
+    result = query(config_from_args(cfg.ServingConfig, args), args.texts, server=args.server,
+                   version=args.version, label=args.label, api=args.api)
+    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else format_query(result))
     return 0
 
 
@@ -275,12 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="development gRPC server (production: TensorFlow Serving)")
     p.add_argument("--base-path", required=True, help="folder holding NAME/VERSION SavedModels")
-    add_config_flags(p, cfg.ServingConfig, skip=("timeout", "retries"))
+    add_config_flags(p, cfg.ServingConfig, skip=("timeout", "retries", "retry_backoff"))
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("query", help="classify texts with a TensorFlow Serving server over gRPC")
     p.add_argument("--server", default="127.0.0.1:8500", help="HOST:PORT (default: %(default)s)")
-    add_config_flags(p, cfg.ServingConfig, only=("name", "timeout", "retries"))
+    add_config_flags(p, cfg.ServingConfig, only=("name", "timeout", "retries", "retry_backoff"))
     which = p.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="model version (default: the server's latest)")
     which.add_argument("--label", help="version label, e.g. stable or canary")
