@@ -1,0 +1,193 @@
+"""The SavedModel export: signatures, fresh-process verification, atomic publish, versions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfemotion.config import EMOTION_LABELS, DataConfig, ExportConfig, FinetuneConfig
+from tfemotion.export import (SIGNATURES, ExportVerificationError, export_model, export_run,
+                              next_version)
+from tfemotion.tokenizer import STRESS_TEXTS
+
+from conftest import synthetic_rows
+
+LABELS = list(EMOTION_LABELS)
+
+
+def make_classifier(folder: Path, checkpoint: Path) -> Path:
+    """A sequence classifier with the six emotion labels, saved like `tfemotion train` does."""
+    from transformers import AutoTokenizer, TFAutoModelForSequenceClassification
+
+    model = TFAutoModelForSequenceClassification.from_pretrained(
+        checkpoint, num_labels=len(LABELS), id2label=dict(enumerate(LABELS)),
+        label2id={name: i for i, name in enumerate(LABELS)})
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(checkpoint).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    return make_classifier(tmp_path_factory.mktemp("classifier"), tiny_bert_dir)
+
+
+@pytest.fixture(scope="module")
+def run_export(tmp_path_factory, classifier_dir, emotion_dir):
+    """export_run on a run folder (uncased vocabulary), verified in a fresh process."""
+    run = tmp_path_factory.mktemp("run")
+    shutil.copytree(classifier_dir, run / "model")
+    settings = {"data": DataConfig(source=str(emotion_dir)).to_dict(),
+                "finetune": FinetuneConfig(model="tiny", max_length=32).to_dict(),
+                "label_names": LABELS}
+    (run / "config.json").write_text(json.dumps(settings))
+    base = tmp_path_factory.mktemp("models")
+    return export_run(run, ExportConfig(base_path=str(base))), base
+
+
+def test_export_run_publishes_a_verified_first_version(run_export):
+    report, base = run_export
+    assert report["path"] == str(base / "emotion" / "1") and report["version"] == 1
+    assert sorted(p.name for p in (base / "emotion").iterdir()) == ["1"]  # no temp folder left
+    verification = report["verification"]
+    assert verification["passed"] and verification["failures"] == []
+    assert verification["foreign_modules"] == []
+    assert verification["token_id_mismatches"] == 0
+    assert verification["texts"] == 40 + len(STRESS_TEXTS)  # the run's validation split
+    assert report["validation_texts"] == 40 and report["max_length"] == 32
+    assert max(verification["max_abs_diff"].values()) <= 1e-5
+    assert set(verification["checked_texts"]) == set(SIGNATURES)
+    assert report["labels"] == LABELS and report["raw_text"] is True
+
+
+def test_export_signatures_match_the_table(run_export):
+    report, _ = run_export
+    loaded = tf.saved_model.load(report["path"])
+    assert sorted(loaded.signatures) == sorted(SIGNATURES)
+    for name, table in SIGNATURES.items():
+        function = loaded.signatures[name]
+        inputs = function.structured_input_signature[1]
+        assert {k: v.dtype.name for k, v in inputs.items()} == table["inputs"]
+        assert {k: v.dtype.name for k, v in function.structured_outputs.items()} == table["outputs"]
+
+
+def test_export_signatures_answer_with_table_shapes(run_export):
+    report, _ = run_export
+    signatures = tf.saved_model.load(report["path"]).signatures
+    texts = ["i feel happy", "", "i am so scared and sad today"]
+    out = signatures["serving_default"](text=tf.constant(texts))
+    assert out["label"].shape == (3,) and out["label"].dtype == tf.string
+    assert out["label_id"].shape == (3,) and out["label_id"].dtype == tf.int64
+    assert out["probabilities"].shape == (3, 6) and out["probabilities"].dtype == tf.float32
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-5)
+    assert [LABELS[i] for i in out["label_id"].numpy()] == [b.decode() for b in out["label"].numpy()]
+
+    tokens = signatures["tokenize"](text=tf.constant(texts))
+    width = tokens["input_ids"].shape[1]
+    assert tokens["input_ids"].dtype == tf.int32 and tokens["attention_mask"].shape == (3, width)
+    assert tokens["attention_mask"].numpy().sum(axis=1).max() == width  # longest in batch
+
+    for name, dtype in (("encoded", tf.int32), ("encoded_int64", tf.int64)):
+        scores = signatures[name](input_ids=tf.cast(tokens["input_ids"], dtype),
+                                  attention_mask=tf.cast(tokens["attention_mask"], dtype))
+        assert scores["logits"].shape == (3, 6) and scores["logits"].dtype == tf.float32
+        np.testing.assert_allclose(scores["probabilities"], out["probabilities"], atol=1e-6)
+
+    examples = [_example(t) for t in texts]
+    classified = signatures["classify"](inputs=tf.constant(examples))
+    assert classified["classes"].shape == (3, 6) and classified["classes"].dtype == tf.string
+    assert [c.decode() for c in classified["classes"].numpy()[2]] == LABELS
+    np.testing.assert_allclose(classified["scores"], out["probabilities"], atol=1e-6)
+
+
+def test_export_warmup_requests_are_valid_requests(run_export):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    report, _ = run_export
+    signatures = tf.saved_model.load(report["path"]).signatures
+    path = Path(report["path"], "assets.extra", "tf_serving_warmup_requests")
+    records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+    assert 3 <= len(records) == report["warmup_requests"] <= 1000
+    kinds = set()
+    for record in records:
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        kinds.add(log.WhichOneof("log_type"))
+        if log.HasField("predict_log"):
+            request = log.predict_log.request
+            inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+            assert request.model_spec.name == "emotion"
+            signatures[request.model_spec.signature_name](**inputs)
+        else:
+            request = log.classify_log.request
+            serialized = [e.SerializeToString() for e in request.input.example_list.examples]
+            assert request.model_spec.signature_name == "classify"
+            signatures["classify"](inputs=tf.constant(serialized))
+    assert kinds == {"predict_log", "classify_log"}
+
+
+def test_export_model_cased_vocabulary_verifies(classifier_dir, tiny_cased_bert_dir, tmp_path):
+    cased = make_classifier(tmp_path / "cased", tiny_cased_bert_dir)
+    texts = ["I Feel HAPPY", "The Sad day", "Ünïcode Straße"] + [t for t, _ in synthetic_rows(20)]
+    config = ExportConfig(base_path=str(tmp_path / "models"), version=5)
+    report = export_model(cased, config, texts=texts)
+    assert report["path"] == str(tmp_path / "models" / "emotion" / "5")  # the version asked for
+    assert report["verification"]["passed"] and report["verification"]["token_id_mismatches"] == 0
+    assert report["tokenizer"]["lowercase"] is False and report["max_length"] == 64
+    tokens = tf.saved_model.load(report["path"]).signatures["tokenize"](text=tf.constant(["Happy"]))
+    from transformers import AutoTokenizer
+
+    assert tokens["input_ids"].numpy()[0].tolist() == AutoTokenizer.from_pretrained(cased)("Happy")["input_ids"]
+
+
+def test_export_failed_verification_publishes_nothing(classifier_dir, tmp_path, monkeypatch):
+    import tfemotion._verify_export as verify
+
+    real = verify._keras_probabilities
+    monkeypatch.setattr(verify, "_keras_probabilities",
+                        lambda *args: (np.asarray(real(*args)) + 1e-3).tolist())
+    with pytest.raises(ExportVerificationError, match="probabilities differ") as raised:
+        export_model(classifier_dir, ExportConfig(base_path=str(tmp_path)))
+    assert raised.value.report["passed"] is False
+    assert list((tmp_path / "emotion").iterdir()) == []  # neither a version nor a temp folder
+
+
+def test_export_versions_count_up_and_are_never_overwritten(classifier_dir, tmp_path):
+    root = tmp_path / "emotion"
+    for existing in ("1", "3", ".tmp-export-x", "7.partial"):
+        (root / existing).mkdir(parents=True)
+    assert next_version(root) == 4
+    config = ExportConfig(base_path=str(tmp_path), verify=False)
+    with pytest.raises(FileExistsError, match="Received: version=3"):
+        export_model(classifier_dir, config.replace(version=3))
+    assert list((root / "3").iterdir()) == []
+    report = export_model(classifier_dir, config)
+    assert report["version"] == 4 and report["verification"] is None
+    assert (root / "4" / "saved_model.pb").exists() and next_version(root) == 5
+
+
+def test_export_non_wordpiece_checkpoint_gets_encoded_signatures_only(classifier_dir, tmp_path):
+    from test_tokenizer import _trained_fast_tokenizer
+
+    folder = tmp_path / "bpe"
+    shutil.copytree(classifier_dir, folder)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    _trained_fast_tokenizer("unigram").save_pretrained(folder)
+    report = export_model(folder, ExportConfig(base_path=str(tmp_path / "models"), verify=False))
+    assert report["raw_text"] is False and "WordPiece" in report["unsupported_reason"]
+    assert report["signatures"] == ["encoded", "encoded_int64"]
+    signatures = tf.saved_model.load(report["path"]).signatures
+    assert sorted(signatures) == ["encoded", "encoded_int64"]
+    out = signatures["encoded_int64"](input_ids=tf.constant([[2, 5, 7, 3]], tf.int64),
+                                      attention_mask=tf.ones([1, 4], tf.int64))
+    assert out["probabilities"].shape == (1, 6)
+
+
+def _example(text: str) -> bytes:
+    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+    return tf.train.Example(features=tf.train.Features(feature={"text": feature})).SerializeToString()

@@ -1,0 +1,250 @@
+"""Checks a fresh SavedModel export in a process that imports nothing but TensorFlow.
+
+Both sides live here. The parent (:func:`verify_in_fresh_process`, called by
+:mod:`tfemotion.export`) computes the expected answers, the Hugging Face tokenizer's ids and
+the Keras model's probabilities, batch by batch, and runs this file as
+``python -I _verify_export.py PAYLOAD.json REPORT.json`` (``-I``: neither this folder nor
+``PYTHONPATH`` on ``sys.path``). The child (:func:`main`) imports only TensorFlow, loads the
+export, checks the signature table and every answer, and writes a report listing every failure;
+so the check proves that the export loads and answers without transformers, tokenizers or
+tfemotion in the process. The export is published only when the report has no failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+logger = logging.getLogger(__name__)
+_BATCH = 32
+_TIMEOUT = 3600
+_FOREIGN = ("transformers", "tokenizers", "tfemotion", "torch", "tensorflow_text", "keras_hub")
+_MAX_EXAMPLES = 5
+
+
+# Parent side -------------------------------------------------------------------------------
+
+
+def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: list[str],
+                            labels: list[str], max_length: int, raw_text: bool,
+                            signatures: dict[str, Any], tolerance: float) -> dict[str, Any]:
+    """Verify the export in ``folder`` in a fresh process; return the report (``passed``...).
+
+    Args:
+        folder: Path. The SavedModel folder (not yet published).
+        model: TFPreTrainedModel. The Keras classifier that was exported.
+        tokenizer: PreTrainedTokenizerFast. Its Hugging Face tokenizer.
+        texts: list of str. Texts to check besides the stress list.
+        labels: list of str. Label names in id order.
+        max_length: int. Truncation length of the export.
+        raw_text: bool. Whether the export has the raw-text signatures.
+        signatures: dict. Expected signatures: name -> {"inputs"|"outputs": {key: dtype}}.
+        tolerance: float. Largest accepted probability difference.
+
+    Returns:
+        The child's report, plus ``validation_texts`` and ``stress_texts`` counts.
+
+    Example:
+        >>> verify_in_fresh_process(tmp, model, tokenizer, [], labels, 128, True, table, 1e-5)  # doctest: +SKIP
+    """
+    from tfemotion.tokenizer import STRESS_TEXTS
+
+    pad_id = tokenizer.pad_token_id or 0
+    forward = tf.function(lambda ids, mask: model(input_ids=ids, attention_mask=mask,
+                                                  training=False).logits,
+                          input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
+    batches = []
+    for group in (texts, list(STRESS_TEXTS)):
+        for begin in range(0, len(group), _BATCH):
+            chunk = group[begin: begin + _BATCH]
+            ids = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
+            batches.append({"texts": chunk, "ids": ids, "first": begin == 0,
+                            "probabilities": _keras_probabilities(forward, ids, pad_id)})
+    payload = {"export_dir": str(folder), "raw_text": raw_text, "batches": batches,
+               "labels": labels, "signatures": signatures, "tolerance": tolerance,
+               "pad_id": pad_id}
+    report = _run_fresh_process(payload)
+    report.update(validation_texts=len(texts), stress_texts=len(STRESS_TEXTS))
+    return report
+
+
+def _keras_probabilities(forward: Any, ids: list[list[int]], pad_id: int) -> list[list[float]]:
+    """The Keras model's probabilities on Hugging Face ids, padded to the batch's longest."""
+    padded, mask = _pad(ids, pad_id)
+    logits = forward(tf.constant(padded, tf.int32), tf.constant(mask, tf.int32))
+    return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1).numpy().tolist()
+
+
+def _run_fresh_process(payload: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="tfemotion-verify-") as work:
+        payload_path, report_path = Path(work, "payload.json"), Path(work, "report.json")
+        payload_path.write_text(json.dumps(payload), encoding="utf-8")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        logger.info("Verifying %s in a fresh process", payload["export_dir"])
+        done = subprocess.run([sys.executable, "-I", __file__, str(payload_path), str(report_path)],
+                              env=env, capture_output=True, text=True, timeout=_TIMEOUT)
+        if done.returncode != 0 or not report_path.exists():
+            tail = (done.stderr or "").strip().splitlines()[-5:]
+            return {"passed": False, "failures": [
+                f"the verifying process exited with {done.returncode}: {' | '.join(tail)}"]}
+        return json.loads(report_path.read_text(encoding="utf-8"))
+
+
+# Child side: TensorFlow only ----------------------------------------------------------------
+
+
+def main(payload_path: str, report_path: str) -> int:
+    """Check the export named in the payload; write the report. Run in a fresh process."""
+    payload = json.loads(open(payload_path, encoding="utf-8").read())
+    started = time.perf_counter()
+    report = {"failures": [], "texts": 0, "token_id_mismatches": 0, "mismatch_examples": [],
+              "max_abs_diff": {}, "checked_texts": {}, "tolerance": payload["tolerance"]}
+    loaded = tf.saved_model.load(payload["export_dir"])
+    report["signatures"] = _check_signatures(loaded, payload["signatures"], report["failures"])
+    if not report["failures"]:
+        for batch in payload["batches"]:
+            _check_batch(loaded.signatures, batch, payload, report)
+    foreign = sorted({m.split(".")[0] for m in sys.modules} & set(_FOREIGN))
+    if foreign:
+        report["failures"].append(f"the verifying process imported {foreign}")
+    report["foreign_modules"] = foreign
+    if report["token_id_mismatches"]:
+        report["failures"].append(
+            f"{report['token_id_mismatches']} of {report['texts']} texts got token ids that "
+            f"differ from the Hugging Face tokenizer's, e.g. {report['mismatch_examples'][:2]}")
+    for name, diff in report["max_abs_diff"].items():
+        if not diff <= payload["tolerance"]:
+            report["failures"].append(
+                f"{name}: probabilities differ from the Keras model's by up to {diff:.3g} "
+                f"(tolerance {payload['tolerance']:g})")
+    report["passed"] = not report["failures"]
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    with open(report_path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    return 0
+
+
+def _check_signatures(loaded, expected: dict, failures: list) -> dict:
+    """Compare each signature's input and output keys and dtypes with the table."""
+    found = {}
+    for name, function in loaded.signatures.items():
+        inputs = function.structured_input_signature[1]
+        outputs = function.structured_outputs
+        found[name] = {
+            "inputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in inputs.items()},
+            "outputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in outputs.items()},
+        }
+    if sorted(found) != sorted(expected):
+        failures.append(f"signatures are {sorted(found)}, expected {sorted(expected)}")
+        return found
+    for name, spec in expected.items():
+        for side in ("inputs", "outputs"):
+            got = {k: v[0] for k, v in found[name][side].items()}
+            if got != spec[side]:
+                failures.append(f"{name} {side} are {got}, expected {spec[side]}")
+    return found
+
+
+def _check_batch(signatures, batch: dict, payload: dict, report: dict) -> None:
+    texts, want_ids = batch["texts"], batch["ids"]
+    want = np.asarray(batch["probabilities"], np.float32)
+    ids, mask = _pad(want_ids, payload["pad_id"])
+    n = len(texts)
+    # classify and encoded_int64 only adapt their inputs to the graph of serving_default and
+    # encoded, which see every text: they are checked on the first batch of each text group.
+    for name, dtype in (("encoded", tf.int32), ("encoded_int64", tf.int64)):
+        if name == "encoded_int64" and not batch["first"]:
+            continue
+        _count(report, name, n)
+        out = signatures[name](input_ids=tf.constant(ids, dtype), attention_mask=tf.constant(mask, dtype))
+        _shape(report, name, out["logits"], (n, want.shape[1]))
+        _diff(report, name, out["probabilities"].numpy(), want)
+    if not payload["raw_text"]:
+        return
+    report["texts"] += n
+    text = tf.constant([t.encode("utf-8") for t in texts], tf.string)
+    _count(report, "tokenize", n)
+    tokens = signatures["tokenize"](text=text)
+    _compare_ids(report, texts, want_ids, tokens["input_ids"].numpy(), tokens["attention_mask"].numpy())
+    out = signatures["serving_default"](text=text)
+    _count(report, "serving_default", n)
+    _diff(report, "serving_default", out["probabilities"].numpy(), want)
+    label_id = out["label_id"].numpy()
+    labels = [payload["labels"][i] for i in label_id]
+    if label_id.shape != (n,) or [b.decode("utf-8") for b in out["label"].numpy()] != labels:
+        report["failures"].append("serving_default: label does not name label_id")
+    if not np.array_equal(label_id, np.argmax(out["probabilities"].numpy(), axis=1)):
+        report["failures"].append("serving_default: label_id is not the most probable label")
+    if not batch["first"]:
+        return
+    _count(report, "classify", n)
+    examples = [_example(t) for t in texts]
+    out = signatures["classify"](inputs=tf.constant(examples, tf.string))
+    _diff(report, "classify", out["scores"].numpy(), want)
+    classes = out["classes"].numpy()
+    if classes.shape != want.shape or any(
+            [c.decode("utf-8") for c in row] != payload["labels"] for row in classes):
+        report["failures"].append("classify: classes are not the label names in id order")
+
+
+def _count(report: dict, name: str, n: int) -> None:
+    report["checked_texts"][name] = report["checked_texts"].get(name, 0) + n
+
+
+def _pad(ids: list, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    width = max(len(row) for row in ids)
+    padded = np.full((len(ids), width), pad_id, np.int64)
+    mask = np.zeros((len(ids), width), np.int64)
+    for i, row in enumerate(ids):
+        padded[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return padded, mask
+
+
+def _compare_ids(report: dict, texts: list, want_ids: list, ids: np.ndarray, mask: np.ndarray) -> None:
+    width = max(len(row) for row in want_ids)
+    if ids.shape != (len(texts), width) or mask.shape != ids.shape:
+        report["failures"].append(
+            f"tokenize: shape {list(ids.shape)}, expected {[len(texts), width]} (longest in batch)")
+    for i, want in enumerate(want_ids):
+        length = int(mask[i].sum())
+        got = ids[i][:length].tolist()
+        if got != want or mask[i][:length].min(initial=1) != 1:
+            report["token_id_mismatches"] += 1
+            if len(report["mismatch_examples"]) < _MAX_EXAMPLES:
+                report["mismatch_examples"].append(
+                    {"text": texts[i][:200], "expected": want[:40], "got": got[:40]})
+
+
+def _diff(report: dict, name: str, got: np.ndarray, want: np.ndarray) -> None:
+    if got.shape != want.shape:
+        report["failures"].append(f"{name}: probabilities shape {list(got.shape)}, "
+                                  f"expected {list(want.shape)}")
+        return
+    diff = float(np.max(np.abs(got - want))) if want.size else 0.0
+    report["max_abs_diff"][name] = max(report["max_abs_diff"].get(name, 0.0), diff)
+
+
+def _shape(report: dict, name: str, tensor, shape: tuple) -> None:
+    if tuple(tensor.shape) != shape:
+        report["failures"].append(f"{name}: logits shape {tensor.shape.as_list()}, expected {list(shape)}")
+
+
+def _example(text: str) -> bytes:
+    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
+    return tf.train.Example(features=tf.train.Features(feature={"text": feature})).SerializeToString()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))
