@@ -42,8 +42,12 @@ def _read_texts(folder: Path) -> list[str]:
 
 def _in_graph(args, hf_tokenizer):
     if args.saved_model:
+        import json
+
         import tensorflow as tf
 
+        info = Path(args.saved_model, "assets.extra", "tfemotion_export.json")
+        args.max_length = json.loads(info.read_text())["max_length"]  # the export's, not ours
         return tf.saved_model.load(args.saved_model).signatures["tokenize"]
     from tfemotion.tokenizer import from_hf_tokenizer
 
@@ -75,7 +79,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--model", default=None, help="Checkpoint folder (default: real MiniLM)")
     parser.add_argument("--saved-model", default=None, help="Exported version folder to check")
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-length", type=int, default=128,
+                        help="truncation length (with --saved-model: the export's)")
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
