@@ -58,19 +58,22 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
     Example:
         >>> verify_in_fresh_process(tmp, model, tokenizer, [], labels, 128, True, table, 1e-5)  # doctest: +SKIP
     """
+    from tqdm.auto import tqdm
+
     from tfemotion.tokenizer import STRESS_TEXTS
 
     pad_id = tokenizer.pad_token_id or 0
     forward = tf.function(lambda ids, mask: model(input_ids=ids, attention_mask=mask,
                                                   training=False).logits,
                           input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
+    starts = [(group, begin) for group in (texts, list(STRESS_TEXTS))
+              for begin in range(0, len(group), _BATCH)]
     batches = []
-    for group in (texts, list(STRESS_TEXTS)):
-        for begin in range(0, len(group), _BATCH):
-            chunk = group[begin: begin + _BATCH]
-            ids = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
-            batches.append({"texts": chunk, "ids": ids, "first": begin == 0,
-                            "probabilities": _keras_probabilities(forward, ids, pad_id)})
+    for group, begin in tqdm(starts, desc="expected answers", leave=False, disable=None):
+        chunk = group[begin: begin + _BATCH]
+        ids = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
+        batches.append({"texts": chunk, "ids": ids, "first": begin == 0,
+                        "probabilities": _keras_probabilities(forward, ids, pad_id)})
     payload = {"export_dir": str(folder), "raw_text": raw_text, "batches": batches,
                "labels": labels, "signatures": signatures, "tolerance": tolerance,
                "pad_id": pad_id}
