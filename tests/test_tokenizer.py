@@ -183,6 +183,6 @@ def test_from_hf_tokenizer_honours_verbatim_added_tokens(tiny_bert_dir):
     from transformers import AutoTokenizer
 
     hf_tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    hf_tokenizer.add_tokens([AddedToken("<3", normalized=False), AddedToken("<33", normalized=False)])
-    texts = ["i <3 you", "<33<3<333", "a<3b", "<3"]
+    hf_tokenizer.add_tokens([AddedToken(t, normalized=False) for t in ("<3", "<33", "ab", "bcd")])
+    texts = ["i <3 you", "<33<3<333", "a<3b", "<3", "abcd", "xbcd ab", "ABcd [CLS]ab[SEP]"]
     assert mismatches(from_hf_tokenizer(hf_tokenizer, 16), hf_tokenizer, texts, 16) == []

@@ -6,7 +6,8 @@ tensorflow-text ops (FIELD-NOTES §6). :class:`WordPieceTokenizer` turns raw str
 MiniLM, ELECTRA...) would give with ``truncation=True, max_length=L``, padded only to the
 longest text of the batch. It reproduces, token for token:
 
-* the added tokens (``[CLS]``, ``[MASK]``... typed in the text), matched before normalisation;
+* the added tokens (``[CLS]``, ``[MASK]``... typed in the text), matched leftmost-longest in
+  the raw text and kept verbatim;
 * ``BertNormalizer``: clean-up, CJK spacing, NFD + accent stripping, lower-casing. Rather than
   re-implement them with ``unicodedata`` (whose Unicode version differs from the tokenizers
   library's), the table is read off the tokenizer's own normalizer, one code point at a time,
@@ -18,9 +19,12 @@ longest text of the batch. It reproduces, token for token:
   ``[UNK]`` for words longer than ``max_input_chars_per_word`` or with no match;
 * ``[CLS] ... [SEP]`` around the first ``max_length - 2`` tokens.
 
-Known limit: NFD's canonical reordering of combining marks is not reproduced. It can only
-matter for the few spacing combining marks with a non-zero combining class (some musical
-symbols) written out of canonical order.
+Known limits: NFD's canonical reordering of combining marks is not reproduced (it can only
+matter for the 25 spacing marks with a non-zero combining class, such as some viramas and
+musical symbols, written out of canonical order, and only if the vocabulary holds them);
+added tokens matched after normalisation (``normalized=True``, the default of
+``tokenizer.add_tokens``) or with lstrip/rstrip/single_word raise
+:class:`UnsupportedTokenizerError`.
 
 Example:
     >>> from transformers import AutoTokenizer  # doctest: +SKIP
@@ -45,9 +49,9 @@ _MAX_CODE_POINT = 0x110000
 _SURROGATES = (0xD800, 0xE000)
 _PROBE_SEPARATOR = "#"
 _PROBE_BLOCK = 2048  # divides the surrogate range (0xD800-0xDFFF)
-# Added tokens in the text become these code points (plane-16 private use, which BERT's
-# clean-up removes from user text) so that they survive normalisation as words of their own.
-_SENTINEL_BASE = 0x100000
+# Added tokens found in the text are wrapped in these code points (plane-16 private use, which
+# BERT's clean-up removes from user text): what lies between them is kept verbatim as one word.
+_OPEN, _CLOSE = 0x100000, 0x100001
 # A word never yields more tokens than it has characters (<= max_input_chars_per_word).
 _STEP_LIMIT = 1 << 20
 
@@ -116,10 +120,9 @@ def from_hf_tokenizer(tokenizer: Any, max_length: Optional[int] = None) -> "Word
             f"max_length must leave room for [CLS] and [SEP] (>= 2). Received: max_length={max_length}"
         )
     added = _added_tokens(tokenizer)
-    sentinels = {chr(_SENTINEL_BASE + i): token_id for i, (_, token_id) in enumerate(added)}
     vocab = dict(backend.get_vocab(with_added_tokens=False))
-    vocab.update(sentinels)
-    table = _char_table(backend.normalizer, backend.pre_tokenizer, len(added))
+    vocab.update({chr(_OPEN) + content: token_id for content, token_id in added})
+    table = _char_table(backend.normalizer, backend.pre_tokenizer)
     model = backend.model
     normalizer = backend.normalizer
     return WordPieceTokenizer(
@@ -181,7 +184,10 @@ class WordPieceTokenizer(tf.Module):
         self._kinds = tf.constant(char_table["kinds"], tf.int32)
         self._bases = tf.constant(char_table["bases"], tf.int32)
         self._rows = tf.constant(char_table["rows"], tf.int32)
-        self._added = list(added_tokens)
+        # Leftmost-longest match, as the tokenizers library does: RE2 takes the leftmost
+        # match and, at one position, the first alternative, so the longest goes first.
+        self._added_pattern = "|".join(
+            _re2_literal(t) for t in sorted(added_tokens, key=len, reverse=True))
 
     @property
     def description(self) -> dict[str, Any]:
@@ -207,16 +213,18 @@ class WordPieceTokenizer(tf.Module):
 
     def _words(self, text: tf.Tensor) -> tf.RaggedTensor:
         """[batch] strings -> [batch, words] normalised, pre-tokenised words."""
-        if self._added:
-            text = tf.strings.regex_replace(text, self._sentinel_class(), "")
-            for i, content in sorted(enumerate(self._added), key=lambda x: -len(x[1])):
-                text = tf.strings.regex_replace(text, _re2_literal(content),
-                                                chr(_SENTINEL_BASE + i))
+        if self._added_pattern:
+            text = tf.strings.regex_replace(text, f"[\\x{{{_OPEN:X}}}\\x{{{_CLOSE:X}}}]", "")
+            text = tf.strings.regex_replace(text, self._added_pattern,
+                                            f" {chr(_OPEN)}\\0{chr(_CLOSE)} ")
         chars = tf.strings.unicode_decode(text, "UTF-8", errors="replace",
                                           replacement_char=0xFFFD)
         points = chars.flat_values
         slot = tf.searchsorted(self._starts, points, side="right") - 1
         kind = tf.gather(self._kinds, slot)
+        if self._added_pattern:  # added tokens and their opening mark stay as they are
+            marks = tf.cast(points == _OPEN, tf.int32) - tf.cast(points == _CLOSE, tf.int32)
+            kind = tf.where(tf.math.cumsum(marks) > 0, _IDENTITY, kind)
         row = tf.gather(self._bases, slot) + points - tf.gather(self._starts, slot)
         width = self._rows.shape[1]
         blank = tf.fill(tf.stack([tf.size(points), width]), -1)
@@ -237,10 +245,6 @@ class WordPieceTokenizer(tf.Module):
         normalized = tf.RaggedTensor.from_row_lengths(tf.boolean_mask(out, keep), per_text)
         words = tf.strings.split(tf.strings.unicode_encode(normalized, "UTF-8"), sep=" ")
         return tf.ragged.boolean_mask(words, tf.strings.length(words) > 0)
-
-    def _sentinel_class(self) -> str:
-        last = _SENTINEL_BASE + len(self._added) - 1
-        return f"[\\x{{{_SENTINEL_BASE:X}}}-\\x{{{last:X}}}]"
 
     # WordPiece ----------------------------------------------------------------------------
 
@@ -346,13 +350,14 @@ def _check_supported(tokenizer: Any) -> Any:
 
 
 def _added_tokens(tokenizer: Any) -> list[tuple[str, int]]:
-    """Added tokens matched in the raw text, longest first as the tokenizers library does."""
+    """(content, id) of the added tokens, which are matched in the raw text before anything else."""
     tokens = []
     for token_id, token in sorted(tokenizer.added_tokens_decoder.items()):
-        if token.normalized or token.lstrip or token.rstrip or token.single_word:
+        if token.normalized or token.lstrip or token.rstrip or token.single_word \
+                or not token.content or " " in token.content:
             raise UnsupportedTokenizerError(
                 "In-graph tokenization supports added tokens matched verbatim only "
-                "(normalized=False, no lstrip/rstrip/single_word). Received: "
+                "(normalized=False, no lstrip/rstrip/single_word, no space). Received: "
                 f"added token {token!r}"
             )
         tokens.append((str(token.content), int(token_id)))
@@ -364,24 +369,20 @@ def _re2_literal(text: str) -> str:
 
 
 # Per-code-point tables by normalizer and pre-tokenizer settings (their reprs list them all).
-_TABLES: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, list[list[int]]]] = {}
+_TABLES: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
 
-def _char_table(normalizer: Any, pre_tokenizer: Any, sentinels: int) -> dict[str, np.ndarray]:
-    """Ranges of code points and how each is rewritten, added-token sentinels included."""
+def _char_table(normalizer: Any, pre_tokenizer: Any) -> dict[str, np.ndarray]:
+    """Ranges of code points and how each is rewritten before the split on spaces."""
     key = (repr(normalizer), repr(pre_tokenizer))
     if key not in _TABLES:
-        _TABLES[key] = _per_code_point(normalizer, pre_tokenizer)
-    kinds, rows_of, rows = _TABLES[key]
-    kinds = kinds.copy()
-    for i in range(sentinels):
-        if normalizer.normalize_str(chr(_SENTINEL_BASE + i)):
+        if normalizer.normalize_str(chr(_OPEN) + chr(_CLOSE)):
             raise UnsupportedTokenizerError(
                 "In-graph tokenization needs BERT's text clean-up (clean_text=True). "
                 f"Received: normalizer={normalizer!r}"
             )
-        kinds[_SENTINEL_BASE + i] = _PADDED
-    return _ranges(kinds, rows_of, rows)
+        _TABLES[key] = _ranges(*_per_code_point(normalizer, pre_tokenizer))
+    return _TABLES[key]
 
 
 def _per_code_point(normalizer: Any, pre_tokenizer: Any):
