@@ -34,7 +34,8 @@ def bert(tiny_bert_dir):
 def _alone(model, tokenizer, text: str, pooling: str) -> np.ndarray:
     """Features of one text from an eager forward pass without any padding."""
     ids = tokenizer(text, truncation=True, max_length=64)["input_ids"]
-    hidden = model(input_ids=np.array([ids], np.int32), attention_mask=np.ones((1, len(ids)), np.int32),
+    ids = np.array([ids], np.int32)
+    hidden = model(input_ids=ids, attention_mask=np.ones_like(ids),
                    training=False).last_hidden_state.numpy()[0]
     return hidden[0] if pooling == "cls" else hidden.mean(axis=0)
 
@@ -103,8 +104,9 @@ def test_extract_features_cache_hit_skips_the_model(tiny_bert_dir, tmp_path, mon
     monkeypatch.setattr("tfemotion.checkpoints.load_tf_model", no_model)
     again = extract_features(TEXTS, config=config, cache_dir=tmp_path, show_progress=False)
     np.testing.assert_array_equal(again, first)
-    for changed_texts, changed_config in [(TEXTS[:-1], config), (TEXTS, config.replace(pooling="mean")),
-                                          (TEXTS, config.replace(max_length=16))]:
+    changes = [(TEXTS[:-1], config), (TEXTS, config.replace(pooling="mean")),
+               (TEXTS, config.replace(max_length=16))]
+    for changed_texts, changed_config in changes:
         with pytest.raises(AssertionError, match="the model ran"):
             extract_features(changed_texts, config=changed_config, cache_dir=tmp_path,
                              show_progress=False)
@@ -130,7 +132,8 @@ def test_plan_batches_respects_token_budget_and_covers_every_row():
     for batch in batches:
         padded = -(-max(lengths[i] for i in batch) // 8) * 8
         assert len(batch) <= 4 and (len(batch) == 1 or len(batch) * padded <= 48)
-    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+    firsts = [lengths[b[0]] for b in batches]
+    assert firsts == sorted(firsts, reverse=True)
 
 
 def test_extract_features_rejects_unknown_inputs(bert):
@@ -207,3 +210,20 @@ def test_run_baseline_umap_plot(learnable_splits, tiny_bert_dir, tmp_path):
     pytest.importorskip("umap")
     run_baseline(learnable_splits, FeatureConfig(model=str(tiny_bert_dir), umap=True), tmp_path)
     assert _png_ok(tmp_path / "umap.png")
+
+
+def test_extract_features_does_not_keep_models_alive(tiny_bert_dir):
+    import gc
+    import weakref
+
+    from transformers import TFAutoModel
+
+    from tfemotion.checkpoints import load_tf_model, load_tokenizer
+
+    model = load_tf_model(TFAutoModel, str(tiny_bert_dir))
+    extract_features(TEXTS[:3], (model, load_tokenizer(str(tiny_bert_dir))), show_progress=False)
+    assert model in features_module._FORWARDS
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None

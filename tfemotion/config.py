@@ -122,16 +122,19 @@ class FeatureConfig(_ConfigMixin):
     )
     batch_size: int = _help(
         "Most texts per forward pass (texts of similar length are batched together).",
-        default=64,
+        default=256,
     )
     max_tokens: Optional[int] = _help(
         "Most padded tokens per forward pass: batches of short texts grow up to --batch-size, "
-        "batches of long ones shrink. Default: no token limit.",
-        default=None,
+        "batches of long ones shrink (None: no token limit). 1024-2048 was fastest on 2 CPU "
+        "cores; raise it on a GPU.",
+        default=2048,
     )
     pad_to_multiple_of: int = _help(
-        "Round each batch's padded length up to a multiple of this (fewer distinct shapes).",
-        default=8,
+        "Round each batch's padded length up to a multiple of this. The forward function runs "
+        "every shape without retracing, so on CPU rounding only adds padding (8: ~10% slower); "
+        "use 8 on GPUs or with XLA.",
+        default=1,
     )
     max_length: Optional[int] = _help(
         "Truncate texts to this many tokens. Default: the model's maximum length.", default=None

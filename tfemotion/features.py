@@ -67,6 +67,8 @@ def extract_features(
 
     Raises:
         TypeError: ``data`` or ``encoder`` is of an unsupported type.
+        ValueError: a dataset without a ``text`` column, or ``config.max_length`` above the
+            model's limit.
 
     Example:
         >>> features = extract_features(["i am happy"], "path/to/checkpoint")  # doctest: +SKIP
@@ -171,11 +173,13 @@ def _forward_fn(model: Any, pooling: str) -> Any:
         import tensorflow as tf
 
         spec = tf.TensorSpec([None, None], tf.int32)
+        # A weak reference, so that the cached function does not keep its model alive.
+        model_ref = weakref.ref(model)
 
-        @tf.function(input_signature=[spec, spec], reduce_retracing=True)
+        @tf.function(input_signature=[spec, spec])
         def forward(input_ids, attention_mask):
-            hidden = model(input_ids=input_ids, attention_mask=attention_mask,
-                           training=False).last_hidden_state
+            hidden = model_ref()(input_ids=input_ids, attention_mask=attention_mask,
+                                 training=False).last_hidden_state
             if pooling == "cls":
                 return hidden[:, 0]
             mask = tf.cast(attention_mask, hidden.dtype)[:, :, None]
@@ -297,7 +301,8 @@ def _save_atomically(path: Path, features: np.ndarray) -> None:
 # region Baseline
 
 
-def run_baseline(dataset_dict: Any, config: FeatureConfig, out_dir: Union[str, os.PathLike]) -> dict:
+def run_baseline(dataset_dict: Any, config: FeatureConfig,
+                 out_dir: Union[str, os.PathLike]) -> dict:
     """The book's baseline: encoder features, logistic regression vs. most-frequent dummy.
 
     Writes ``OUT/metrics.json``, ``OUT/confusion_matrix.png`` (logistic regression on the
@@ -321,7 +326,8 @@ def run_baseline(dataset_dict: Any, config: FeatureConfig, out_dir: Union[str, o
         ImportError: ``config.umap`` is set and umap-learn is not installed.
 
     Example:
-        >>> metrics = run_baseline(load_splits(DataConfig("data/")), FeatureConfig(model="ckpt"), "out")  # doctest: +SKIP
+        >>> splits = load_splits(DataConfig("data/"))  # doctest: +SKIP
+        >>> metrics = run_baseline(splits, FeatureConfig(model="ckpt"), "out")  # doctest: +SKIP
         >>> sorted(metrics)  # doctest: +SKIP
         ['dummy', 'features', 'logistic_regression']
     """
@@ -391,7 +397,8 @@ def _import_umap() -> Any:
     try:
         import umap
     except ImportError as error:
-        raise ImportError("The UMAP plot needs umap-learn: pip install 'tfemotion[umap]'") from error
+        raise ImportError(
+            "The UMAP plot needs umap-learn: pip install 'tfemotion[umap]'") from error
     return umap
 
 
@@ -401,7 +408,8 @@ def _umap_embedding(features: np.ndarray, seed: int = 42) -> np.ndarray:
 
     umap = _import_umap()
     scaled = MinMaxScaler().fit_transform(features)
-    return umap.UMAP(n_components=2, metric="cosine", random_state=seed, n_jobs=1).fit(scaled).embedding_
+    reducer = umap.UMAP(n_components=2, metric="cosine", random_state=seed, n_jobs=1)
+    return reducer.fit(scaled).embedding_
 
 
 def _plot_umap(embedding: np.ndarray, labels: np.ndarray, names: Sequence[str], path: Path) -> Path:
