@@ -85,7 +85,8 @@ def test_export_signatures_answer_with_table_shapes(run_export):
     assert out["label_id"].shape == (3,) and out["label_id"].dtype == tf.int64
     assert out["probabilities"].shape == (3, 6) and out["probabilities"].dtype == tf.float32
     np.testing.assert_allclose(out["probabilities"].numpy().sum(axis=1), 1.0, rtol=1e-5)
-    assert [LABELS[i] for i in out["label_id"].numpy()] == [b.decode() for b in out["label"].numpy()]
+    names = [b.decode() for b in out["label"].numpy()]
+    assert names == [LABELS[i] for i in out["label_id"].numpy()]
 
     tokens = signatures["tokenize"](text=tf.constant(texts))
     width = tokens["input_ids"].shape[1]
@@ -130,7 +131,9 @@ def test_export_warmup_requests_are_valid_requests(run_export):
     assert kinds == {"predict_log", "classify_log"}
 
 
-def test_export_model_cased_vocabulary_verifies(classifier_dir, tiny_cased_bert_dir, tmp_path):
+def test_export_model_cased_vocabulary_verifies(tiny_cased_bert_dir, tmp_path):
+    from transformers import AutoTokenizer
+
     cased = make_classifier(tmp_path / "cased", tiny_cased_bert_dir)
     texts = ["I Feel HAPPY", "The Sad day", "Ünïcode Straße"] + [t for t, _ in synthetic_rows(20)]
     config = ExportConfig(base_path=str(tmp_path / "models"), version=5)
@@ -139,9 +142,8 @@ def test_export_model_cased_vocabulary_verifies(classifier_dir, tiny_cased_bert_
     assert report["verification"]["passed"] and report["verification"]["token_id_mismatches"] == 0
     assert report["tokenizer"]["lowercase"] is False and report["max_length"] == 64
     tokens = tf.saved_model.load(report["path"]).signatures["tokenize"](text=tf.constant(["Happy"]))
-    from transformers import AutoTokenizer
-
-    assert tokens["input_ids"].numpy()[0].tolist() == AutoTokenizer.from_pretrained(cased)("Happy")["input_ids"]
+    expected = AutoTokenizer.from_pretrained(cased)("Happy")["input_ids"]
+    assert tokens["input_ids"].numpy()[0].tolist() == expected
 
 
 def test_export_failed_verification_publishes_nothing(classifier_dir, tmp_path, monkeypatch):
@@ -190,4 +192,5 @@ def test_export_non_wordpiece_checkpoint_gets_encoded_signatures_only(classifier
 
 def _example(text: str) -> bytes:
     feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
-    return tf.train.Example(features=tf.train.Features(feature={"text": feature})).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature={"text": feature}))
+    return example.SerializeToString()

@@ -56,7 +56,8 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
         The child's report, plus ``validation_texts`` and ``stress_texts`` counts.
 
     Example:
-        >>> verify_in_fresh_process(tmp, model, tokenizer, [], labels, 128, True, table, 1e-5)  # doctest: +SKIP
+        >>> verify_in_fresh_process(tmp, model, tokenizer, [], labels, 128, True,
+        ...                         table, 1e-5)  # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 
@@ -170,7 +171,8 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict) -> None:
         if name == "encoded_int64" and not batch["first"]:
             continue
         _count(report, name, n)
-        out = signatures[name](input_ids=tf.constant(ids, dtype), attention_mask=tf.constant(mask, dtype))
+        out = signatures[name](input_ids=tf.constant(ids, dtype),
+                               attention_mask=tf.constant(mask, dtype))
         _shape(report, name, out["logits"], (n, want.shape[1]))
         _diff(report, name, out["probabilities"].numpy(), want)
     if not payload["raw_text"]:
@@ -179,7 +181,8 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict) -> None:
     text = tf.constant([t.encode("utf-8") for t in texts], tf.string)
     _count(report, "tokenize", n)
     tokens = signatures["tokenize"](text=text)
-    _compare_ids(report, texts, want_ids, tokens["input_ids"].numpy(), tokens["attention_mask"].numpy())
+    _compare_ids(report, texts, want_ids, tokens["input_ids"].numpy(),
+                 tokens["attention_mask"].numpy())
     out = signatures["serving_default"](text=text)
     _count(report, "serving_default", n)
     _diff(report, "serving_default", out["probabilities"].numpy(), want)
@@ -215,7 +218,8 @@ def _pad(ids: list, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     return padded, mask
 
 
-def _compare_ids(report: dict, texts: list, want_ids: list, ids: np.ndarray, mask: np.ndarray) -> None:
+def _compare_ids(report: dict, texts: list, want_ids: list, ids: np.ndarray,
+                 mask: np.ndarray) -> None:
     width = max(len(row) for row in want_ids)
     if ids.shape != (len(texts), width) or mask.shape != ids.shape:
         report["failures"].append(
@@ -241,12 +245,14 @@ def _diff(report: dict, name: str, got: np.ndarray, want: np.ndarray) -> None:
 
 def _shape(report: dict, name: str, tensor, shape: tuple) -> None:
     if tuple(tensor.shape) != shape:
-        report["failures"].append(f"{name}: logits shape {tensor.shape.as_list()}, expected {list(shape)}")
+        report["failures"].append(
+            f"{name}: logits shape {tensor.shape.as_list()}, expected {list(shape)}")
 
 
 def _example(text: str) -> bytes:
     feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
-    return tf.train.Example(features=tf.train.Features(feature={"text": feature})).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature={"text": feature}))
+    return example.SerializeToString()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ half-written or failing version, and an existing version is never overwritten.
 
 Example:
     >>> from tfemotion.config import ExportConfig
-    >>> report = export_run("runs/emotion/run", ExportConfig(base_path="serving/models"))  # doctest: +SKIP
+    >>> config = ExportConfig(base_path="serving/models")
+    >>> report = export_run("runs/emotion/run", config)  # doctest: +SKIP
     >>> report["path"]  # doctest: +SKIP
     'serving/models/emotion/1'
 """
@@ -145,7 +146,8 @@ def export_model(model_dir: str | Path, config: ExportConfig,
         ExportVerificationError: the verification failed (nothing is published).
 
     Example:
-        >>> export_model("runs/emotion/run/model", ExportConfig(base_path="/tmp/models"))  # doctest: +SKIP
+        >>> config = ExportConfig(base_path="/tmp/models")
+        >>> export_model("runs/emotion/run/model", config)  # doctest: +SKIP
     """
     from transformers import TFAutoModelForSequenceClassification
 

@@ -28,7 +28,8 @@ added tokens matched after normalisation (``normalized=True``, the default of
 
 Example:
     >>> from transformers import AutoTokenizer  # doctest: +SKIP
-    >>> tokenizer = from_hf_tokenizer(AutoTokenizer.from_pretrained(folder), max_length=128)  # doctest: +SKIP
+    >>> hf_tokenizer = AutoTokenizer.from_pretrained(folder)  # doctest: +SKIP
+    >>> tokenizer = from_hf_tokenizer(hf_tokenizer, max_length=128)  # doctest: +SKIP
     >>> tokenizer(tf.constant(["I feel great!"]))["input_ids"]  # doctest: +SKIP
 """
 
@@ -117,7 +118,8 @@ def from_hf_tokenizer(tokenizer: Any, max_length: Optional[int] = None) -> "Word
         max_length = int(min(limit, 512))
     if max_length < 2:
         raise ValueError(
-            f"max_length must leave room for [CLS] and [SEP] (>= 2). Received: max_length={max_length}"
+            "max_length must leave room for [CLS] and [SEP] (>= 2). "
+            f"Received: max_length={max_length}"
         )
     added = _added_tokens(tokenizer)
     vocab = dict(backend.get_vocab(with_added_tokens=False))
@@ -207,7 +209,8 @@ class WordPieceTokenizer(tf.Module):
                         axis=1)
         input_ids = ids.to_tensor(default_value=tf.constant(self._pad_id, tf.int64))
         mask = tf.sequence_mask(ids.row_lengths(), maxlen=tf.shape(input_ids, out_type=tf.int64)[1])
-        return {"input_ids": tf.cast(input_ids, tf.int32), "attention_mask": tf.cast(mask, tf.int32)}
+        return {"input_ids": tf.cast(input_ids, tf.int32),
+                "attention_mask": tf.cast(mask, tf.int32)}
 
     # Normalisation and pre-tokenisation ----------------------------------------------------
 
@@ -303,7 +306,8 @@ class WordPieceTokenizer(tf.Module):
             bad = tf.tensor_scatter_nd_update(bad, active[:, None], ~found)
             done = tf.boolean_mask(active, found)
             e_word = tf.concat([e_word, tf.cast(done, tf.int64)], 0)
-            e_step = tf.concat([e_step, tf.fill(tf.shape(done, tf.int64), tf.cast(step, tf.int64))], 0)
+            steps = tf.fill(tf.shape(done, tf.int64), tf.cast(step, tf.int64))
+            e_step = tf.concat([e_step, steps], 0)
             e_id = tf.concat([e_id, tf.boolean_mask(token, found)], 0)
             active = tf.boolean_mask(active, found & (new_start < n))
             return step + 1, start, bad, active, e_word, e_step, e_id
@@ -327,7 +331,8 @@ def _check_supported(tokenizer: Any) -> Any:
     if backend is None:
         raise UnsupportedTokenizerError(
             "In-graph tokenization needs a Hugging Face *fast* tokenizer (load it with "
-            f"AutoTokenizer.from_pretrained(..., use_fast=True)). Received: {type(tokenizer).__name__}"
+            "AutoTokenizer.from_pretrained(..., use_fast=True)). "
+            f"Received: {type(tokenizer).__name__}"
         )
     parts = {"model": (backend.model, "WordPiece"),
              "normalizer": (backend.normalizer, "BertNormalizer"),
@@ -459,7 +464,8 @@ def _split_classes(pre_tokenizer: Any, chars: set[str]) -> np.ndarray:
 def _ranges(kinds: np.ndarray, rows_of: np.ndarray, rows: list[list[int]]) -> dict[str, np.ndarray]:
     """Run-length encode the per-code-point kinds (explicit rows stay consecutive in a run)."""
     change = np.ones(_MAX_CODE_POINT, bool)
-    change[1:] = (kinds[1:] != kinds[:-1]) | ((kinds[1:] == _EXPLICIT) & (rows_of[1:] != rows_of[:-1] + 1))
+    next_row = (kinds[1:] == _EXPLICIT) & (rows_of[1:] != rows_of[:-1] + 1)
+    change[1:] = (kinds[1:] != kinds[:-1]) | next_row
     starts = np.flatnonzero(change).astype(np.int32)
     width = max([3] + [len(r) for r in rows])
     table = np.full((max(len(rows), 1), width), -1, np.int32)
