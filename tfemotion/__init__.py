@@ -43,19 +43,51 @@ _select_keras_2()
 
 # Public API: name -> module that defines it. Resolved on first access.
 _EXPORTS = {
+    # configuration
     "DataConfig": "config",
     "FeatureConfig": "config",
     "FinetuneConfig": "config",
     "ExportConfig": "config",
     "ServingConfig": "config",
+    # data
     "load_splits": "data",
+    "tokenize": "data",
     "to_dataframe": "data",
+    "label_names": "data",
+    "DataError": "data",
     "explore": "explore",
+    "summarize": "explore",
+    # checkpoints
     "load_tokenizer": "checkpoints",
     "load_tf_model": "checkpoints",
+    "HubUnreachableError": "checkpoints",
+    # feature extraction and the baseline
     "extract_features": "features",
     "run_baseline": "features",
+    # fine-tuning, evaluation, prediction
+    "train": "finetune",
+    "history_table": "finetune",
     "classification_metrics": "evaluate",
+    "plot_confusion_matrix": "evaluate",
+    "evaluate_run": "evaluate",
+    "predict": "predict",
+    "load_classifier": "predict",
+    "load_pipeline": "predict",
+    "plot_probabilities": "predict",
+    # export and serving
+    "from_hf_tokenizer": "tokenizer",
+    "WordPieceTokenizer": "tokenizer",
+    "UnsupportedTokenizerError": "tokenizer",
+    "export_run": "export",
+    "export_model": "export",
+    "ExportVerificationError": "export",
+    "ServingClient": "serving",
+    "ServingError": "serving",
+    "query": "serving",
+    "serve": "devserver",
+    "start_server": "devserver",
+    # the main job
+    "run_all": "pipeline",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
