@@ -149,7 +149,8 @@ def test_train_writes_run_folder_with_documented_files_and_keys(trained_run):
         pytest.approx(e["val_f1_weighted"]) for e in saved["epochs"]]
     errors = list(csv.DictReader((run / "errors_highest_loss.csv").open()))
     assert len(errors) == 5 and set(errors[0]) == {"text", "label", "predicted_label", "loss"}
-    assert [float(e["loss"]) for e in errors] == sorted((float(e["loss"]) for e in errors), reverse=True)
+    losses = [float(e["loss"]) for e in errors]
+    assert losses == sorted(losses, reverse=True)
 
 
 def test_train_saved_model_reevaluates_to_the_same_metrics(trained_run, splits):

@@ -134,7 +134,8 @@ def format_report(report: dict[str, dict[str, float]]) -> str:
     """The per-class report as a fixed-width text table (like scikit-learn's).
 
     Example:
-        >>> print(format_report({"joy": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2}}))
+        >>> row = {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2}
+        >>> print(format_report({"joy": row}))
         class  precision  recall      f1  support
         joy       1.0000  0.5000  0.6670        2
     """
@@ -240,7 +241,8 @@ def loss_and_predictions(model: Any, dataset: Any, tokenizer: Any, batch_size: i
         (2000,)
     """
     if "label" not in dataset.column_names:
-        raise ValueError(f"dataset needs a 'label' column. Received: columns={dataset.column_names}")
+        raise ValueError(
+            f"dataset needs a 'label' column. Received: columns={dataset.column_names}")
     logits = predict_logits(model, dataset, tokenizer, batch_size)
     return {"logits": logits, "loss": per_example_loss(logits, dataset["label"]),
             "predicted_label": logits.argmax(axis=1)}
@@ -260,7 +262,11 @@ def _check_tokenized(dataset: Any) -> None:
 
 
 def error_tables(
-    dataset: Any, losses: np.ndarray, predictions: np.ndarray, label_names: Sequence[str], n: int = 10
+    dataset: Any,
+    losses: np.ndarray,
+    predictions: np.ndarray,
+    label_names: Sequence[str],
+    n: int = 10,
 ) -> tuple[Any, Any]:
     """The ``n`` highest- and lowest-loss examples with label names, as in the book.
 
@@ -383,7 +389,7 @@ def evaluate_split(
         "files"}``; ``report`` is the per-class table as text, ``files`` maps names to paths.
 
     Example:
-        >>> result = evaluate_split(model, tokenizer, encoded["test"], names, "out")  # doctest: +SKIP
+        >>> result = evaluate_split(model, tok, encoded["test"], names, "out")  # doctest: +SKIP
     """
     outputs = loss_and_predictions(model, dataset, tokenizer, batch_size)
     labels, predicted = np.asarray(dataset["label"]), outputs["predicted_label"]
@@ -404,10 +410,11 @@ def evaluate_split(
         labels, predicted, label_names, out / CONFUSION_MATRIX_FILE,
         title=title or "Normalized confusion matrix")
     report_frame = _report_frame(report)
-    files.update({f"report_{k}": v for k, v in write_table(report_frame, out / REPORT_FILE).items()})
     highest, lowest = error_tables(dataset, outputs["loss"], predicted, label_names, error_examples)
-    files.update({f"highest_loss_{k}": v for k, v in write_table(highest, out / HIGHEST_LOSS_FILE).items()})
-    files.update({f"lowest_loss_{k}": v for k, v in write_table(lowest, out / LOWEST_LOSS_FILE).items()})
+    for prefix, frame, name in (("report", report_frame, REPORT_FILE),
+                                ("highest_loss", highest, HIGHEST_LOSS_FILE),
+                                ("lowest_loss", lowest, LOWEST_LOSS_FILE)):
+        files.update({f"{prefix}_{k}": v for k, v in write_table(frame, out / name).items()})
     result["files"] = {name: str(path) for name, path in files.items()}
     return result
 

@@ -39,7 +39,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
@@ -112,7 +112,7 @@ def train(
         ...                 "runs/emotion")  # doctest: +SKIP
     """
     from tfemotion.checkpoints import load_tokenizer, model_max_length
-    from tfemotion.data import label_names, tokenize
+    from tfemotion.data import tokenize
 
     names = _check_splits(dataset_dict)
     config = finetune_config
@@ -124,7 +124,7 @@ def train(
     tf_keras.utils.set_random_seed(config.seed)
     tokenizer = load_tokenizer(config.model)
     with _precision_policy(config.mixed_precision), hardware.strategy.scope():
-        model = _build_model(config.model, label_names(dataset_dict))
+        model = _build_model(config.model, names)
         max_length = model_max_length(tokenizer, model.config, config.max_length)
         encoded = tokenize(dataset_dict, tokenizer, max_length)
         data = train_dataset(encoded["train"], tokenizer, config, max_length, hardware)
@@ -253,7 +253,8 @@ def _tf_config_workers() -> int:
     try:
         cluster = json.loads(raw).get("cluster", {})
     except (json.JSONDecodeError, AttributeError):
-        raise ValueError(f"TF_CONFIG must be JSON with a 'cluster'. Received: TF_CONFIG={raw!r}") from None
+        raise ValueError(
+            f"TF_CONFIG must be JSON with a 'cluster'. Received: TF_CONFIG={raw!r}") from None
     return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
 
 
@@ -303,7 +304,8 @@ def _tpu_strategy() -> Any:
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        raise ValueError(f"the TPU could not be reached ({error}). Received: strategy='tpu'") from None
+        raise ValueError(
+            f"the TPU could not be reached ({error}). Received: strategy='tpu'") from None
     return tf.distribute.TPUStrategy(resolver)
 
 
@@ -341,7 +343,8 @@ def _is_chief(strategy: Any, kind: str) -> bool:
     resolver = strategy.cluster_resolver
     task_type, task_id = resolver.task_type, resolver.task_id
     has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and not has_chief)
+    first_worker = task_type == "worker" and task_id == 0 and not has_chief
+    return task_type in (None, "chief") or first_worker
 
 
 @contextlib.contextmanager
@@ -395,7 +398,7 @@ def train_dataset(encoded: Any, tokenizer: Any, config: FinetuneConfig, max_leng
         A ``TrainData`` whose dataset repeats forever; ``steps`` batches make one epoch.
 
     Example:
-        >>> data = train_dataset(encoded["train"], tokenizer, FinetuneConfig(), 512)  # doctest: +SKIP
+        >>> data = train_dataset(encoded["train"], tok, FinetuneConfig(), 512)  # doctest: +SKIP
         >>> data.steps  # doctest: +SKIP
         254
     """
@@ -424,7 +427,8 @@ def bucket_boundaries(longest: int, width: int = BUCKET_WIDTH) -> list[int]:
     return list(range(width + 1, longest + width + 1, width))
 
 
-def _bucketed_dataset(encoded: Any, pad_id: int, batch_size: int, seed: int, static: bool) -> TrainData:
+def _bucketed_dataset(encoded: Any, pad_id: int, batch_size: int, seed: int,
+                      static: bool) -> TrainData:
     import tensorflow as tf
 
     lengths = np.asarray(encoded["length"])
@@ -454,7 +458,8 @@ def _bucketed_dataset(encoded: Any, pad_id: int, batch_size: int, seed: int, sta
     return TrainData(dataset, steps, int(kept.sum()), padded, int(lengths.sum()))
 
 
-def _book_keras_dataset(encoded: Any, tokenizer: Any, batch_size: int, max_length: int) -> TrainData:
+def _book_keras_dataset(encoded: Any, tokenizer: Any, batch_size: int,
+                        max_length: int) -> TrainData:
     def pad_globally(batch: dict[str, list]) -> dict[str, list]:
         return tokenizer(batch["text"], padding=True, truncation=True, max_length=max_length,
                          return_token_type_ids=False)
@@ -656,7 +661,8 @@ def _prepare_run(run: Path, config: FinetuneConfig) -> list[dict[str, Any]]:
         )
     saved = json.loads((run / RUN_CONFIG_FILE).read_text(encoding="utf-8"))["finetune"]
     current = config.to_dict()
-    changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+    changed = sorted(k for k in current
+                     if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
     if changed:
         raise ValueError(
             f"a resumed run must keep the settings it started with; changed: "
@@ -691,7 +697,9 @@ def _versions() -> dict[str, str]:
 
 
 def _write_run_config(run: Path, data_config: DataConfig, config: FinetuneConfig,
-                      names: list[str], max_length: int, hardware: Hardware, data: TrainData) -> None:
+                      names: list[str], max_length: int, hardware: Hardware,
+                      data: TrainData) -> None:
+    padding = 1 - data.real_tokens / data.padded_tokens if data.padded_tokens else None
     write_json({
         "data": data_config.to_dict(),
         "finetune": config.to_dict(),
@@ -702,7 +710,7 @@ def _write_run_config(run: Path, data_config: DataConfig, config: FinetuneConfig
         "replicas": hardware.replicas,
         "steps_per_epoch": data.steps,
         "train_examples_per_epoch": data.examples,
-        "padding_share": round(1 - data.real_tokens / data.padded_tokens, 4) if data.padded_tokens else None,
+        "padding_share": None if padding is None else round(padding, 4),
         "versions": _versions(),
     }, run / RUN_CONFIG_FILE)
 

@@ -7,7 +7,7 @@ config) is all that is needed. ``predict`` gives the same probabilities as the t
 transformers 4.57).
 
 Example:
-    >>> predict("runs/emotion/model", ["I saw a movie today and it was really good."])  # doctest: +SKIP
+    >>> predict("runs/emotion/model", ["I saw a movie today and it was good."])  # doctest: +SKIP
     [{'text': 'I saw a movie today and it was really good.', 'label': 'joy', 'scores': {...}}]
 """
 
