@@ -107,7 +107,7 @@ def _run_stage(stage: str, splits: Any, dirs: dict[str, Path], data_config: Data
     if stage == "evaluate":
         from tfemotion.evaluate import evaluate_run
 
-        return {split: evaluate_run(dirs["evaluate"], split)
+        return {split: evaluate_run(dirs["evaluate"], split, dataset_dict=splits)
                 for split in ("validation", "test") if split in splits}
     from tfemotion.export import export_run
 
