@@ -100,10 +100,18 @@ def _tokenizer(folder: Path, cased: bool, distilbert: bool = False):
     return tokenizer_class(str(vocab_file), do_lower_case=not cased, model_max_length=64)
 
 
+def _seed(seed: int = 0) -> None:
+    """Same initial weights in every session, whatever ran before (tests must not be flaky)."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(seed)
+
+
 def make_tiny_bert(folder: Path, cased: bool = False) -> Path:
     """Save a 2-layer, width-32 BERT (tf_model.h5) with its tokenizer to ``folder``."""
     from transformers import BertConfig, TFBertModel
 
+    _seed()
     tokenizer = _tokenizer(folder, cased)
     config = BertConfig(vocab_size=len(tokenizer.vocab), hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
@@ -128,6 +136,7 @@ def make_tiny_distilbert_safetensors(folder: Path) -> Path:
         convert_tf_weight_name_to_pt_weight_name,
     )
 
+    _seed()
     tokenizer = _tokenizer(folder, cased=False, distilbert=True)
     config = DistilBertConfig(vocab_size=len(tokenizer.vocab), dim=32, n_layers=2, n_heads=2,
                               hidden_dim=37, max_position_embeddings=64)
