@@ -121,7 +121,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
           f"({features['texts_per_second']:.1f} texts/s)")
     for model in ("logistic_regression", "dummy"):
         _print_metrics(model, metrics[model])
-    print(f"\nwrote {args.out}/metrics.json, confusion_matrix.png")
+    plots = "confusion_matrix.png" + (", umap.png" if feature_config.umap else "")
+    print(f"\nwrote {args.out}/metrics.json, {plots}")
     return 0
 
 
