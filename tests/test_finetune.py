@@ -24,7 +24,8 @@ from conftest import write_dataset
 from tfemotion.config import DataConfig, FinetuneConfig
 from tfemotion.data import load_splits, tokenize
 from tfemotion.finetune import (EPOCH_KEYS, HISTORY_COLUMNS, NaNLossError, best_epoch,
-                                bucket_boundaries, resolve_hardware, train, train_dataset)
+                                bucket_boundaries, train, train_dataset)
+from tfemotion.hardware import resolve_hardware
 
 EPOCHS = 10
 FAST = {"learning_rate": 1e-2, "batch_size": 16}
@@ -318,9 +319,9 @@ def test_resolve_hardware_refuses_options_this_machine_cannot_honour(monkeypatch
 
 
 def test_resolve_hardware_refuses_bfloat16_without_bfloat16_hardware(monkeypatch):
-    import tfemotion.finetune as finetune
+    import tfemotion.hardware as hardware
 
-    monkeypatch.setattr(finetune, "_bfloat16_hardware", lambda gpus: False)
+    monkeypatch.setattr(hardware, "_bfloat16_hardware", lambda gpus: False)
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="bfloat16 hardware"):
         resolve_hardware(FinetuneConfig(mixed_precision="mixed_bfloat16", strategy="default"))

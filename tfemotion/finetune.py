@@ -6,6 +6,7 @@ reshuffled every epoch), optimises with AdamW and a linear decay, evaluates the 
 after every epoch (accuracy, weighted F1), checkpoints every epoch, restores the best epoch (by
 validation F1), saves model and tokenizer and evaluates validation and test.
 ``recipe="book-keras"`` is the book's Keras code instead: Adam 5e-5 on globally padded texts.
+Devices, the ``tf.distribute`` strategy and mixed precision come from ``tfemotion.hardware``.
 
 Run folder::
 
@@ -29,19 +30,17 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import tf_keras
@@ -50,6 +49,7 @@ from tfemotion.config import DataConfig, FinetuneConfig
 from tfemotion.evaluate import (EVALUATION_DIR, MODEL_DIR, RUN_CONFIG_FILE, classification_metrics,
                                 evaluate_split, loss_and_predictions)
 from tfemotion.files import write_json
+from tfemotion.hardware import Hardware, precision_policy, resolve_hardware
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def train(
     work = run if hardware.is_chief else Path(tempfile.mkdtemp(prefix="tfemotion-worker-"))
     tf_keras.utils.set_random_seed(config.seed)
     tokenizer = load_tokenizer(config.model)
-    with _precision_policy(config.mixed_precision), hardware.strategy.scope():
+    with precision_policy(config.mixed_precision), hardware.strategy.scope():
         model = _build_model(config.model, names)
         max_length = model_max_length(tokenizer, model.config, config.max_length)
         encoded = tokenize(dataset_dict, tokenizer, max_length)
@@ -189,176 +189,6 @@ def best_epoch(rows: Sequence[dict[str, Any]]) -> int:
     if not rows:
         raise ValueError("no completed epoch to choose from. Received: rows=[]")
     return int(max(rows, key=lambda r: (r["val_f1_weighted"], -r["epoch"]))["epoch"])
-
-
-# endregion
-# region Hardware: strategy, precision, XLA
-
-
-@dataclass(frozen=True)
-class Hardware:
-    """Where training runs: the tf.distribute strategy and what it implies."""
-
-    strategy: Any
-    kind: str  # "default", "mirrored", "multi-worker" or "tpu"
-    replicas: int
-    is_chief: bool
-
-
-def resolve_hardware(config: FinetuneConfig) -> Hardware:
-    """Pick and create the ``tf.distribute`` strategy; refuse options the hardware cannot honour.
-
-    ``strategy="auto"``: a TPU when one is attached (Colab, TPU VM), else
-    ``MultiWorkerMirroredStrategy`` when ``TF_CONFIG`` describes a cluster, else
-    ``MirroredStrategy`` with several GPUs, else the default one-device strategy.
-    ``batch_size`` is the global batch: Keras splits each batch across the replicas, so the
-    learning rate (which goes with the global batch) is used as given.
-
-    Args:
-        config: FinetuneConfig. Uses ``strategy``, ``mixed_precision``, ``xla``, ``batch_size``.
-
-    Returns:
-        A ``Hardware`` record.
-
-    Raises:
-        ValueError: the strategy's devices or cluster are missing, mixed precision without
-            hardware support, XLA unavailable, or a batch size the replicas cannot share.
-
-    Example:
-        >>> resolve_hardware(FinetuneConfig(strategy="default")).kind  # doctest: +SKIP
-        'default'
-    """
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    kind = _auto_strategy(gpus) if config.strategy == "auto" else config.strategy
-    _check_precision(config.mixed_precision, kind, gpus)
-    if config.xla and not tf.test.is_built_with_xla():
-        raise ValueError("xla=True needs a TensorFlow build with XLA; this one has none. "
-                         "Received: xla=True")
-    strategy = _make_strategy(kind, gpus)
-    replicas = int(strategy.num_replicas_in_sync)
-    if config.batch_size % replicas:
-        raise ValueError(
-            f"batch_size is the global batch and must split evenly over the {replicas} replicas "
-            f"of strategy {kind!r}. Received: batch_size={config.batch_size}"
-        )
-    return Hardware(strategy, kind, replicas, _is_chief(strategy, kind))
-
-
-def _tf_config_workers() -> int:
-    raw = os.environ.get("TF_CONFIG", "")
-    if not raw:
-        return 0
-    try:
-        cluster = json.loads(raw).get("cluster", {})
-    except (json.JSONDecodeError, AttributeError):
-        raise ValueError(
-            f"TF_CONFIG must be JSON with a 'cluster'. Received: TF_CONFIG={raw!r}") from None
-    return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
-
-
-def _tpu_attached() -> bool:
-    return bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME")
-                or Path("/dev/accel0").exists() or Path("/dev/vfio/0").exists())
-
-
-def _auto_strategy(gpus: list) -> str:
-    if _tpu_attached():
-        return "tpu"
-    if _tf_config_workers() > 1:
-        return "multi-worker"
-    return "mirrored" if len(gpus) > 1 else "default"
-
-
-def _make_strategy(kind: str, gpus: list) -> Any:
-    import tensorflow as tf
-
-    if kind == "default":
-        return tf.distribute.get_strategy()
-    if kind == "mirrored":
-        if not gpus:
-            raise ValueError("strategy='mirrored' copies the model to every GPU and this machine "
-                             "has none; use strategy='default'. Received: strategy='mirrored'")
-        return tf.distribute.MirroredStrategy()
-    if kind == "multi-worker":
-        if _tf_config_workers() == 0:
-            raise ValueError(
-                "strategy='multi-worker' needs TF_CONFIG describing the cluster, e.g. "
-                '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": '
-                '"worker", "index": 0}}. Received: TF_CONFIG unset'
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return _tpu_strategy()
-
-
-def _tpu_strategy() -> Any:
-    import tensorflow as tf
-
-    if not _tpu_attached():
-        raise ValueError("strategy='tpu' needs a TPU (Colab TPU runtime or a TPU VM); none is "
-                         "attached. Received: strategy='tpu'")
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-            tpu="local" if Path("/dev/accel0").exists() else None)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        raise ValueError(
-            f"the TPU could not be reached ({error}). Received: strategy='tpu'") from None
-    return tf.distribute.TPUStrategy(resolver)
-
-
-def _check_precision(policy: str, kind: str, gpus: list) -> None:
-    if policy == "none":
-        return
-    if policy == "mixed_float16" and (kind == "tpu" or not gpus):
-        where = "a TPU (use mixed_bfloat16 there)" if kind == "tpu" else "no GPU"
-        raise ValueError(f"mixed_float16 speeds up training on NVIDIA GPUs; this machine has "
-                         f"{where}. Received: mixed_precision='mixed_float16'")
-    if policy == "mixed_bfloat16" and not (kind == "tpu" or _bfloat16_hardware(gpus)):
-        raise ValueError(
-            "mixed_bfloat16 needs bfloat16 hardware: a TPU, an NVIDIA GPU of compute capability "
-            ">= 8.0, or a CPU with AVX512_BF16/AMX; none found. "
-            "Received: mixed_precision='mixed_bfloat16'"
-        )
-
-
-def _bfloat16_hardware(gpus: list) -> bool:
-    import tensorflow as tf
-
-    if gpus:
-        details = [tf.config.experimental.get_device_details(g) for g in gpus]
-        return all(d.get("compute_capability", (0, 0)) >= (8, 0) for d in details)
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def _is_chief(strategy: Any, kind: str) -> bool:
-    if kind != "multi-worker":
-        return True
-    resolver = strategy.cluster_resolver
-    task_type, task_id = resolver.task_type, resolver.task_id
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    first_worker = task_type == "worker" and task_id == 0 and not has_chief
-    return task_type in (None, "chief") or first_worker
-
-
-@contextlib.contextmanager
-def _precision_policy(name: str) -> Iterator[None]:
-    """Set the Keras mixed-precision policy while the model is built; restore it after."""
-    if name == "none":
-        yield
-        return
-    previous = tf_keras.mixed_precision.global_policy()
-    tf_keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        tf_keras.mixed_precision.set_global_policy(previous)
 
 
 # endregion
