@@ -363,7 +363,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-@pytest.mark.slow  # two fresh TensorFlow processes: 35-70 s on 2 shared cores
+# Two fresh TensorFlow processes: 35-70 s on 2 shared cores, within the suite's budget.
 def test_train_multi_worker_with_two_local_workers(tmp_path, data_dir, tiny_bert_dir):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
