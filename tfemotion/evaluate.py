@@ -74,27 +74,20 @@ def plot_confusion_matrix(
         >>> out.stat().st_size > 0
         True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+    from tfemotion.files import new_figure, rotate_x_labels, save_figure
 
     labels = list(range(len(label_names)))
     matrix = confusion_matrix(y_true, y_pred, labels=labels, normalize="true")
     size = max(5.0, 0.8 * len(label_names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = new_figure(size, size)
     ConfusionMatrixDisplay(matrix, display_labels=list(label_names)).plot(
         cmap="Blues", values_format=".2f", ax=ax, colorbar=False
     )
     ax.set_title(title)
-    plt.xticks(rotation=45, ha="right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    rotate_x_labels(ax)
+    return save_figure(fig, path)
 
 
 # region Per-class report

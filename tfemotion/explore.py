@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from tfemotion.config import DataConfig
-from tfemotion.files import write_json
+from tfemotion.files import new_figure, save_figure, write_json
 
 SUMMARY_FILE = "summary.json"
 CLASS_PLOT_FILE = "class_distribution.png"
@@ -99,13 +99,12 @@ def plot_class_distribution(frame: Any, path: str | Path, split: str = "train") 
         >>> plot_class_distribution(split_frames(splits), "out/classes.png")  # doctest: +SKIP
         PosixPath('out/classes.png')
     """
-    plt = _pyplot()
     counts = frame[frame["split"] == split]["label_name"].value_counts(ascending=True)
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(counts) + 1.5))
+    fig, ax = new_figure(7, 0.45 * len(counts) + 1.5)
     counts.plot.barh(ax=ax, color="C0")
     ax.set_title(f"Frequency of classes ({split})")
     ax.set_xlabel("texts")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_words_per_text(frame: Any, path: str | Path, split: str = "train") -> Path:
@@ -115,14 +114,13 @@ def plot_words_per_text(frame: Any, path: str | Path, split: str = "train") -> P
         >>> plot_words_per_text(split_frames(splits), "out/words.png")  # doctest: +SKIP
         PosixPath('out/words.png')
     """
-    plt = _pyplot()
     part = frame[frame["split"] == split]
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * part["label_name"].nunique()), 4.5))
+    fig, ax = new_figure(max(6, 1.1 * part["label_name"].nunique()), 4.5)
     part.boxplot("words", by="label_name", grid=False, showfliers=False, color="black", ax=ax)
     fig.suptitle("")
     ax.set_title(f"Words per text ({split})")
     ax.set_xlabel("")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def explore(data_config: DataConfig, out_dir: str | Path, model: Optional[str] = None,
@@ -160,21 +158,3 @@ def explore(data_config: DataConfig, out_dir: str | Path, model: Optional[str] =
     plot_words_per_text(frame, out / WORDS_PLOT_FILE)
     write_json(summary, out / SUMMARY_FILE)
     return summary
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    _pyplot().close(fig)
-    return path

@@ -414,14 +414,11 @@ def _umap_embedding(features: np.ndarray, seed: int = 42) -> np.ndarray:
 
 def _plot_umap(embedding: np.ndarray, labels: np.ndarray, names: Sequence[str], path: Path) -> Path:
     """One hexbin panel per label, as in the book."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tfemotion.files import new_figure, save_figure
 
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.2 * rows), squeeze=False)
+    fig, axes = new_figure(2.4 * columns, 2.2 * rows, rows, columns)
     cmaps = ["Greys", "Blues", "Oranges", "Reds", "Purples", "Greens"]
     for i, ax in enumerate(axes.flat):
         if i >= len(names):
@@ -434,10 +431,7 @@ def _plot_umap(embedding: np.ndarray, labels: np.ndarray, names: Sequence[str], 
         ax.set_title(names[i])
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

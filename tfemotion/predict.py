@@ -156,10 +156,7 @@ def plot_probabilities(prediction: dict[str, Any], path: str | Path,
         >>> out.stat().st_size > 0
         True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tfemotion.files import new_figure, rotate_x_labels, save_figure
 
     scores = prediction.get("scores") if isinstance(prediction, dict) else None
     if not scores:
@@ -168,20 +165,15 @@ def plot_probabilities(prediction: dict[str, Any], path: str | Path,
             f"Received: prediction={prediction!r}"
         )
     title = text if text is not None else prediction.get("text", "")
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(scores) + 1), 4))
+    fig, ax = new_figure(max(5.0, 0.9 * len(scores) + 1), 4)
     names = list(scores)
     ax.bar(names, [100 * scores[n] for n in names], color="C0")
     ax.set_ylabel("Class probability (%)")
     ax.set_ylim(0, 100)
     if title:
         ax.set_title("\n".join(textwrap.wrap(f'"{title}"', 60)[:3]))
-    plt.xticks(rotation=30, ha="right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    rotate_x_labels(ax, 30)
+    return save_figure(fig, path)
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
