@@ -79,7 +79,9 @@ def require_hub(name: str, kind: str, flag: str) -> None:
             which would let transformers/datasets use their local cache).
 
     Example:
-        >>> require_hub("./local", "dataset", "--data") if False else None
+        >>> require_hub("dair-ai/emotion", "dataset", "--data")  # doctest: +SKIP
+        Traceback (most recent call last):
+        HubUnreachableError: The dataset 'dair-ai/emotion' is not a local path and ...
     """
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return  # the user asked for the local cache; let the library look there

@@ -324,8 +324,7 @@ class ServingClient:
             raise ServingError("Predict", self.address, self.model, "BAD_RESPONSE",
                                f"signature '{self.signature}' did not return {sorted(missing)}; "
                                f"it returned {sorted(outputs)}")
-        version = response.model_spec.version.value if response.model_spec.HasField(
-            "version") else None
+        version = _answering_version(response)
         names = self._label_names(version, outputs["probabilities"].shape[-1])
         return [Prediction(text, label.decode("utf-8"),
                            {name: float(p) for name, p in zip(names, row)}, version)
@@ -351,8 +350,7 @@ class ServingClient:
         """
         texts = _check_texts(texts)
         response = self._classify(texts)
-        version = response.model_spec.version.value if response.model_spec.HasField(
-            "version") else None
+        version = _answering_version(response)
         predictions = []
         for text, result in zip(texts, response.result.classifications):
             scores = {c.label: float(c.score) for c in result.classes}
@@ -452,6 +450,12 @@ class ServingClient:
 
     def __repr__(self) -> str:
         return f"ServingClient({self.address!r}, model={self.model!r})"
+
+
+def _answering_version(response: Any) -> Optional[int]:
+    """The model version a Predict or Classify response says answered, if it says."""
+    spec = response.model_spec
+    return spec.version.value if spec.HasField("version") else None
 
 
 def _enum_name(message: Any, field_name: str) -> str:
