@@ -195,3 +195,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip_gpu)
+
+
+def write_run_record(run: Path, data_source: Path, finetune, label_names, max_length: int) -> Path:
+    """A run record as fine-tuning writes it, for run folders that tests assemble by hand."""
+    from tfemotion.config import DataConfig, choose_schedule
+    from tfemotion.runfolder import RunFolder, RunRecord
+
+    record = RunRecord(DataConfig(source=str(data_source)), finetune, tuple(label_names),
+                       max_length, choose_schedule(finetune, 32))
+    return record.save(RunFolder(run))

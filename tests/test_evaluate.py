@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_dataset
+from conftest import write_dataset, write_run_record
 
 from tfemotion.config import EMOTION_LABELS, DataConfig, FinetuneConfig
 from tfemotion.data import load_splits, tokenize
@@ -46,12 +46,8 @@ def run_dir(tmp_path_factory, tiny_bert_dir, data_dir) -> Path:
     """A run folder as `train` leaves it, as far as `evaluate_run` reads it."""
     run = tmp_path_factory.mktemp("evaluate-run")
     make_saved_classifier(run / "model", tiny_bert_dir)
-    (run / "config.json").write_text(json.dumps({
-        "data": DataConfig(source=str(data_dir)).to_dict(),
-        "finetune": FinetuneConfig(model=str(tiny_bert_dir), error_examples=4).to_dict(),
-        "label_names": list(EMOTION_LABELS),
-        "max_length": 64,
-    }))
+    write_run_record(run, data_dir, FinetuneConfig(model=str(tiny_bert_dir), error_examples=4),
+                     EMOTION_LABELS, 64)
     return run
 
 

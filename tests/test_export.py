@@ -15,7 +15,7 @@ from tfemotion.export import (SIGNATURES, ExportVerificationError, export_model,
                               next_version)
 from tfemotion.tokenizer import STRESS_TEXTS
 
-from conftest import synthetic_rows
+from conftest import synthetic_rows, write_run_record
 
 LABELS = list(EMOTION_LABELS)
 
@@ -42,10 +42,7 @@ def run_export(tmp_path_factory, classifier_dir, emotion_dir):
     """export_run on a run folder (uncased vocabulary), verified in a fresh process."""
     run = tmp_path_factory.mktemp("run")
     shutil.copytree(classifier_dir, run / "model")
-    settings = {"data": DataConfig(source=str(emotion_dir)).to_dict(),
-                "finetune": FinetuneConfig(model="tiny", max_length=32).to_dict(),
-                "label_names": LABELS}
-    (run / "config.json").write_text(json.dumps(settings))
+    write_run_record(run, emotion_dir, FinetuneConfig(model="tiny", max_length=32), LABELS, 32)
     base = tmp_path_factory.mktemp("models")
     return export_run(run, ExportConfig(base_path=str(base))), base
 

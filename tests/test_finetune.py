@@ -21,14 +21,15 @@ import pytest
 import tf_keras
 from conftest import write_dataset
 
+from tfemotion.callbacks import HISTORY_COLUMNS
 from tfemotion.config import DataConfig, FinetuneConfig
 from tfemotion.data import load_splits, tokenize
-from tfemotion.finetune import (EPOCH_KEYS, HISTORY_COLUMNS, NaNLossError, best_epoch,
-                                bucket_boundaries, train, train_dataset)
+from tfemotion.finetune import EPOCH_KEYS, NaNLossError, best_epoch, train
 from tfemotion.hardware import resolve_hardware
+from tfemotion.inputs import bucket_boundaries, train_dataset
 
 EPOCHS = 10
-FAST = {"learning_rate": 1e-2, "batch_size": 16}
+FAST = {"learning_rate": 1e-2, "batch_size": 16, "warmup_ratio": 0.0}
 
 
 class StopAfterEpoch(tf_keras.callbacks.Callback):
@@ -131,14 +132,17 @@ def test_train_writes_run_folder_with_documented_files_and_keys(trained_run):
     saved = json.loads((run / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert set(saved) == {"epochs", "best_epoch", "validation", "test", "train_seconds",
-                          "train_examples_per_second"}
+                          "train_examples_per_second", "schedule", "advice"}
+    assert saved["schedule"] == {"learning_rate": 1e-2, "warmup_ratio": 0.0,
+                                 "reason": "learning rate 0.01 as given; warm-up 0% of the "
+                                           "steps as given"}
     assert all(tuple(row) == EPOCH_KEYS for row in saved["epochs"])
     assert [row["epoch"] for row in saved["epochs"]] == list(range(1, EPOCHS + 1))
     assert set(saved["validation"]) == set(saved["test"]) == {"accuracy", "f1_weighted", "f1_macro"}
     assert saved["train_seconds"] > 0 and saved["train_examples_per_second"] > 0
 
     config = json.loads((run / "config.json").read_text())
-    assert {"data", "finetune", "label_names", "max_length", "versions"} <= set(config)
+    assert {"data", "finetune", "label_names", "max_length", "schedule", "versions"} <= set(config)
     assert FinetuneConfig.from_dict(config["finetune"]).epochs == EPOCHS
     assert DataConfig.from_dict(config["data"]).source
     model_config = json.loads((run / "model/config.json").read_text())
@@ -293,7 +297,9 @@ def test_train_book_keras_recipe_on_a_safetensors_only_checkpoint(
     metrics = train(splits, DataConfig(source="x"), config, tmp_path / "run", verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     lengths = np.asarray(encoded_train[0]["length"])  # same vocab, same token counts
-    assert saved["finetune"]["learning_rate"] == 5e-5
+    assert saved["finetune"]["learning_rate"] is None  # not given: the recipe's own
+    assert saved["schedule"]["learning_rate"] == 5e-5
+    assert saved["schedule"]["reason"].startswith("learning rate 5e-05 from the book's Keras recipe")
     assert saved["padding_share"] == pytest.approx(1 - lengths.mean() / lengths.max(), abs=1e-3)
     assert metrics["best_epoch"] == 1 and (tmp_path / "run" / "model" / "tf_model.h5").is_file()
 
@@ -390,6 +396,69 @@ def test_train_multi_worker_with_two_local_workers(tmp_path, data_dir, tiny_bert
     config = json.loads((run / "config.json").read_text())
     assert (config["strategy"], config["replicas"]) == ("multi-worker", 2)
     assert json.loads((run / "metrics.json").read_text())["best_epoch"] == 1
+
+
+# endregion
+
+
+# region The Keras steps one by one (what notebook 02 shows)
+
+
+def test_keras_steps_one_by_one_write_a_run_that_evaluates_and_exports(tmp_path, splits,
+                                                                       data_dir, tiny_bert_dir):
+    from tfemotion.callbacks import ValidationMetrics
+    from tfemotion.checkpoints import load_tokenizer, model_max_length
+    from tfemotion.config import choose_schedule
+    from tfemotion.evaluate import evaluate_run
+    from tfemotion.finetune import (build_classifier, compile_classifier, hidden_size,
+                                    history_table, save_run)
+    from tfemotion.runfolder import RunRecord
+
+    names = splits["train"].features["label"].names
+    config = FinetuneConfig(model=str(tiny_bert_dir), epochs=EPOCHS, **FAST)
+    tf_keras.utils.set_random_seed(config.seed)
+    tokenizer = load_tokenizer(config.model)
+    model = build_classifier(config.model, names)
+    assert model.config.id2label == dict(enumerate(names))
+    schedule = choose_schedule(config, hidden_size(model.config))
+    max_length = model_max_length(tokenizer, model.config)
+    encoded = tokenize(splits, tokenizer, max_length)
+    data = train_dataset(encoded["train"], tokenizer, config, max_length)
+    compile_classifier(model, schedule, config, data.steps * config.epochs)
+    validation = ValidationMetrics(encoded["validation"], tokenizer, train_examples=data.examples)
+    history = model.fit(data.dataset, epochs=config.epochs, steps_per_epoch=data.steps,
+                        callbacks=[validation], verbose=0)
+    # Keras' own History sees the validation figures the callback adds.
+    assert history.history["val_f1_weighted"] == [r["val_f1_weighted"] for r in validation.rows]
+    assert validation.rows[-1]["val_accuracy"] >= 0.8, history_table(validation.rows)
+
+    record = RunRecord(DataConfig(source=str(data_dir)), config, tuple(names), max_length,
+                       schedule)
+    run = tmp_path / "run"
+    metrics = save_run(run, model, tokenizer, encoded, record, validation.rows)
+    assert metrics["best_epoch"] == EPOCHS  # save_run keeps the model as it is: the last epoch
+    assert metrics["validation"]["f1_weighted"] == pytest.approx(
+        validation.rows[-1]["val_f1_weighted"], abs=1e-6)
+    again = evaluate_run(run, "validation", dataset_dict=splits)
+    assert again["f1_weighted"] == pytest.approx(metrics["validation"]["f1_weighted"], abs=1e-6)
+    assert (run / "evaluation" / "validation" / "metrics.json").is_file()
+    assert json.loads((run / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+
+
+def test_train_chooses_and_records_the_learning_rate_for_the_checkpoint(
+        tmp_path, splits, tiny_bert_dir, caplog):
+    config = FinetuneConfig(model=str(tiny_bert_dir), epochs=1, batch_size=16)
+    with caplog.at_level("INFO", logger="tfemotion"):
+        metrics = train(splits, DataConfig(source="x"), config, tmp_path / "run", verbose=0)
+    width = json.loads((tiny_bert_dir / "config.json").read_text())["hidden_size"]
+    expected = (f"learning rate 0.0005 chosen for the encoder's hidden size {width}; "
+                "warm-up 10% of the steps")
+    assert metrics["schedule"] == {"learning_rate": 5e-4, "warmup_ratio": 0.1,
+                                   "reason": expected}
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["schedule"]["reason"] == expected
+    assert saved["finetune"]["learning_rate"] is None
+    assert any(expected in message for message in caplog.messages)
 
 
 # endregion

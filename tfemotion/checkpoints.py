@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any, Optional
@@ -149,6 +150,11 @@ def load_tf_model(model_class: Any, checkpoint: str, **kwargs: Any) -> Any:
         HubUnreachableError: a hub id while the hub is unreachable.
         ValueError: the checkpoint lacks weights of the encoder body.
 
+    What was loaded is reported in one log record: DEBUG when every weight was loaded, INFO for
+    what is expected (a new classification head, checkpoint weights the task does not use,
+    such as a pre-training head), WARNING for what is not (other weights left random, shapes
+    that differ).
+
     Example:
         >>> from transformers import TFAutoModel  # doctest: +SKIP
         >>> model = load_tf_model(TFAutoModel, "sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
@@ -158,18 +164,66 @@ def load_tf_model(model_class: Any, checkpoint: str, **kwargs: Any) -> Any:
         folder = Path(checkpoint)
         weights = _safetensors_files(folder)
         if not (folder / "tf_model.h5").exists() and not (folder / "tf_model.h5.index.json").exists() and weights:
-            return _load_from_safetensors(model_class, checkpoint, weights, **kwargs)
-        return model_class.from_pretrained(checkpoint, **kwargs)
+            model, info = _load_from_safetensors(model_class, checkpoint, weights, **kwargs)
+        else:
+            model, info = model_class.from_pretrained(checkpoint, output_loading_info=True,
+                                                      **kwargs)
+    else:
+        require_hub(checkpoint, "checkpoint", "--model")
+        try:
+            model, info = model_class.from_pretrained(checkpoint, output_loading_info=True,
+                                                      **kwargs)
+        except TypeError as error:
+            if _SAFETENSORS_BUG not in str(error):
+                raise
+            logger.info("Working around transformers#40028 for %s", checkpoint)
+            model, info = _load_from_safetensors(model_class, checkpoint,
+                                                 _download_safetensors(checkpoint), **kwargs)
+    _report_loading(checkpoint, model, info, new_head="num_labels" in kwargs)
+    return model
 
-    require_hub(checkpoint, "checkpoint", "--model")
-    try:
-        return model_class.from_pretrained(checkpoint, **kwargs)
-    except TypeError as error:
-        if _SAFETENSORS_BUG not in str(error):
-            raise
-        logger.info("Working around transformers#40028 for %s", checkpoint)
-        return _load_from_safetensors(model_class, checkpoint, _download_safetensors(checkpoint),
-                                      **kwargs)
+
+def loading_report(model_name: str, info: dict[str, list], new_head: bool) -> tuple[int, str]:
+    """``(log level, message)`` summing up what ``from_pretrained`` loaded.
+
+    Dropout layers (which hold no weights) listed as unused are left out; a new classification
+    head (``classifier``, ``pre_classifier``) is expected when labels were asked for.
+
+    Example:
+        >>> loading_report("TFBertForSequenceClassification", {"missing_keys": ["classifier"],
+        ...                "unexpected_keys": ["dropout_38"], "mismatched_keys": []}, True)
+        (20, 'TFBertForSequenceClassification: new classification head (classifier)')
+        >>> loading_report("TFBertModel", {"missing_keys": ["bert/encoder/layer_._0/x"],
+        ...                "unexpected_keys": [], "mismatched_keys": []}, False)[0]
+        30
+    """
+    missing = [str(k) for k in info.get("missing_keys") or []]
+    unexpected = [str(k) for k in info.get("unexpected_keys") or [] if "dropout" not in str(k)]
+    mismatched = [str(k[0]) if isinstance(k, (tuple, list)) else str(k)
+                  for k in info.get("mismatched_keys") or []]
+    head = [k for k in missing if new_head and re.search(r"(^|/)(pre_)?classifier", k)]
+    random = [k for k in missing if k not in head]
+    parts = []
+    if head:
+        parts.append(f"new classification head ({', '.join(sorted(set(head)))})")
+    if unexpected:
+        parts.append(f"checkpoint weights not used: {_shorten(unexpected)}")
+    if random:
+        parts.append(f"left at random, not in the checkpoint: {_shorten(random)}")
+    if mismatched:
+        parts.append(f"left at random, shapes differ from the checkpoint's: {_shorten(mismatched)}")
+    level = logging.WARNING if random or mismatched else logging.INFO if parts else logging.DEBUG
+    return level, f"{model_name}: " + ("; ".join(parts) or "every weight loaded")
+
+
+def _shorten(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _report_loading(checkpoint: str, model: Any, info: dict[str, list], new_head: bool) -> None:
+    level, message = loading_report(type(model).__name__, info, new_head)
+    logger.log(level, "%s (from %s)", message, checkpoint)
 
 
 def _safetensors_files(folder: Path) -> list[Path]:
@@ -193,7 +247,8 @@ def _download_safetensors(repo_id: str) -> list[Path]:
         return [Path(hf_hub_download(repo_id, shard)) for shard in shards]
 
 
-def _load_from_safetensors(model_class: Any, checkpoint: str, files: list[Path], **kwargs: Any) -> Any:
+def _load_from_safetensors(model_class: Any, checkpoint: str, files: list[Path],
+                           **kwargs: Any) -> tuple[Any, dict[str, list]]:
     from safetensors.numpy import load_file
     from transformers import AutoConfig
     from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
@@ -207,12 +262,12 @@ def _load_from_safetensors(model_class: Any, checkpoint: str, files: list[Path],
     _, info = load_pytorch_state_dict_in_tf2_model(
         model, state_dict, allow_missing_keys=True, output_loading_info=True, skip_logger_warnings=True
     )
+    info = {key: list(info.get(key) or []) for key in
+            ("missing_keys", "unexpected_keys", "mismatched_keys")}
     missing_body = [k for k in info["missing_keys"] if any(m in k for m in _BODY_WEIGHT_MARKERS)]
     if missing_body:
         raise ValueError(
             f"Checkpoint {checkpoint!r} does not hold the weights of {type(model).__name__}'s "
             f"encoder (missing e.g. {missing_body[:3]}). Is it a BERT-family model?"
         )
-    if info["missing_keys"]:
-        logger.info("Newly initialised (not in %s): %s", checkpoint, info["missing_keys"])
-    return model
+    return model, info

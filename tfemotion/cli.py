@@ -1,9 +1,15 @@
 """The ``tfemotion`` command line: one subcommand per stage, flags built from ``config.py``.
 
 Nothing here computes anything: each subcommand turns its flags into config dataclasses,
-calls the stage's public function and prints what it returned. Heavy libraries (TensorFlow,
-transformers, datasets) are imported inside the subcommands, so ``tfemotion --help`` and
-argument errors answer at once.
+calls the stage's public function and prints what it returned (results on standard output,
+progress and warnings on standard error). Heavy libraries (TensorFlow, transformers,
+datasets) are imported inside the subcommands, so ``tfemotion --help`` and argument errors
+answer at once. Unless ``--verbose`` is given, start-up noise a user cannot act on is dropped
+(see ``tfemotion.logs``).
+
+In ``tfemotion run`` each flag sets one stage's setting: flags without a prefix are the
+fine-tuning ones (the main stage), ``--baseline-*`` the feature baseline's and ``--export-*``
+the export's. Only ``--model`` (the checkpoint) and the data flags serve every stage.
 
 Example:
     >>> build_parser().parse_args(["baseline", "--data", "d", "--out", "o", "--pooling", "mean"]).pooling
@@ -13,11 +19,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
-from typing import Any, Callable, Optional, Sequence
+import textwrap
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from tfemotion import __version__
 from tfemotion import config as cfg
@@ -36,31 +44,43 @@ def _flag_type(annotation: str) -> tuple[Callable[[str], Any], bool]:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
-                     only: Optional[Sequence[str]] = None, skip: Sequence[str] = ()) -> None:
+                     only: Optional[Sequence[str]] = None, skip: Sequence[str] = (),
+                     prefix: str = "", help_texts: Optional[dict[str, str]] = None) -> None:
     """Add one flag per field of ``config_class`` (help, choices and aliases from its metadata).
 
     Flags default to ``argparse.SUPPRESS``: an omitted flag leaves the dataclass default in force,
-    so defaults are stated once, in ``config.py``.
+    so defaults are stated once, in ``config.py``. With ``prefix``, each flag is
+    ``--PREFIX-NAME`` (no aliases) and its value lands in ``PREFIX_NAME``, so two stages' fields
+    of the same name never share a flag.
 
     Example:
         >>> p = argparse.ArgumentParser(); add_config_flags(p, cfg.FeatureConfig, only=["pooling"])
         >>> p.parse_args([])
         Namespace()
+        >>> add_config_flags(p, cfg.FeatureConfig, only=["batch_size"], prefix="baseline")
+        >>> p.parse_args(["--baseline-batch-size", "8"])
+        Namespace(baseline_batch_size=8)
     """
     existing = {action.dest for action in parser._actions}
     for field in dataclasses.fields(config_class):
-        if (only is not None and field.name not in only) or field.name in skip or field.name in existing:
+        dest = f"{prefix}_{field.name}" if prefix else field.name
+        if (only is not None and field.name not in only) or field.name in skip or dest in existing:
             continue
         meta = field.metadata
-        flags = meta.get("flags") or ("--" + field.name.replace("_", "-"),)
+        name = field.name.replace("_", "-")
+        if prefix:
+            flags: tuple[str, ...] = (f"--{prefix}-{name}",)
+        else:
+            flags = meta.get("flags") or (f"--{name}",)
         converter, is_list = _flag_type(str(field.type))
         default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = f"{meta.get('help', '')} (default: {default})"
-        kwargs: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text}
+        text = (help_texts or {}).get(field.name, meta.get("help", ""))
+        help_text = f"{text} (default: {default})".replace("%", "%%")  # argparse formats help
+        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
         if converter is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            kwargs.update(type=converter, metavar=field.name.upper())
+            kwargs.update(type=converter, metavar=dest.upper())
             if meta.get("choices"):
                 kwargs.update(choices=meta["choices"], metavar=None)
             if is_list:
@@ -68,21 +88,41 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
         parser.add_argument(*flags, **kwargs)
 
 
-def config_from_args(config_class: type, args: argparse.Namespace, **overrides: Any) -> Any:
-    """Build ``config_class`` from the parsed flags that name its fields.
+def config_from_args(config_class: type, args: argparse.Namespace, prefix: str = "",
+                     **overrides: Any) -> Any:
+    """Build ``config_class`` from the parsed flags that name its fields (``PREFIX_NAME``).
 
     Example:
         >>> config_from_args(cfg.FeatureConfig, argparse.Namespace(pooling="mean")).pooling
         'mean'
+        >>> args = argparse.Namespace(batch_size=16, baseline_batch_size=32)
+        >>> config_from_args(cfg.FeatureConfig, args, prefix="baseline").batch_size
+        32
     """
-    names = {f.name for f in dataclasses.fields(config_class)}
-    values = {k: v for k, v in vars(args).items() if k in names}
+    values = {}
+    for field in dataclasses.fields(config_class):
+        dest = f"{prefix}_{field.name}" if prefix else field.name
+        if hasattr(args, dest):
+            values[field.name] = getattr(args, dest)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return config_class(**values)
 
 
 # endregion
-# region Subcommands
+# region Output
+
+
+def _to_stderr(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``function`` with its prints (Keras progress bars) on standard error.
+
+    Standard output then carries only the command's result, which ``--json`` makes parseable.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        return function(*args, **kwargs)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
@@ -93,14 +133,72 @@ def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
               f"{values['f1_macro']:>10.4f}")
 
 
+def _print_training(metrics: dict[str, Any]) -> None:
+    _print_metrics(f"fine-tuned (best epoch {metrics['best_epoch']})",
+                   {s: metrics[s] for s in ("validation", "test") if s in metrics})
+    print(f"\n{metrics['schedule']['reason']}")
+    print(f"trained in {metrics['train_seconds']:.0f} s "
+          f"({metrics['train_examples_per_second']:.1f} examples/s)")
+    if metrics.get("advice"):
+        print(metrics["advice"])
+
+
+def _input_texts(args: argparse.Namespace, parser: argparse.ArgumentParser
+                 ) -> tuple[Iterable[str], Optional[int]]:
+    """The texts of ``predict``/``query``: arguments, ``--file`` or standard input; their count."""
+    from tfemotion.data import read_texts
+
+    if args.texts and args.file:
+        parser.error("give TEXT arguments or --file, not both")
+    if args.texts:
+        return args.texts, len(args.texts)
+    if args.file is None and sys.stdin.isatty():
+        parser.error("give TEXT arguments, --file PATH, or texts on standard input (one per "
+                     "line)")
+    source = args.file or "-"
+    total = None
+    if source != "-":
+        with open(source, "rb") as handle:
+            total = sum(1 for _ in handle)
+    return read_texts(source), total
+
+
+def _stream(results: Iterable[dict[str, Any]], total: Optional[int], as_json: bool,
+            show_bar: bool, header: Optional[Callable[[dict[str, Any]], str]] = None) -> int:
+    """Print results as they come (a progress bar on standard error for file input)."""
+    from tqdm import tqdm
+
+    from tfemotion.serving import format_prediction
+
+    count = 0
+    with tqdm(total=total, unit="text", file=sys.stderr, disable=None if show_bar else True,
+              leave=False) as bar:
+        for result in results:
+            if count == 0 and header and not as_json:
+                print(header(result))
+            print(json.dumps(result, ensure_ascii=False) if as_json else format_prediction(result),
+                  flush=True)
+            count += 1
+            bar.update(1)
+    return count
+
+
+# endregion
+# region Subcommands
+
+
 def cmd_explore(args: argparse.Namespace) -> int:
     from tfemotion.explore import explore
 
-    summary = explore(config_from_args(cfg.DataConfig, args), args.out, model=args.model,
-                      max_length=args.max_length)
+    summary = _to_stderr(explore, config_from_args(cfg.DataConfig, args), args.out,
+                         model=args.model, max_length=args.max_length)
+    if args.json:
+        _print_json(summary)
+        return 0
     print(f"labels: {', '.join(summary['label_names'])}")
     for split, stats in summary["splits"].items():
-        line = f"  {split:<11} {stats['rows']:>7} rows, {stats['words_mean']:.1f} words/text (max {stats['words_max']})"
+        line = (f"  {split:<11} {stats['rows']:>7} rows, {stats['words_mean']:.1f} words/text "
+                f"(max {stats['words_max']})")
         if "tokens_mean" in stats:
             line += (f", {stats['tokens_mean']:.1f} tokens/text (max {stats['tokens_max']}, "
                      f"{100 * stats['share_longer_than_max']:.2f}% truncated)")
@@ -115,7 +213,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from tfemotion.data import load_splits
     from tfemotion.features import run_baseline
 
-    metrics = run_baseline(load_splits(data_config), feature_config, args.out)
+    metrics = _to_stderr(lambda: run_baseline(load_splits(data_config), feature_config, args.out))
+    if args.json:
+        _print_json(metrics)
+        return 0
     features = metrics["features"]
     print(f"features: {features['texts']} texts in {features['seconds']:.1f} s "
           f"({features['texts_per_second']:.1f} texts/s)")
@@ -132,43 +233,66 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tfemotion.data import load_splits
     from tfemotion.finetune import train
 
-    metrics = train(load_splits(data_config), data_config, finetune_config, args.out)
-    _print_metrics(f"best epoch {metrics['best_epoch']}",
-                   {s: metrics[s] for s in ("validation", "test") if s in metrics})
-    print(f"\ntrained in {metrics['train_seconds']:.0f} s "
-          f"({metrics['train_examples_per_second']:.1f} examples/s); run folder: {args.out}")
+    metrics = _to_stderr(lambda: train(load_splits(data_config), data_config, finetune_config,
+                                       args.out))
+    if args.json:
+        _print_json(metrics)
+        return 0
+    _print_training(metrics)
+    print(f"run folder: {args.out}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tfemotion.evaluate import evaluate_run
 
-    result = evaluate_run(args.run, args.split)
+    result = _to_stderr(evaluate_run, args.run, args.split)
+    if args.json:
+        _print_json({k: v for k, v in result.items() if k != "report"})
+        return 0
     _print_metrics(f"{args.run} ({args.split})", {args.split: result})
-    if "report" in result:
-        print(result["report"])
+    print(result["report"])
+    print(f"\nwrote {os.path.dirname(result['files']['metrics'])}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tfemotion.predict import plot_probabilities, predict
+    from tfemotion.predict import load_predictor, plot_probabilities, predict_stream
 
-    results = predict(args.model, args.texts)
-    if args.plot:
-        plot_probabilities(results[0], args.plot, text=args.texts[0])
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for text, result in zip(args.texts, results):
-            print(f"{result['label']:<12} {result['scores'][result['label']]:.3f}  {text}")
+    texts, total = _input_texts(args, args.parser)
+    classify = _to_stderr(load_predictor, args.model)
+    first: list[dict[str, Any]] = []
+
+    def keep_first(stream: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        for result in stream:
+            if not first:
+                first.append(result)
+            yield result
+
+    _stream(keep_first(predict_stream(classify, texts, batch_size=args.batch_size)), total,
+            args.json, show_bar=not args.texts)
+    if args.plot and first:
+        plot_probabilities(first[0], args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from tfemotion.export import export_run
 
-    report = export_run(args.run, config_from_args(cfg.ExportConfig, args))
-    print(json.dumps(report, indent=2, default=str))
+    report = _to_stderr(export_run, args.run, config_from_args(cfg.ExportConfig, args))
+    if args.json:
+        _print_json(report)
+        return 0
+    check = report.get("verification")
+    print(f"exported {report['path']} (version {report['version']}), signatures "
+          f"{', '.join(report['signatures'])}")
+    if check:
+        print(f"verified in a fresh process on {check['validation_texts']} validation and "
+              f"{check['stress_texts']} stress texts: {check['token_id_mismatches']} token-id "
+              f"mismatches, largest probability difference "
+              f"{max(check['max_abs_diff'].values()):.1e}")
+    print(f"serve it: tfemotion serve --base-path {report['base_path']}")
     return 0
 
 
@@ -180,32 +304,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from tfemotion.serving import format_query, query
+    from tfemotion.serving import query_stream
 
-    result = query(config_from_args(cfg.ServingConfig, args), args.texts, server=args.server,
-                   version=args.version, label=args.label, api=args.api)
-    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else format_query(result))
+    config = config_from_args(cfg.ServingConfig, args)
+    texts, total = _input_texts(args, args.parser)
+    predictions = query_stream(config, texts, server=args.server, version=args.version,
+                               label=args.label, api=args.api, batch_size=args.batch_size)
+    _stream((p.to_dict() for p in predictions), total, args.json, show_bar=not args.texts,
+            header=lambda first: f"{config.name} version {first.get('version')} at "
+                                 f"{args.server}")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job: explore -> baseline -> train -> evaluate -> export."""
-    configs = [config_from_args(c, args) for c in
-               (cfg.DataConfig, cfg.FeatureConfig, cfg.FinetuneConfig, cfg.ExportConfig)]
+    finetune_config = config_from_args(cfg.FinetuneConfig, args)
+    data_config = config_from_args(cfg.DataConfig, args)
+    feature_config = config_from_args(cfg.FeatureConfig, args, prefix="baseline",
+                                      model=finetune_config.model)
+    export_config = config_from_args(cfg.ExportConfig, args, prefix="export")
     from tfemotion.pipeline import run_all
 
-    results = run_all(
-        *configs,
-        args.out,
-        stages=args.stages,
-        progress=lambda message: print(f"\n== {message}", flush=True),
-    )
-    for stage, metrics in results.items():
-        if stage in ("baseline",):
-            _print_metrics("baseline: logistic regression", metrics["logistic_regression"])
-        if stage == "train":
-            _print_metrics(f"fine-tuned (best epoch {metrics['best_epoch']})",
-                           {s: metrics[s] for s in ("validation", "test") if s in metrics})
+    results = _to_stderr(run_all, data_config, feature_config, finetune_config, export_config,
+                         args.out, stages=args.stages,
+                         progress=lambda message: print(f"\n== {message}", flush=True))
+    if args.json:
+        _print_json(results)
+        return 0
+    if "baseline" in results:
+        _print_metrics("baseline: logistic regression on the encoder's features",
+                       results["baseline"]["logistic_regression"])
+    if "train" in results:
+        _print_training(results["train"])
+    if "export" in results:
+        print(f"\nexported {results['export']['path']} (version {results['export']['version']})"
+              f"; serve it: tfemotion serve --base-path {results['export']['base_path']}")
     print(f"\nall outputs in {args.out}")
     return 0
 
@@ -214,6 +347,61 @@ def cmd_run(args: argparse.Namespace) -> int:
 # region Parser
 
 STAGES = ("explore", "baseline", "train", "evaluate", "export")
+
+EXAMPLES = {
+    "explore": """examples:
+  tfemotion explore --data ../shared/data/emotion --out runs/explore
+  tfemotion explore --data dair-ai/emotion --model distilbert-base-uncased --out runs/explore""",
+    "baseline": """examples:
+  tfemotion baseline --data dair-ai/emotion --model distilbert-base-uncased --out runs/baseline
+  tfemotion baseline --data data/ --model path/to/checkpoint --out runs/b --pooling mean --umap""",
+    "train": """examples:
+  tfemotion train --data dair-ai/emotion --model distilbert-base-uncased --out runs/emotion
+  tfemotion train --data data/ --model path/to/checkpoint --out runs/mine --epochs 3 --lr 1e-4""",
+    "evaluate": """examples:
+  tfemotion evaluate --run runs/emotion --split test
+  tfemotion evaluate --run runs/emotion --json   # the OUT folder of `tfemotion run` works too""",
+    "predict": """examples:
+  tfemotion predict --model runs/emotion "i feel great today" "what a scary night"
+  tfemotion predict --model runs/emotion/serving/emotion --file tweets.txt --json > labels.jsonl""",
+    "export": """examples:
+  tfemotion export --run runs/emotion --base-path serving/models
+  tfemotion export --run runs/emotion --base-path serving/models --name emotion --version 2""",
+    "serve": """examples:
+  tfemotion serve --base-path runs/emotion/serving
+  tfemotion serve --base-path serving/models --model-config serving/models.config""",
+    "query": """examples:
+  tfemotion query "i feel great today"
+  cat tweets.txt | tfemotion query --server 127.0.0.1:8500 --api classify --json""",
+    "run": """examples:
+  tfemotion run --data dair-ai/emotion --model distilbert-base-uncased --out runs/emotion
+  tfemotion run --data data/ --model path/to/checkpoint --out runs/mine --epochs 3 \\
+      --baseline-batch-size 128 --stages train evaluate export""",
+}
+
+
+def _subparser(sub: Any, name: str, help_text: str, func: Callable[[argparse.Namespace], int],
+               json_flag: bool = True, description: str = "") -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text,
+                            description=textwrap.fill(
+                                f"{help_text[0].upper()}{help_text[1:]}. {description}", 79),
+                            epilog=EXAMPLES[name],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's start-up log, transformers' loading reports "
+                             "and debug messages")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=func, parser=parser)
+    return parser
+
+
+def _text_inputs(parser: argparse.ArgumentParser, batch_help: str) -> None:
+    parser.add_argument("texts", nargs="*", metavar="TEXT",
+                        help="texts to classify (default: --file, or standard input)")
+    parser.add_argument("--file", help="read texts from this file, one per line ('-': standard "
+                                       "input); results are printed as they come")
+    parser.add_argument("--batch-size", type=int, default=64, help=batch_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,70 +415,87 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tfemotion",
         description="Fine-tune transformer text classifiers with TensorFlow/Keras and serve them "
                     "with TensorFlow Serving (chapter 2 of NLP with Transformers).",
+        epilog="`tfemotion COMMAND --help` lists a command's flags and examples.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("explore", help="class balance and text lengths")
+    p = _subparser(sub, "explore", "class balance and text lengths", cmd_explore)
     add_config_flags(p, cfg.DataConfig)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", help="checkpoint whose tokenizer adds token-length statistics")
     p.add_argument("--max-length", type=int, help="maximum length (default: the model's)")
-    p.set_defaults(func=cmd_explore)
 
-    p = sub.add_parser("baseline", help="hidden-state features + logistic regression")
+    p = _subparser(sub, "baseline", "hidden-state features + logistic regression", cmd_baseline)
     add_config_flags(p, cfg.DataConfig)
     add_config_flags(p, cfg.FeatureConfig)
     p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=cmd_baseline)
 
-    p = sub.add_parser("train", help="fine-tune a sequence classifier with Keras")
+    p = _subparser(sub, "train", "fine-tune a sequence classifier with Keras", cmd_train)
     add_config_flags(p, cfg.DataConfig)
     add_config_flags(p, cfg.FinetuneConfig)
     p.add_argument("--out", required=True, help="run folder")
-    p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="metrics, confusion matrix and error analysis of a run")
-    p.add_argument("--run", required=True, help="run folder written by `tfemotion train`")
-    p.add_argument("--split", choices=("validation", "test"), default="validation")
-    p.set_defaults(func=cmd_evaluate)
+    p = _subparser(sub, "evaluate", "metrics, confusion matrix and error analysis of a run",
+                   cmd_evaluate)
+    p.add_argument("--run", required=True,
+                   help="run folder written by `tfemotion train`, or the OUT folder of "
+                        "`tfemotion run`")
+    p.add_argument("--split", choices=("validation", "test"), default="validation",
+                   help="split to evaluate (default: %(default)s)")
 
-    p = sub.add_parser("predict", help="classify texts with a saved model")
-    p.add_argument("--model", required=True, help="saved model folder (RUN/model)")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p = _subparser(sub, "predict", "classify texts with a saved model or an export", cmd_predict,
+                   json_flag=False)
+    p.add_argument("--model", required=True,
+                   help="a run folder (or the OUT folder of `tfemotion run`), a saved model "
+                        "folder (RUN/model), or an export: BASE/NAME/VERSION or BASE/NAME (its "
+                        "highest version; TensorFlow only, no transformers)")
+    _text_inputs(p, "texts per forward pass (default: %(default)s)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per text (JSON Lines): text, label, scores")
     p.add_argument("--plot", help="write the first text's probability bar chart to this PNG")
-    p.add_argument("texts", nargs="+", metavar="TEXT")
-    p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("export", help="SavedModel for TensorFlow Serving (raw text in)")
-    p.add_argument("--run", required=True, help="run folder written by `tfemotion train`")
+    p = _subparser(sub, "export", "SavedModel for TensorFlow Serving (raw text in)", cmd_export)
+    p.add_argument("--run", required=True,
+                   help="run folder written by `tfemotion train`, or the OUT folder of "
+                        "`tfemotion run`")
     add_config_flags(p, cfg.ExportConfig)
-    p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("serve", help="development gRPC server (production: TensorFlow Serving)")
+    p = _subparser(sub, "serve", "development gRPC server (production: TensorFlow Serving)",
+                   cmd_serve, json_flag=False)
     p.add_argument("--base-path", required=True, help="folder holding NAME/VERSION SavedModels")
     add_config_flags(p, cfg.ServingConfig, skip=("timeout", "retries", "retry_backoff"))
-    p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("query", help="classify texts with a TensorFlow Serving server over gRPC")
+    p = _subparser(sub, "query", "classify texts with a TensorFlow Serving server over gRPC",
+                   cmd_query, json_flag=False)
     p.add_argument("--server", default="127.0.0.1:8500", help="HOST:PORT (default: %(default)s)")
     add_config_flags(p, cfg.ServingConfig, only=("name", "timeout", "retries", "retry_backoff"))
     which = p.add_mutually_exclusive_group()
     which.add_argument("--version", type=int, help="model version (default: the server's latest)")
     which.add_argument("--label", help="version label, e.g. stable or canary")
-    p.add_argument("--api", choices=("predict", "classify"), default="predict")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("texts", nargs="+", metavar="TEXT")
-    p.set_defaults(func=cmd_query)
+    p.add_argument("--api", choices=("predict", "classify"), default="predict",
+                   help="TF Serving API to call (default: %(default)s)")
+    _text_inputs(p, "texts per request (default: %(default)s; at most the server's batch cap)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per text (JSON Lines): text, label, scores, "
+                        "version")
 
-    p = sub.add_parser("run", help="the main job: explore, baseline, train, evaluate, export")
-    for config_class in (cfg.DataConfig, cfg.FeatureConfig, cfg.FinetuneConfig):
-        add_config_flags(p, config_class)
-    add_config_flags(p, cfg.ExportConfig, only=("name", "verify"))
-    p.add_argument("--out", required=True, help="output folder for every stage")
+    p = _subparser(
+        sub, "run", "the main job: explore, baseline, train, evaluate, export", cmd_run,
+        description="Each flag sets one stage's setting: flags without a prefix are the "
+                    "fine-tuning ones, --baseline-* the feature baseline's, --export-* the "
+                    "export's (which otherwise reuses the run's maximum length). --model and the "
+                    "data flags serve every stage.")
+    add_config_flags(p, cfg.DataConfig)
+    add_config_flags(p, cfg.FinetuneConfig, help_texts={
+        "model": "Checkpoint of every stage (features and fine-tuning): hub id or local folder."})
+    add_config_flags(p, cfg.FeatureConfig, prefix="baseline", skip=("model",))
+    add_config_flags(p, cfg.ExportConfig, prefix="export", skip=("base_path",))
+    p.add_argument("--out", required=True,
+                   help="output folder for every stage: OUT/explore, OUT/baseline, OUT/run, "
+                        "OUT/serving")
     p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                    help="stages to run, in order (default: all)")
-    p.set_defaults(func=cmd_run)
     return parser
 
 
@@ -301,16 +506,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         >>> main(["--version"])  # doctest: +SKIP
         tfemotion 0.1.0
     """
+    from tfemotion import logs
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:
+        logs.quiet()
+    logs.show_progress(verbose=args.verbose)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("tfemotion: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tfemotion predict ... | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # no second error while Python flushes at exit
+        return 0
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, ImportError,
-            RuntimeError) as error:
-        if os.environ.get("TFEMOTION_DEBUG"):
+            RuntimeError, OSError) as error:
+        if os.environ.get("TFEMOTION_DEBUG") or args.verbose:
             raise
         print(f"tfemotion {args.command}: error: {error}", file=sys.stderr)
         return 1

@@ -191,6 +191,90 @@ def order_label_names(names: Sequence[str]) -> list[str]:
     return sorted(set(names))
 
 
+def save_splits(dataset_dict: Any, folder: str | Path) -> dict[str, Path]:
+    """Write splits as ``SPLIT.txt`` (``text;label`` lines) plus ``labels.txt``, for offline use.
+
+    What ``load_splits`` reads back as the same splits, label names and label order: save the
+    hub's ``dair-ai/emotion`` once on a machine with the hub, then copy the folder.
+
+    Args:
+        dataset_dict: DatasetDict with ``text`` and a ``ClassLabel`` ``label`` (as from
+            ``load_splits``).
+        folder: str or Path. Created if needed; existing split files are replaced.
+
+    Returns:
+        ``{split: path}`` and ``{"labels": path}``.
+
+    Raises:
+        DataError: a text holds a line break (one line per example in ``.txt``).
+
+    Example:
+        >>> save_splits(load_splits(DataConfig(source="dair-ai/emotion")),
+        ...             "data/emotion")  # doctest: +SKIP
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    names = label_names(dataset_dict)
+    written = {}
+    for split, dataset in dataset_dict.items():
+        lines = []
+        for number, (text, label) in enumerate(zip(dataset["text"], dataset["label"]), 1):
+            if "\n" in text or "\r" in text:
+                raise DataError(f"{split} example {number}: the text holds a line break, which a "
+                                f".txt split cannot store. Received: text={text[:60]!r}")
+            lines.append(f"{text};{names[label]}\n")
+        path = out / f"{split}.txt"
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text("".join(lines), encoding="utf-8")
+        temporary.replace(path)
+        written[split] = path
+    written["labels"] = out / LABELS_FILE
+    written["labels"].write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+    return written
+
+
+def read_texts(source: str | Path) -> Iterator[str]:
+    """Texts to classify, one per line, from a file or ``"-"`` (standard input), read lazily.
+
+    Line ends (``\\n``, ``\\r\\n``) and a UTF-8 byte order mark are removed; every line is a
+    text, empty ones included, so results line up with the input.
+
+    Raises:
+        DataError: a line that is not UTF-8 (the message names the file and line).
+        FileNotFoundError: no such file.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "texts.txt")
+        >>> _ = open(path, "wb").write(b"i feel great\\r\\nso sad\\n")
+        >>> list(read_texts(path))
+        ['i feel great', 'so sad']
+    """
+    import sys
+
+    if str(source) == "-":
+        yield from _decode_lines(sys.stdin.buffer, "<stdin>")
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file of texts. Received: source={str(source)!r}")
+    with path.open("rb") as handle:
+        yield from _decode_lines(handle, str(path))
+
+
+def _decode_lines(handle: Any, name: str) -> Iterator[str]:
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(f"{name}:{number}: bytes that are not UTF-8 (byte 0x"
+                            f"{raw[error.start]:02x} at column {error.start + 1}). Re-save the "
+                            f"file as UTF-8.") from None
+        yield text.rstrip("\n").removesuffix("\r")
+
+
 # endregion
 # region Local files
 

@@ -165,6 +165,8 @@ def predict_logits(model: Any, dataset: Any, tokenizer: Any, batch_size: int = 6
     Example:
         >>> logits = predict_logits(model, encoded["validation"], tokenizer)  # doctest: +SKIP
     """
+    from tfemotion.inputs import sorted_tf_dataset
+
     _check_tokenized(dataset)
     order = np.argsort([len(ids) for ids in dataset["input_ids"]], kind="stable")
     tf_dataset = sorted_tf_dataset(dataset.select(order), tokenizer, batch_size)
@@ -173,25 +175,6 @@ def predict_logits(model: Any, dataset: Any, tokenizer: Any, batch_size: int = 6
     restored = np.empty_like(logits, dtype=np.float32)
     restored[order] = logits
     return restored
-
-
-def sorted_tf_dataset(dataset: Any, tokenizer: Any, batch_size: int) -> Any:
-    """A ``tf.data`` pipeline over a tokenized split in its given order, padded per batch.
-
-    Built with ``Dataset.to_tf_dataset`` and ``DataCollatorWithPadding`` (padding to a
-    multiple of 8, which keeps the number of distinct shapes small for compiled functions).
-
-    Example:
-        >>> tf_dataset = sorted_tf_dataset(encoded["test"], tokenizer, 64)  # doctest: +SKIP
-    """
-    from transformers import DataCollatorWithPadding
-
-    collator = DataCollatorWithPadding(tokenizer, return_tensors="np", pad_to_multiple_of=8)
-    keep = [c for c in dataset.column_names if c not in ("input_ids", "attention_mask")]
-    return dataset.remove_columns(keep).to_tf_dataset(
-        columns=["input_ids", "attention_mask"], batch_size=batch_size, shuffle=False,
-        collate_fn=collator,
-    )
 
 
 def per_example_loss(logits: np.ndarray, labels: Sequence[int]) -> np.ndarray:
@@ -342,14 +325,12 @@ def markdown_table(frame: Any) -> str:
 # endregion
 # region Evaluating a split and a run
 
-# Run folder layout shared with tfemotion.finetune (which writes it) and the export stage.
-RUN_CONFIG_FILE = "config.json"
-MODEL_DIR = "model"
-EVALUATION_DIR = "evaluation"
+# The files evaluate_split writes to its output folder.
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 REPORT_FILE = "classification_report.csv"
 HIGHEST_LOSS_FILE = "errors_highest_loss.csv"
 LOWEST_LOSS_FILE = "errors_lowest_loss.csv"
+METRICS_FILE = "metrics.json"
 
 
 def evaluate_split(
@@ -421,12 +402,13 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate a run folder's saved model on one split (``tfemotion evaluate``).
 
-    Reads ``RUN/config.json`` (data settings, label names, max length) and ``RUN/model/``,
+    Reads the run record (data settings, label names, max length) and the saved model,
     tokenizes the split the way training did, and writes ``metrics.json``, the confusion
     matrix, the per-class report and the error tables to ``RUN/evaluation/SPLIT/``.
 
     Args:
-        run_dir: str or Path. A folder written by ``tfemotion.finetune.train``.
+        run_dir: str or Path. A run folder written by ``tfemotion.finetune.train``, or the
+            ``OUT`` folder of ``tfemotion run`` (which holds it as ``OUT/run``).
         split: str. ``"validation"`` or ``"test"`` (or ``"train"``).
         dataset_dict: DatasetDict, optional. Already loaded splits; default: load them again
             from the run's data settings.
@@ -444,49 +426,37 @@ def evaluate_run(
         >>> evaluate_run("runs/emotion", "test")["f1_weighted"]  # doctest: +SKIP
         0.93
     """
-    import json
-
     from transformers import TFAutoModelForSequenceClassification
 
     from tfemotion.checkpoints import load_tf_model, load_tokenizer
-    from tfemotion.config import SPLITS, DataConfig
+    from tfemotion.config import SPLITS
     from tfemotion.data import label_names as dataset_label_names
     from tfemotion.data import load_splits, tokenize
     from tfemotion.files import write_json
+    from tfemotion.runfolder import RunRecord, check_labels, find_run
 
-    run = Path(run_dir)
-    config_path, model_dir = run / RUN_CONFIG_FILE, run / MODEL_DIR
-    if not config_path.is_file() or not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{run} is not a finished run folder: expected {RUN_CONFIG_FILE} and {MODEL_DIR}/ "
-            f"written by `tfemotion train`. Received: run_dir={str(run_dir)!r}"
-        )
+    run = find_run(run_dir)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}. Received: split={split!r}")
-    settings = json.loads(config_path.read_text(encoding="utf-8"))
+    record = RunRecord.load(run)
     if dataset_dict is None:
-        dataset_dict = load_splits(DataConfig.from_dict(settings["data"]))
+        dataset_dict = load_splits(record.data)
     if split not in dataset_dict:
         raise ValueError(f"the data has no {split!r} split (it has {sorted(dataset_dict)}). "
                          f"Received: split={split!r}")
-    names = list(settings["label_names"])
-    if dataset_label_names(dataset_dict) != names:
-        raise ValueError(
-            f"the data's labels differ from the run's {names}. "
-            f"Received: labels={dataset_label_names(dataset_dict)}"
-        )
-    tokenizer = load_tokenizer(str(model_dir))
-    model = load_tf_model(TFAutoModelForSequenceClassification, str(model_dir))
-    encoded = tokenize(dataset_dict[split], tokenizer, settings["max_length"])
-    out = run / EVALUATION_DIR / split
+    check_labels(record, dataset_label_names(dataset_dict))
+    tokenizer = load_tokenizer(str(run.model))
+    model = load_tf_model(TFAutoModelForSequenceClassification, str(run.model))
+    encoded = tokenize(dataset_dict[split], tokenizer, record.max_length)
+    out = run.evaluation(split)
     result = evaluate_split(
-        model, tokenizer, encoded, names, out, batch_size=batch_size,
-        error_examples=settings["finetune"]["error_examples"],
+        model, tokenizer, encoded, record.label_names, out, batch_size=batch_size,
+        error_examples=record.finetune.error_examples,
         title=f"Normalized confusion matrix ({split})",
     )
     result = {"split": split, **result}
     metrics_path = write_json({k: v for k, v in result.items() if k not in ("report", "files")},
-                              out / "metrics.json")
+                              out / METRICS_FILE)
     result["files"]["metrics"] = str(metrics_path)
     return result
 

@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 
 TOLERANCE = 1e-5  # largest accepted probability difference from the Keras model
 _WARMUP_FILE = ("assets.extra", "tf_serving_warmup_requests")
-_INFO_FILE = ("assets.extra", "tfemotion_export.json")
+# What the export says about itself (labels, max length, tokenizer), beside the SavedModel.
+EXPORT_INFO_FILE = Path("assets.extra") / "tfemotion_export.json"
 _WARMUP_TEXTS = ("i feel happy today", "i am so scared of what comes next",
                  "i love this", "he was furious and i felt angry", "what a surprise",
                  "i feel sad and lonely", "", "Ça va? 中文 😀")
@@ -89,39 +90,35 @@ class ExportVerificationError(RuntimeError):
 def export_run(run_dir: str | Path, config: ExportConfig) -> dict[str, Any]:
     """Export the classifier of a ``tfemotion train`` run folder for TensorFlow Serving.
 
-    Reads ``RUN/model`` (the ``save_pretrained`` model and tokenizer) and ``RUN/config.json``
-    (data and fine-tuning settings), verifies on the run's validation texts plus the built-in
-    stress list, and publishes ``BASE/NAME/VERSION``. Without ``config.max_length`` the
-    fine-tuning ``max_length`` is used, else the model's limit.
+    Reads the run's saved model and its record (data settings, label names, maximum length;
+    see ``tfemotion.runfolder``), verifies on the run's validation texts plus the built-in
+    stress list, and publishes ``BASE/NAME/VERSION``. Without ``config.max_length`` the run's
+    maximum length is used.
 
     Args:
-        run_dir: str or Path. The run folder.
+        run_dir: str or Path. The run folder, or the ``OUT`` folder of ``tfemotion run``.
         config: ExportConfig. Base path, name, version, max length, verification.
 
     Returns:
         The report of :func:`export_model`, plus ``run`` and ``validation_texts``.
 
     Raises:
-        FileNotFoundError: the run folder lacks ``model/`` or ``config.json``.
+        FileNotFoundError: the folder is not a finished run.
         FileExistsError: ``config.version`` already exists.
         ExportVerificationError: the verification failed (nothing is published).
 
     Example:
         >>> export_run("runs/emotion/run", ExportConfig(base_path="/tmp/models"))  # doctest: +SKIP
     """
-    run = Path(run_dir)
-    for needed in (run / "model", run / "config.json"):
-        if not needed.exists():
-            raise FileNotFoundError(
-                f"{needed} is missing: expected a run folder written by `tfemotion train`. "
-                f"Received: run_dir={str(run_dir)!r}")
-    settings = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    texts, note = _validation_texts(settings.get("data"))
-    if config.max_length is None and (settings.get("finetune") or {}).get("max_length"):
-        config = config.replace(max_length=int(settings["finetune"]["max_length"]))
-    report = export_model(run / "model", config, texts=texts,
-                          label_names=settings.get("label_names"))
-    report.update(run=str(run), validation_texts=len(texts), validation_note=note)
+    from tfemotion.runfolder import RunRecord, find_run
+
+    run = find_run(run_dir)
+    record = RunRecord.load(run)
+    texts, note = _validation_texts(record.data)
+    if config.max_length is None:
+        config = config.replace(max_length=record.max_length)
+    report = export_model(run.model, config, texts=texts, label_names=record.label_names)
+    report.update(run=str(run.root), validation_texts=len(texts), validation_note=note)
     return report
 
 
@@ -180,6 +177,27 @@ def next_version(model_root: str | Path) -> int:
     return max(versions, default=0) + 1
 
 
+def find_export(path: Any) -> Optional[Path]:
+    """The SavedModel version folder at ``path``, or None when ``path`` is not an export.
+
+    ``path`` may be a version folder (holds ``saved_model.pb``) or a model folder whose
+    integer-named subfolders are versions (the highest is taken).
+
+    Example:
+        >>> find_export("no/such/folder") is None
+        True
+    """
+    folder = Path(str(path)).expanduser()
+    if (folder / "saved_model.pb").is_file():
+        return folder
+    if folder.is_dir():
+        versions = [p for p in folder.iterdir()
+                    if _VERSION_DIR.match(p.name) and (p / "saved_model.pb").is_file()]
+        if versions:
+            return max(versions, key=lambda p: int(p.name))
+    return None
+
+
 # The export itself ---------------------------------------------------------------------------
 
 
@@ -208,7 +226,7 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
                 "unsupported_reason": reason, "signatures": sorted(signatures),
                 "tokenizer": dict(in_graph.description if in_graph else {},
                                   **{"class": type(tokenizer).__name__})}
-        (temporary.joinpath(*_INFO_FILE)).write_text(json.dumps(info, indent=2), encoding="utf-8")
+        (temporary / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
         verification = None
         if config.verify:
             verification = _verify(temporary, model, tokenizer, texts, labels, max_length,
@@ -400,14 +418,12 @@ def _publish(temporary: Path, model_root: Path, version: Optional[int]) -> tuple
         candidate += 1  # another export took this number meanwhile
 
 
-def _validation_texts(data_settings: Optional[dict[str, Any]]) -> tuple[list[str], Optional[str]]:
+def _validation_texts(data_config: DataConfig) -> tuple[list[str], Optional[str]]:
     """The run's validation texts (test texts if it has none); a note when unavailable."""
-    if not data_settings:
-        return [], "the run config has no data settings"
     try:
         from tfemotion.data import load_splits
 
-        splits = load_splits(DataConfig.from_dict(data_settings))
+        splits = load_splits(data_config)
     except Exception as error:  # the export still runs on the stress list
         logger.warning("Verifying without the run's validation texts: %s", error)
         return [], f"could not load the run's data: {error}"

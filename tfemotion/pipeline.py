@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from tfemotion.checkpoints import is_local_path, require_hub
 from tfemotion.config import DataConfig, ExportConfig, FeatureConfig, FinetuneConfig
+from tfemotion.runfolder import PIPELINE_RUN_DIR
 
 STAGES = ("explore", "baseline", "train", "evaluate", "export")
 
@@ -32,8 +33,9 @@ def stage_dirs(out_dir: str | Path) -> dict[str, Path]:
         PosixPath('out/run')
     """
     out = Path(out_dir)
-    return {"explore": out / "explore", "baseline": out / "baseline", "train": out / "run",
-            "evaluate": out / "run", "export": out / "serving"}
+    return {"explore": out / "explore", "baseline": out / "baseline",
+            "train": out / PIPELINE_RUN_DIR, "evaluate": out / PIPELINE_RUN_DIR,
+            "export": out / "serving"}
 
 
 def run_all(

@@ -1,30 +1,41 @@
-"""Classifying new texts with a saved model: probabilities, the transformers pipeline, a chart.
+"""Classifying new texts: with a saved model or an export, the transformers pipeline, a chart.
 
-A run's ``RUN/model/`` folder (``save_pretrained`` of model and tokenizer, label names in its
-config) is all that is needed. ``predict`` gives the same probabilities as the transformers
-``pipeline("text-classification", framework="tf", top_k=None)`` on that folder, which
-``load_pipeline`` builds (with ``dtype=None``: the default ``"auto"`` needs PyTorch in
-transformers 4.57).
+``predict`` takes any of these and returns each text's label and the score of every label:
+
+* a saved model folder (``RUN/model``: ``save_pretrained`` of model and tokenizer), a run folder
+  or the ``OUT`` folder of ``tfemotion run``: the Keras model, same probabilities as the
+  transformers ``pipeline("text-classification", framework="tf", top_k=None)`` that
+  ``load_pipeline`` builds (with ``dtype=None``: the default needs PyTorch in transformers 4.57);
+* an exported SavedModel version folder (``BASE/NAME/VERSION``) or its model folder
+  (``BASE/NAME``: the highest version): its raw-text signature, with TensorFlow alone (no
+  transformers import), the way TensorFlow Serving would answer.
+
+``predict_stream`` classifies an iterable of texts of any length batch by batch.
 
 Example:
-    >>> predict("runs/emotion/model", ["I saw a movie today and it was good."])  # doctest: +SKIP
+    >>> predict("runs/emotion/run", ["I saw a movie today and it was good."])  # doctest: +SKIP
     [{'text': 'I saw a movie today and it was really good.', 'label': 'joy', 'scores': {...}}]
 """
 
 from __future__ import annotations
 
+import json
 import textwrap
+from itertools import islice
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
+
+from tfemotion.export import EXPORT_INFO_FILE, find_export
 
 
 def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
     """Load a saved sequence classifier and its tokenizer.
 
     Args:
-        model_dir: str or Path. A ``save_pretrained`` folder (``RUN/model``) or hub id.
+        model_dir: str or Path. A ``save_pretrained`` folder (``RUN/model``), a run folder, the
+            ``OUT`` folder of ``tfemotion run``, or a hub id.
 
     Returns:
         ``(model, tokenizer)``.
@@ -39,14 +50,20 @@ def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
 
     from tfemotion.checkpoints import is_local_path, load_tf_model, load_tokenizer
 
+    from tfemotion.runfolder import find_run
+
     path = Path(str(model_dir)).expanduser()
     if is_local_path(str(model_dir)) and not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{path} holds no saved model (no config.json); pass RUN/model from `tfemotion train`. "
-            f"Received: model_dir={str(model_dir)!r}"
-        )
-    return (load_tf_model(TFAutoModelForSequenceClassification, str(model_dir)),
-            load_tokenizer(str(model_dir)))
+        try:
+            path = find_run(path).model
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{path} holds no saved model: pass a saved model folder (RUN/model), a run "
+                f"folder, the OUT folder of `tfemotion run`, or an export (BASE/NAME or "
+                f"BASE/NAME/VERSION). Received: model={str(model_dir)!r}") from None
+    model_dir = str(path) if is_local_path(str(path)) else str(model_dir)
+    return (load_tf_model(TFAutoModelForSequenceClassification, model_dir),
+            load_tokenizer(model_dir))
 
 
 def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64,
@@ -85,30 +102,115 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: 
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def predict(model_dir: str | Path, texts: Sequence[str], *, batch_size: int = 64,
+def predict(model: Any, texts: Sequence[str], *, batch_size: int = 64,
             max_length: Optional[int] = None) -> list[dict[str, Any]]:
-    """Classify texts with a saved model (``tfemotion predict``).
+    """Classify texts (``tfemotion predict``).
 
     Args:
-        model_dir: str or Path. ``RUN/model`` (or a loaded ``(model, tokenizer)`` pair).
+        model: str or Path: a saved model folder, run folder, ``tfemotion run`` output folder,
+            export version folder or export model folder (see the module docstring); or a
+            loaded ``(model, tokenizer)`` pair; or a predictor from ``load_predictor``.
         texts: sequence of str.
         batch_size: int. Texts per forward pass.
-        max_length: int, optional. Truncation length (default: the model's limit).
+        max_length: int, optional. Truncation length of a Keras model (default: the model's
+            limit; an export uses its own).
 
     Returns:
         One dict per text: ``{"text": t, "label": best label name, "scores": {name: p, ...}}``
         with the scores in label id order.
 
     Raises:
-        FileNotFoundError: no saved model there. ValueError: no texts.
+        FileNotFoundError: no model there. ValueError: no texts.
 
     Example:
         >>> predict("runs/emotion/model", ["i feel happy"])[0]["label"]  # doctest: +SKIP
         'joy'
     """
-    model, tokenizer = model_dir if isinstance(model_dir, tuple) else load_classifier(model_dir)
-    probabilities = predict_proba(model, tokenizer, texts, batch_size, max_length)
-    names = [model.config.id2label[i] for i in range(probabilities.shape[1])]
+    texts = _check_texts(texts)
+    return list(predict_stream(model, texts, batch_size=batch_size, max_length=max_length))
+
+
+def predict_stream(model: Any, texts: Iterable[str], *, batch_size: int = 64,
+                   max_length: Optional[int] = None) -> Iterator[dict[str, Any]]:
+    """Classify an iterable of texts batch by batch, yielding one result per text in order.
+
+    Memory stays bounded by ``batch_size`` whatever the number of texts (a file of millions of
+    lines streams through).
+
+    Args:
+        model: what ``predict`` takes.
+        texts: iterable of str, read lazily.
+        batch_size: int. Texts per forward pass.
+        max_length: int, optional. As in ``predict``.
+
+    Example:
+        >>> from tfemotion.data import read_texts
+        >>> for result in predict_stream("runs/emotion/run", read_texts("tweets.txt")):
+        ...     print(result["label"])  # doctest: +SKIP
+    """
+    classify = model if callable(model) else load_predictor(model, max_length=max_length)
+    iterator = iter(texts)
+    while True:
+        batch = list(islice(iterator, batch_size))
+        if not batch:
+            return
+        yield from classify(_check_texts(batch))
+
+
+def load_predictor(model: Any, *, max_length: Optional[int] = None,
+                   ) -> Callable[[list[str]], list[dict[str, Any]]]:
+    """A function from a batch of texts to results, for any model ``predict`` takes.
+
+    Example:
+        >>> classify = load_predictor("serving/models/emotion")  # doctest: +SKIP
+        >>> classify(["i feel happy"])[0]["label"]  # doctest: +SKIP
+        'joy'
+    """
+    if isinstance(model, tuple):
+        return _keras_predictor(*model, max_length=max_length)
+    export = find_export(model)
+    if export is not None:
+        return _export_predictor(export)
+    return _keras_predictor(*load_classifier(model), max_length=max_length)
+
+
+def _keras_predictor(model: Any, tokenizer: Any, max_length: Optional[int] = None
+                     ) -> Callable[[list[str]], list[dict[str, Any]]]:
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    def classify(texts: list[str]) -> list[dict[str, Any]]:
+        probabilities = predict_proba(model, tokenizer, texts, len(texts), max_length)
+        return _results(texts, probabilities, names)
+
+    return classify
+
+
+def _export_predictor(version_dir: Path) -> Callable[[list[str]], list[dict[str, Any]]]:
+    import tensorflow as tf
+
+    info_path = version_dir / EXPORT_INFO_FILE
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    loaded = tf.saved_model.load(str(version_dir))
+    if "serving_default" not in loaded.signatures or not info.get("raw_text", True):
+        raise ValueError(
+            f"{version_dir} has no raw-text signature (its tokenizer could not be exported: "
+            f"{info.get('unsupported_reason')}); classify with the run's saved model instead. "
+            f"Received: model={str(version_dir)!r}")
+    signature = loaded.signatures["serving_default"]
+    names = list(info.get("labels") or [])
+
+    def classify(texts: list[str]) -> list[dict[str, Any]]:
+        outputs = signature(text=tf.constant(texts, dtype=tf.string))
+        probabilities = outputs["probabilities"].numpy().astype(np.float64)
+        labels = names or [f"LABEL_{i}" for i in range(probabilities.shape[1])]
+        return _results(texts, probabilities, labels)
+
+    classify.saved_model = loaded  # type: ignore[attr-defined]  (keeps the model alive)
+    return classify
+
+
+def _results(texts: Sequence[str], probabilities: np.ndarray,
+             names: Sequence[str]) -> list[dict[str, Any]]:
     return [
         {"text": text, "label": names[int(row.argmax())],
          "scores": {name: float(p) for name, p in zip(names, row)}}

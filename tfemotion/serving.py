@@ -25,7 +25,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from tfemotion.config import ServingConfig
 
@@ -497,16 +497,70 @@ def query(config: Optional[ServingConfig], texts: Sequence[str], *,
         >>> query(ServingConfig(), ["i am so happy"])["predictions"][0]["label"]  # doctest: +SKIP
         'joy'
     """
-    if api not in APIS:
-        raise ValueError(f"api must be one of {APIS}. Received: api={api!r}")
     config = config or ServingConfig()
-    with ServingClient.from_config(config, server=server, version=version,
-                                   label=label) as client:
-        predictions = client.predict(texts) if api == "predict" else client.classify(texts)
-        address = client.address
+    texts = _check_texts(texts)
+    predictions = list(query_stream(config, texts, server=server, version=version, label=label,
+                                    api=api))
+    address = server if server and ":///" in server else _address(
+        *(parse_server(server) if server else (config.host, config.port)))
     return {"server": address, "model": config.name,
             "version": predictions[0].version if predictions else None, "label": label,
             "api": api, "predictions": [p.to_dict() for p in predictions]}
+
+
+def query_stream(config: Optional[ServingConfig], texts: Iterable[str], *,
+                 server: Optional[str] = None, version: Optional[int] = None,
+                 label: Optional[str] = None, api: str = "predict",
+                 batch_size: int = 64) -> Iterator[Prediction]:
+    """Classify an iterable of texts of any length on a server, one request per batch.
+
+    Texts are read lazily and sent ``batch_size`` at a time (keep it within the server's
+    batch cap: ``ServingConfig.max_batch_size``, ``serving/batching.config``); the predictions
+    come back in order, one per text.
+
+    Args:
+        config, server, version, label, api: as in :func:`query`.
+        texts: iterable of str.
+        batch_size: int. Texts per request.
+
+    Raises:
+        ValueError: bad ``api`` or ``batch_size``.
+        ServingError: the server refused or could not be reached.
+
+    Example:
+        >>> from tfemotion.data import read_texts
+        >>> for p in query_stream(ServingConfig(), read_texts("tweets.txt")):
+        ...     print(p.label)  # doctest: +SKIP
+    """
+    from itertools import islice
+
+    if api not in APIS:
+        raise ValueError(f"api must be one of {APIS}. Received: api={api!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1. Received: batch_size={batch_size!r}")
+    config = config or ServingConfig()
+    iterator = iter(texts)
+    with ServingClient.from_config(config, server=server, version=version,
+                                   label=label) as client:
+        call = client.predict if api == "predict" else client.classify
+        while True:
+            batch = list(islice(iterator, batch_size))
+            if not batch:
+                return
+            yield from call(batch)
+
+
+def format_prediction(prediction: dict[str, Any], width: int = 60) -> str:
+    """One result as a line: label, its score, the text (shortened past ``width``).
+
+    Example:
+        >>> format_prediction({"text": "so happy", "label": "joy", "scores": {"joy": 0.9}})
+        'joy       0.900  so happy'
+    """
+    text = prediction["text"]
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    score = prediction["scores"].get(prediction["label"], float("nan"))
+    return f"{prediction['label']:<9} {score:.3f}  {text}"
 
 
 def format_query(result: dict[str, Any], width: int = 60) -> str:
@@ -517,7 +571,7 @@ def format_query(result: dict[str, Any], width: int = 60) -> str:
         width: int. Texts longer than this are shortened.
 
     Returns:
-        One line per text: label, its score, the text.
+        A header line, then one line per text: label, its score, the text.
 
     Example:
         >>> print(format_query({"model": "emotion", "version": 2, "server": "h:1", "predictions": [
@@ -526,7 +580,5 @@ def format_query(result: dict[str, Any], width: int = 60) -> str:
         joy       0.900  so happy
     """
     lines = [f"{result['model']} version {result.get('version')} at {result['server']}"]
-    for p in result["predictions"]:
-        text = p["text"] if len(p["text"]) <= width else p["text"][: width - 1] + "…"
-        lines.append(f"{p['label']:<9} {p['scores'].get(p['label'], float('nan')):.3f}  {text}")
+    lines += [format_prediction(p, width) for p in result["predictions"]]
     return "\n".join(lines)

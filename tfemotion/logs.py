@@ -1,0 +1,188 @@
+"""What a run prints: tfemotion's progress and real warnings, not noise a user cannot act on.
+
+``quiet()`` (what the command line and the notebooks call unless asked to be verbose) drops:
+
+* TensorFlow's C++ start-up lines: the INFO ones through ``TF_CPP_MIN_LOG_LEVEL=1`` (set only
+  when the user has not set it, and only before TensorFlow loads), and, by pattern, the ones
+  logged at a higher level although nothing is wrong: ``failed call to cuInit`` (an *error* on
+  every machine without a GPU), absl's "log messages before InitializeLog" line, CUDA plugin
+  registration notices;
+* transformers' "TensorFlow and JAX classes are deprecated" banner and its checkpoint loading
+  reports ("Some layers ... were not used", "... newly initialized"): tfemotion's own loading
+  report (``tfemotion.checkpoints.load_tf_model``) says what matters in one line.
+
+Real warnings and errors still show. ``show_progress()`` sends tfemotion's own log records
+(INFO and up) to standard error, as the command line does.
+
+Example:
+    >>> is_native_noise(b"E0000 00:00:17.3 38 cuda_platform.cc:52] failed call to cuInit: x\\n")
+    True
+    >>> is_native_noise(b"E0000 00:00:17.3 38 bfc_allocator.cc:1] OOM when allocating\\n")
+    False
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import sys
+import threading
+from typing import Optional
+
+# Messages of TensorFlow's C++ log (glog format: "E0000 00:00:1796.3   38 file.cc:52] message")
+# and other native start-up lines that say nothing a user can act on.
+_NATIVE_LOG = re.compile(rb"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]*\] (?P<message>.*)$", re.S)
+_NATIVE_NOISE_MESSAGES = re.compile(
+    rb"failed call to cuInit|Could not find cuda drivers|oneDNN custom operations are on"
+    rb"|This TensorFlow binary is optimized|Unable to register cu(DNN|FFT|BLAS) factory"
+    rb"|computation placer already registered|TF-TRT Warning|successful NUMA node read")
+_NATIVE_NOISE_LINES = (b"WARNING: All log messages before absl::InitializeLog() is called",
+                       b"To enable the following instructions:")
+# transformers log records dropped by quiet(), by the start of their message.
+TRANSFORMERS_NOISE = ("TensorFlow and JAX classes are deprecated",
+                      "Some layers from the model checkpoint at",
+                      "All model checkpoint layers were used",
+                      "Some layers of ", "All the layers of ", "Some weights of ")
+_TRANSFORMERS_LOGGERS = ("transformers.modeling_tf_utils", "transformers.tokenization_utils_base",
+                         "transformers.feature_extraction_utils", "transformers.pipelines.base")
+
+_filter: Optional["_NativeStderrFilter"] = None
+
+
+def quiet() -> None:
+    """Drop the noise described in the module docstring, from now on, in this process.
+
+    Call it before TensorFlow is imported to also silence its INFO start-up lines. Calling it
+    again does nothing more.
+
+    Example:
+        >>> quiet()  # doctest: +SKIP
+    """
+    global _filter
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    for name in _TRANSFORMERS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _TransformersNoise) for f in logger.filters):
+            logger.addFilter(_TransformersNoise())
+    if _filter is None:
+        try:
+            _filter = _NativeStderrFilter()
+        except OSError:  # no usable file descriptor 2 (an embedded interpreter): keep it as is
+            _filter = None
+
+
+def show_progress(verbose: bool = False) -> None:
+    """Print tfemotion's log records (INFO and up; DEBUG when verbose) on standard error.
+
+    Example:
+        >>> show_progress()  # doctest: +SKIP
+    """
+    logger = logging.getLogger("tfemotion")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not any(getattr(h, "_tfemotion", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Formatter())
+        handler._tfemotion = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def is_native_noise(line: bytes) -> bool:
+    """True for a native log line that ``quiet()`` drops (see the module docstring)."""
+    if line.startswith(_NATIVE_NOISE_LINES):
+        return True
+    match = _NATIVE_LOG.match(line.rstrip(b"\r\n"))
+    return bool(match and _NATIVE_NOISE_MESSAGES.search(match.group("message")))
+
+
+def _may_start_noise(partial: bytes) -> bool:
+    """True while an unfinished line could still become a noise line (so it is held back)."""
+    if any(marker.startswith(partial) or partial.startswith(marker)
+           for marker in _NATIVE_NOISE_LINES):
+        return True
+    return re.match(rb"^[IWEF](\d{0,4}$|\d{4} )", partial) is not None
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
+class _TransformersNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(TRANSFORMERS_NOISE)
+
+
+class _NativeStderrFilter:
+    """Routes file descriptor 2 through a pipe and drops native noise lines from it.
+
+    Everything else is forwarded at once, unfinished lines included (progress bars redraw with
+    ``\\r``); only a line that may become a noise line is held until it ends. At exit the pipe
+    is drained before the process ends, so the last messages are never lost.
+    """
+
+    def __init__(self) -> None:
+        sys.stderr.flush()
+        self._target = os.dup(2)
+        read, write = os.pipe()
+        os.dup2(write, 2)
+        os.close(write)
+        self._read = read
+        self._held = b""
+        self._inside_line = False  # part of the current line was forwarded: forward the rest
+        self._thread = threading.Thread(target=self._pump, name="tfemotion-stderr", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Put file descriptor 2 back and forward what is still in the pipe."""
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._target, 2)  # closes our write end: the pump sees the end of the pipe
+        self._thread.join(timeout=5)
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._read, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self._write(self._feed(chunk))
+        self._write(self._held)
+        os.close(self._read)
+
+    def _write(self, data: bytes) -> None:
+        while data:
+            try:
+                data = data[os.write(self._target, data):]
+            except OSError:
+                return
+
+    def _feed(self, data: bytes) -> bytes:
+        out = []
+        buffer = self._held + data
+        while buffer:
+            end = min((i for i in (buffer.find(b"\n"), buffer.find(b"\r")) if i >= 0),
+                      default=-1)
+            if end >= 0:
+                segment, buffer = buffer[:end + 1], buffer[end + 1:]
+                if self._inside_line or not is_native_noise(segment):
+                    out.append(segment)
+                self._inside_line = False
+                continue
+            if not self._inside_line and _may_start_noise(buffer):
+                break  # wait for the rest of the line
+            out.append(buffer)
+            buffer = b""
+            self._inside_line = True
+        self._held = buffer
+        return b"".join(out)

@@ -1,0 +1,271 @@
+"""The run folder: what fine-tuning writes and evaluation, export and the pipeline read.
+
+One module owns it: ``RunFolder`` names every file and folder in it, and ``RunRecord`` is the
+typed record of a run (its settings, label names, resolved maximum length and learning rate,
+hardware and versions) that fine-tuning writes to ``RUN/config.json`` and every reader loads.
+No other module spells a file name of the run folder or parses ``config.json`` by hand.
+
+Layout::
+
+    RUN/config.json              the RunRecord
+    RUN/model/                   save_pretrained of the model and its tokenizer
+    RUN/history.csv              one row per epoch (continuous across --resume)
+    RUN/metrics.json             per-epoch figures, best epoch, validation/test metrics, speed
+    RUN/confusion_matrix.png     validation split at the end of training, with
+    RUN/errors_highest_loss.csv  classification_report.csv/.md, errors_lowest_loss.csv (and .md)
+    RUN/evaluation/test/         the same files for the test split
+    RUN/evaluation/SPLIT/        what `tfemotion evaluate` writes, with the split's metrics.json
+    RUN/checkpoints/             epoch-K (model + optimizer after epoch K), state.json
+    RUN/logs/                    TensorBoard
+
+``tfemotion run`` (and ``make run``) puts the run folder at ``OUT/run``; ``find_run`` accepts
+either folder.
+
+Example:
+    >>> RunFolder("runs/emotion").model
+    PosixPath('runs/emotion/model')
+    >>> RunFolder("runs/emotion").evaluation("test").name
+    'test'
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from tfemotion.config import DataConfig, FinetuneConfig, Schedule
+from tfemotion.files import write_json
+
+# Where `tfemotion run` puts the run folder inside its output folder.
+PIPELINE_RUN_DIR = "run"
+RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The paths of one run folder (nothing is read or created by building it)."""
+
+    root: Path
+
+    def __init__(self, root: str | Path) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def record(self) -> Path:
+        """``config.json``: the ``RunRecord``."""
+        return self.root / "config.json"
+
+    @property
+    def model(self) -> Path:
+        """``model/``: the fine-tuned model and its tokenizer (``save_pretrained``)."""
+        return self.root / "model"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def state(self) -> Path:
+        """``checkpoints/state.json``: the completed epochs' rows, for ``--resume``."""
+        return self.checkpoints / "state.json"
+
+    @property
+    def logs(self) -> Path:
+        """``logs/``: TensorBoard."""
+        return self.root / "logs"
+
+    def checkpoint(self, epoch: int) -> Path:
+        """Prefix of the checkpoint written after ``epoch`` (1-based).
+
+        Example:
+            >>> RunFolder("r").checkpoint(2).as_posix()
+            'r/checkpoints/epoch-2'
+        """
+        return self.checkpoints / f"epoch-{epoch}"
+
+    def evaluation(self, split: str) -> Path:
+        """Where ``tfemotion evaluate`` writes a split's files (and training the test split's).
+
+        Training writes the validation split's files to the run folder itself.
+
+        Example:
+            >>> RunFolder("r").evaluation("test").as_posix()
+            'r/evaluation/test'
+        """
+        return self.root / "evaluation" / split
+
+    def holds_training(self) -> bool:
+        """True when a training run (finished or not) already wrote here."""
+        return self.state.exists() or self.metrics.exists() or self.model.exists()
+
+    def is_finished(self) -> bool:
+        """True when the record and the saved model are both there."""
+        return self.record.is_file() and (self.model / "config.json").is_file()
+
+
+def find_run(path: str | Path) -> RunFolder:
+    """The finished run folder at ``path``: a run folder, or the ``OUT`` folder of ``tfemotion run``.
+
+    Raises:
+        FileNotFoundError: neither ``path`` nor ``path/run`` is a finished run folder; the
+            message says what was expected.
+
+    Example:
+        >>> find_run("no/such/folder")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no/such/folder is not a finished run folder: expected config.json and model/ written by `tfemotion train`, in it or in no/such/folder/run (the OUT folder of `tfemotion run` / `make run`). Received: path='no/such/folder'
+    """
+    for candidate in (RunFolder(path), RunFolder(Path(path) / PIPELINE_RUN_DIR)):
+        if candidate.is_finished():
+            return candidate
+    run = RunFolder(path)
+    raise FileNotFoundError(
+        f"{path} is not a finished run folder: expected {run.record.name} and {run.model.name}/ "
+        f"written by `tfemotion train`, in it or in {Path(path) / PIPELINE_RUN_DIR} (the OUT "
+        f"folder of `tfemotion run` / `make run`). Received: path={str(path)!r}")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a fine-tuning run was: written once by fine-tuning, read by every later stage.
+
+    Attributes:
+        data: DataConfig. Where the texts came from (evaluation and export reload them).
+        finetune: FinetuneConfig. The settings as given (``None`` = chosen for the checkpoint).
+        label_names: tuple of str. Name of each label id.
+        max_length: int. The resolved truncation length, in tokens.
+        schedule: Schedule. The learning rate and warm-up used, and why.
+        strategy: str. The ``tf.distribute`` strategy kind.
+        replicas: int. Replicas in sync.
+        steps_per_epoch: int. Optimizer steps in one epoch.
+        train_examples_per_epoch: int.
+        padding_share: float or None. Share of padded tokens in the training batches.
+        versions: dict. Python and library versions that trained the run.
+    """
+
+    data: DataConfig
+    finetune: FinetuneConfig
+    label_names: tuple[str, ...]
+    max_length: int
+    schedule: Schedule
+    strategy: str = "default"
+    replicas: int = 1
+    steps_per_epoch: int = 0
+    train_examples_per_epoch: int = 0
+    padding_share: Optional[float] = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written to ``config.json``.
+
+        Example:
+            >>> from tfemotion.config import choose_schedule
+            >>> record = RunRecord(DataConfig(), FinetuneConfig(), ("a", "b"), 128,
+            ...                    choose_schedule(FinetuneConfig()))
+            >>> RunRecord.from_dict(record.to_dict()) == record
+            True
+        """
+        return {
+            "format": RECORD_FORMAT,
+            "data": self.data.to_dict(),
+            "finetune": self.finetune.to_dict(),
+            "label_names": list(self.label_names),
+            "max_length": self.max_length,
+            "schedule": self.schedule.to_dict(),
+            "strategy": self.strategy,
+            "replicas": self.replicas,
+            "steps_per_epoch": self.steps_per_epoch,
+            "train_examples_per_epoch": self.train_examples_per_epoch,
+            "padding_share": self.padding_share,
+            "versions": dict(self.versions),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunRecord":
+        """Rebuild a record from ``to_dict``'s output; unknown settings are rejected by name."""
+        finetune = dict(values["finetune"])
+        schedule = values.get("schedule") or {  # runs written before the record had one
+            "learning_rate": finetune.get("learning_rate"),
+            "warmup_ratio": finetune.get("warmup_ratio") or 0.0, "reason": "as given"}
+        return cls(
+            data=DataConfig.from_dict(values["data"]),
+            finetune=FinetuneConfig.from_dict(finetune),
+            label_names=tuple(values["label_names"]),
+            max_length=int(values["max_length"]),
+            schedule=Schedule.from_dict(schedule),
+            strategy=values.get("strategy", "default"),
+            replicas=int(values.get("replicas", 1)),
+            steps_per_epoch=int(values.get("steps_per_epoch", 0)),
+            train_examples_per_epoch=int(values.get("train_examples_per_epoch", 0)),
+            padding_share=values.get("padding_share"),
+            versions=dict(values.get("versions") or {}),
+        )
+
+    def save(self, run: RunFolder) -> Path:
+        """Write the record to ``RUN/config.json`` (atomically)."""
+        return write_json(self.to_dict(), run.record)
+
+    @classmethod
+    def load(cls, run: RunFolder) -> "RunRecord":
+        """Read ``RUN/config.json``.
+
+        Raises:
+            FileNotFoundError: no record there.
+            ValueError: the file is not a run record (the message names it).
+        """
+        if not run.record.is_file():
+            raise FileNotFoundError(
+                f"{run.record} is missing: expected a run folder written by `tfemotion train`. "
+                f"Received: run_dir={str(run.root)!r}")
+        try:
+            return cls.from_dict(json.loads(run.record.read_text(encoding="utf-8")))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{run.record} is not a tfemotion run record: {error}") from error
+
+
+def library_versions() -> dict[str, str]:
+    """Python and library versions, as recorded in a run (imports TensorFlow).
+
+    Example:
+        >>> sorted(library_versions())  # doctest: +SKIP
+        ['datasets', 'python', 'tensorflow', 'tf_keras', 'tfemotion', 'transformers']
+    """
+    import datasets
+    import tensorflow as tf
+    import tf_keras
+    import transformers
+
+    import tfemotion
+
+    return {"python": sys.version.split()[0], "tensorflow": tf.__version__,
+            "tf_keras": tf_keras.__version__, "transformers": transformers.__version__,
+            "datasets": datasets.__version__, "tfemotion": tfemotion.__version__}
+
+
+def check_labels(record: RunRecord, names: Sequence[str]) -> None:
+    """Refuse data whose label names differ from the run's.
+
+    Example:
+        >>> from tfemotion.config import choose_schedule
+        >>> record = RunRecord(DataConfig(), FinetuneConfig(), ("a", "b"), 8,
+        ...                    choose_schedule(FinetuneConfig()))
+        >>> check_labels(record, ["b", "a"])
+        Traceback (most recent call last):
+        ...
+        ValueError: the data's labels differ from the run's ['a', 'b']. Received: labels=['b', 'a']
+    """
+    if list(names) != list(record.label_names):
+        raise ValueError(f"the data's labels differ from the run's {list(record.label_names)}. "
+                         f"Received: labels={list(names)}")
