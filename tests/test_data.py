@@ -179,3 +179,32 @@ def test_data_config_rejects_bad_labels():
     with pytest.raises(ValueError, match="Received: labels="):
         DataConfig(labels=("a", "a"))
     assert json.loads(json.dumps(DataConfig(labels=("a", "b")).to_dict()))["labels"] == ["a", "b"]
+
+
+def test_read_texts_streams_lines_and_names_the_line_that_is_not_utf8(tmp_path):
+    from tfemotion.data import read_texts
+
+    path = tmp_path / "texts.txt"
+    path.write_bytes(b"\xef\xbb\xbffirst\r\n\nthird;with;semicolons\n\xff bad\n")
+    texts = read_texts(path)
+    assert [next(texts), next(texts), next(texts)] == ["first", "", "third;with;semicolons"]
+    with pytest.raises(DataError, match=r"texts.txt:4: bytes that are not UTF-8 \(byte 0xff"):
+        next(texts)
+    with pytest.raises(FileNotFoundError, match="no such file of texts"):
+        list(read_texts(tmp_path / "missing.txt"))
+
+
+def test_save_splits_writes_what_load_splits_reads_back(tmp_path):
+    from tfemotion.data import save_splits
+
+    original = load_splits(DataConfig(source=str(write_dataset(tmp_path / "in", "jsonl"))))
+    relabelled = load_splits(DataConfig(source=str(tmp_path / "in"),
+                                        labels=("surprise", "fear", "anger", "love", "joy",
+                                                "sadness")))
+    files = save_splits(relabelled, tmp_path / "out")
+    assert sorted(files) == ["labels", "test", "train", "validation"]
+    again = load_splits(DataConfig(source=str(tmp_path / "out")))
+    assert again["train"].features["label"].names == list(relabelled["train"].features["label"].names)
+    for split in original:
+        assert again[split]["text"] == relabelled[split]["text"]
+        assert again[split]["label"] == relabelled[split]["label"]

@@ -350,7 +350,7 @@ STAGES = ("explore", "baseline", "train", "evaluate", "export")
 
 EXAMPLES = {
     "explore": """examples:
-  tfemotion explore --data ../shared/data/emotion --out runs/explore
+  tfemotion explore --data data/emotion --out runs/explore
   tfemotion explore --data dair-ai/emotion --model distilbert-base-uncased --out runs/explore""",
     "baseline": """examples:
   tfemotion baseline --data dair-ai/emotion --model distilbert-base-uncased --out runs/baseline

@@ -1,0 +1,71 @@
+"""The run folder contract: its record's JSON round trip, old records, finding a run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tfemotion.config import DataConfig, FinetuneConfig, choose_schedule
+from tfemotion.runfolder import RunFolder, RunRecord, find_run
+
+
+def _record(**changes) -> RunRecord:
+    finetune = FinetuneConfig(model="ckpt", epochs=3)
+    values = dict(data=DataConfig(source="data"), finetune=finetune, label_names=("a", "b", "c"),
+                  max_length=87, schedule=choose_schedule(finetune, 384), steps_per_epoch=250,
+                  versions={"tensorflow": "2.21.0"})
+    values.update(changes)
+    return RunRecord(**values)
+
+
+def _finish(folder) -> RunFolder:
+    run = RunFolder(folder)
+    _record().save(run)
+    run.model.mkdir(parents=True)
+    (run.model / "config.json").write_text("{}")
+    return run
+
+
+def test_run_record_round_trips_through_its_file(tmp_path):
+    record = _record()
+    path = record.save(RunFolder(tmp_path))
+    assert path == tmp_path / "config.json"
+    assert RunRecord.load(RunFolder(tmp_path)) == record
+    saved = json.loads(path.read_text())
+    assert saved["label_names"] == ["a", "b", "c"] and saved["max_length"] == 87
+    assert saved["schedule"]["learning_rate"] == 2e-4
+    assert saved["finetune"]["learning_rate"] is None  # as given: chosen for the checkpoint
+
+
+def test_run_record_reads_a_record_written_before_it_had_a_schedule(tmp_path):
+    old = {"data": {"source": "d"}, "finetune": {"model": "m", "learning_rate": 2e-5,
+                                                  "warmup_ratio": 0.0},
+           "label_names": ["x", "y"], "max_length": 64, "seed": 42, "strategy": "default"}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    record = RunRecord.load(RunFolder(tmp_path))
+    assert record.schedule.learning_rate == 2e-5 and record.label_names == ("x", "y")
+
+
+def test_run_record_names_the_file_that_is_not_a_record(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    with pytest.raises(ValueError, match=r"config.json is not a tfemotion run record"):
+        RunRecord.load(RunFolder(tmp_path))
+    with pytest.raises(FileNotFoundError, match="written by `tfemotion train`"):
+        RunRecord.load(RunFolder(tmp_path / "nothing"))
+
+
+def test_find_run_accepts_a_run_folder_or_the_out_folder_of_tfemotion_run(tmp_path):
+    run = _finish(tmp_path / "out" / "run")
+    assert find_run(run.root) == run
+    assert find_run(tmp_path / "out") == run
+    with pytest.raises(FileNotFoundError, match="not a finished run folder"):
+        find_run(tmp_path)
+
+
+def test_run_folder_layout_is_the_documented_one():
+    run = RunFolder("r")
+    assert [p.as_posix() for p in (run.record, run.model, run.metrics, run.history, run.state,
+                                   run.logs, run.checkpoint(3), run.evaluation("test"))] == [
+        "r/config.json", "r/model", "r/metrics.json", "r/history.csv",
+        "r/checkpoints/state.json", "r/logs", "r/checkpoints/epoch-3", "r/evaluation/test"]
