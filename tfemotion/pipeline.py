@@ -6,6 +6,7 @@ Each stage writes to its own folder under ``out_dir``:
     OUT/baseline/  metrics.json, confusion_matrix.png (umap.png)
     OUT/run/       the fine-tuning run folder (model/, metrics.json, history.csv, ...)
     OUT/serving/   NAME/VERSION/ SavedModel for TensorFlow Serving
+    OUT/pipeline.json  the seconds each stage took, and the stages run
 
 Example:
     >>> from tfemotion.config import DataConfig, FeatureConfig, FinetuneConfig, ExportConfig
@@ -15,11 +16,13 @@ Example:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from tfemotion.checkpoints import is_local_path, require_hub
 from tfemotion.config import DataConfig, ExportConfig, FeatureConfig, FinetuneConfig
+from tfemotion.files import write_json
 from tfemotion.runfolder import PIPELINE_RUN_DIR
 
 STAGES = ("explore", "baseline", "train", "evaluate", "export")
@@ -59,7 +62,8 @@ def run_all(
         progress: optional callable taking a message, told when each stage starts.
 
     Returns:
-        ``{stage: result}`` for each stage that ran.
+        ``{stage: result}`` for each stage that ran, and ``"seconds"``: ``{stage: seconds,
+        "total": seconds}`` (also written to ``OUT/pipeline.json``).
 
     Raises:
         ValueError: an unknown stage name.
@@ -80,13 +84,21 @@ def run_all(
 
     from tfemotion.data import load_splits
 
+    started = time.perf_counter()
     splits = load_splits(data_config)
     dirs = stage_dirs(out_dir)
     results: dict[str, Any] = {}
+    seconds: dict[str, float] = {"load": round(time.perf_counter() - started, 1)}
     for stage in (s for s in STAGES if s in stages):
         tell(f"{stage} -> {dirs[stage]}")
+        start = time.perf_counter()
         results[stage] = _run_stage(stage, splits, dirs, data_config, feature_config,
                                     finetune_config, export_config)
+        seconds[stage] = round(time.perf_counter() - start, 1)
+    seconds["total"] = round(time.perf_counter() - started, 1)
+    results["seconds"] = seconds
+    write_json({"stages": [s for s in STAGES if s in stages], "seconds": seconds},
+               Path(out_dir) / "pipeline.json")
     return results
 
 

@@ -41,7 +41,7 @@ def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
         ``(model, tokenizer)``.
 
     Raises:
-        FileNotFoundError: a local folder without ``config.json``.
+        FileNotFoundError: a local folder that holds no saved model.
 
     Example:
         >>> model, tokenizer = load_classifier("runs/emotion/model")  # doctest: +SKIP
@@ -49,18 +49,18 @@ def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
     from transformers import TFAutoModelForSequenceClassification
 
     from tfemotion.checkpoints import is_local_path, load_tf_model, load_tokenizer
-
     from tfemotion.runfolder import find_run
 
     path = Path(str(model_dir)).expanduser()
-    if is_local_path(str(model_dir)) and not (path / "config.json").is_file():
+    if is_local_path(str(model_dir)):
         try:
-            path = find_run(path).model
+            path = find_run(path).model  # a run folder (its config.json is the run record)
         except FileNotFoundError:
-            raise FileNotFoundError(
-                f"{path} holds no saved model: pass a saved model folder (RUN/model), a run "
-                f"folder, the OUT folder of `tfemotion run`, or an export (BASE/NAME or "
-                f"BASE/NAME/VERSION). Received: model={str(model_dir)!r}") from None
+            if not (path / "config.json").is_file():
+                raise FileNotFoundError(
+                    f"{path} holds no saved model: pass a saved model folder (RUN/model), a run "
+                    f"folder, the OUT folder of `tfemotion run`, or an export (BASE/NAME or "
+                    f"BASE/NAME/VERSION). Received: model={str(model_dir)!r}") from None
     model_dir = str(path) if is_local_path(str(path)) else str(model_dir)
     return (load_tf_model(TFAutoModelForSequenceClassification, model_dir),
             load_tokenizer(model_dir))
