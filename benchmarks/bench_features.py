@@ -29,10 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
+from tfemotion import logs  # noqa: E402
+
+logs.quiet()  # no TensorFlow start-up noise between the figures
 import numpy as np  # noqa: E402
 
 SWEEP = [  # (batch_size, max_tokens, pad_to_multiple_of)

@@ -27,11 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
+from tfemotion import logs  # noqa: E402
 
+logs.quiet()  # no TensorFlow start-up noise between the figures
 
 
 def parse_args(argv=None) -> argparse.Namespace:

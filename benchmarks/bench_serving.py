@@ -32,12 +32,13 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
+from tfemotion import logs  # noqa: E402
 
+logs.quiet()  # no TensorFlow start-up noise between the figures
 
 
 def read_texts(path: Path, limit: int | None) -> list[str]:

@@ -15,14 +15,14 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow)
+from tfemotion import logs  # noqa: E402
 
+logs.quiet()  # no TensorFlow start-up noise between the figures
 
 
 def _default_model() -> str:

@@ -7,7 +7,6 @@ import http.server
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from conftest import synthetic_rows, write_dataset, write_split

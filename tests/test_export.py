@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfemotion.config import EMOTION_LABELS, DataConfig, ExportConfig, FinetuneConfig
+from tfemotion.config import EMOTION_LABELS, ExportConfig, FinetuneConfig
 from tfemotion.export import (SIGNATURES, ExportVerificationError, export_model, export_run,
                               next_version)
 from tfemotion.tokenizer import STRESS_TEXTS

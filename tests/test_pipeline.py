@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -56,7 +55,7 @@ def test_run_cli_says_which_learning_rate_it_chose_and_why(pipeline_out):
     reason = record["schedule"]["reason"]
     assert reason.startswith("learning rate 0.0005 chosen for the encoder's hidden size 32")
     assert reason in result.stdout  # the closing summary
-    assert f"Fine-tuning" in result.stderr and reason in result.stderr  # said when training starts
+    assert "Fine-tuning" in result.stderr and reason in result.stderr  # said when training starts
 
 
 def test_run_cli_output_holds_no_start_up_noise(pipeline_out):

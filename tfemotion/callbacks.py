@@ -83,11 +83,12 @@ class ValidationMetrics(tf_keras.callbacks.Callback):
         })
         row = self.rows[-1]
         logger.debug("epoch %d: loss %.4f, validation loss %.4f, accuracy %.4f, weighted F1 %.4f",
-                    row["epoch"], row["loss"], row["val_loss"], row["val_accuracy"],
-                    row["val_f1_weighted"])
+                     row["epoch"], row["loss"], row["val_loss"], row["val_accuracy"],
+                     row["val_f1_weighted"])
 
 
 def epoch_checkpoint(model: Any) -> Any:
+    """A ``tf.train.Checkpoint`` of the model and its optimizer (what each epoch writes)."""
     import tensorflow as tf
 
     return tf.train.Checkpoint(model=model, optimizer=model.optimizer)
@@ -112,6 +113,7 @@ def restore_checkpoint(checkpoint: Any, model: Any, prefix: Path, partial: bool 
 
 
 def current_learning_rate(optimizer: Any) -> float:
+    """The optimizer's learning rate at its current step (schedules evaluated)."""
     inner = getattr(optimizer, "inner_optimizer", optimizer)
     rate = inner.learning_rate
     if isinstance(rate, tf_keras.optimizers.schedules.LearningRateSchedule):
@@ -153,6 +155,7 @@ class EpochKeeper(tf_keras.callbacks.Callback):
 
 
 def tensorboard_callbacks(work: RunFolder) -> list[Any]:
+    """A TensorBoard callback writing to ``RUN/logs`` (none, with a warning, without tensorboard)."""
     try:
         import tensorboard  # noqa: F401  (tf.summary writes nothing without it)
     except ImportError:
