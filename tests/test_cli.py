@@ -164,3 +164,17 @@ def test_query_reports_an_unreachable_server_without_a_traceback():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "UNAVAILABLE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_never_shows_a_default_of_none_and_prefixed_flags_name_their_siblings(capsys):
+    for command in ("baseline", "train", "export", "serve", "query", "run"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "(default: None)" not in text, command
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "grow up to --baseline-batch-size" in text
+    assert build_parser().parse_args(["run", "--out", "o", "--baseline-max-tokens",
+                                      "none"]).baseline_max_tokens is None

@@ -53,7 +53,7 @@ def run_dir(tmp_path_factory, tiny_bert_dir, data_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def classifier(run_dir):
-    from tfemotion.predict import load_classifier
+    from tfemotion.prediction import load_classifier
 
     return load_classifier(run_dir / "model")
 

@@ -26,3 +26,19 @@ def test_import_is_light():
 def test_public_names_resolve():
     for name in tfemotion.__all__:
         assert getattr(tfemotion, name) is not None, name
+
+
+def test_public_names_are_the_functions_not_the_modules_of_the_same_name():
+    """`from tfemotion import predict` must give the function, whatever was imported before."""
+    code = ("import importlib, pkgutil, types, tfemotion\n"
+            "for info in pkgutil.iter_modules(tfemotion.__path__):\n"
+            "    if info.name != '__main__':\n"
+            "        importlib.import_module(f'tfemotion.{info.name}')\n"
+            "from tfemotion import explore, predict\n"
+            "modules = [name for name in tfemotion.__all__\n"
+            "           if isinstance(getattr(tfemotion, name), types.ModuleType)]\n"
+            "print(modules, callable(predict) and callable(explore))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[] True"

@@ -134,3 +134,24 @@ def test_run_all_runs_only_the_chosen_stages(emotion_dir, tiny_bert_dir, tmp_pat
     assert json.loads((tmp_path / "pipeline.json").read_text())["stages"] == ["explore"]
     assert (tmp_path / "explore" / "summary.json").exists()
     assert not (tmp_path / "baseline").exists()
+
+
+def test_run_all_names_every_hub_source_it_cannot_reach_at_once(monkeypatch, tmp_path):
+    from tfemotion.checkpoints import HubUnreachableError
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(HubUnreachableError) as error:
+        run_all(DataConfig(), FeatureConfig(), FinetuneConfig(), ExportConfig(), tmp_path)
+    message = str(error.value)
+    assert "The dataset 'dair-ai/emotion' and the checkpoint 'distilbert-base-uncased' are " \
+           "not local" in message
+    assert "make run DATA=PATH MODEL=PATH" in message and "MODEL=minilm" in message
+    assert not (tmp_path / "explore").exists()
+
+
+def test_a_model_written_as_a_path_that_does_not_exist_is_not_taken_for_a_hub_id(tmp_path):
+    result = tfemotion("predict", "--model", str(tmp_path / "serving" / "emotion" / "7"), "hi")
+    assert result.returncode == 1
+    assert "is written as a path, but there is no such file or folder" in result.stderr
+    assert "hub" not in result.stderr and "Traceback" not in result.stderr

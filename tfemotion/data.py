@@ -70,7 +70,7 @@ def load_splits(config: DataConfig) -> Any:
         HubUnreachableError: a hub id while the hub cannot be reached.
 
     Example:
-        >>> splits = load_splits(DataConfig(source="../shared/data/emotion"))  # doctest: +SKIP
+        >>> splits = load_splits(DataConfig(source="data/emotion"))  # doctest: +SKIP
         >>> splits["validation"].num_rows  # doctest: +SKIP
         2000
     """
@@ -100,7 +100,7 @@ def find_split_files(folder: Path) -> dict[str, Path]:
         DataError: no train file, or two files for one split (``train.txt`` and ``train.csv``).
 
     Example:
-        >>> find_split_files(Path("../shared/data/emotion"))["validation"].name  # doctest: +SKIP
+        >>> find_split_files(Path("data/emotion"))["validation"].name  # doctest: +SKIP
         'validation.txt'
     """
     found: dict[str, Path] = {}

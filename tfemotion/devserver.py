@@ -473,11 +473,10 @@ class DevServer:
         return _address(self.config.host, self.port)
 
     def start(self) -> "DevServer":
-        """Load the models, bind, and serve from background threads; return self."""
+        """Bind, load the models, and serve from background threads; return self."""
         api = _apis()
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-        self.store.refresh(settle=False)
         servicers = _servicer(self.store, self.config)
         server = api.grpc.server(
             futures.ThreadPoolExecutor(self.config.workers, thread_name_prefix="devserver"),
@@ -491,9 +490,11 @@ class DevServer:
             port = server.add_insecure_port(wanted)
         except RuntimeError:
             port = 0
-        if not port:
-            raise OSError(f"Cannot bind {wanted} (in use, or not an address of this machine). "
-                          f"Received: host={self.config.host!r}, port={self.config.port!r}")
+        if not port:  # before loading any model: a taken port fails at once
+            raise OSError(f"Cannot bind {wanted} (in use, or not an address of this machine); "
+                          f"choose another with --port. Received: host={self.config.host!r}, "
+                          f"port={self.config.port!r}")
+        self.store.refresh(settle=False)
         server.start()
         self._server, self.port = server, port
         for name, model in self.models().items():
@@ -502,7 +503,12 @@ class DevServer:
                                "appear under %s", name, self.store.policies[name].folder)
         self._poller = threading.Thread(target=self._poll, name="devserver-poll", daemon=True)
         self._poller.start()
-        logger.info("Development server on %s serving %s", self.address, self.models())
+        served = "; ".join(
+            f"{name}: " + (", ".join(f"version {v} {state}" for v, state in
+                                     model["versions"].items()) or "no version yet")
+            for name, model in self.models().items())
+        logger.info("Development server on %s serving %s (Ctrl-C stops it)", self.address,
+                    served)
         return self
 
     def _poll(self) -> None:

@@ -235,7 +235,7 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
         path, version = _publish(temporary, model_root, config.version)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
-    logger.info("Exported %s (signatures %s)", path, sorted(signatures))
+    logger.debug("Exported %s (signatures %s)", path, sorted(signatures))
     return dict(info, path=str(path), base_path=str(config.base_path), name=config.name,
                 version=version, warmup_requests=warmup, verification=verification)
 

@@ -38,7 +38,8 @@ _NATIVE_NOISE_MESSAGES = re.compile(
     rb"failed call to cuInit|Could not find cuda drivers|oneDNN custom operations are on"
     rb"|This TensorFlow binary is optimized|Unable to register cu(DNN|FFT|BLAS) factory"
     rb"|computation placer already registered|TF-TRT Warning|successful NUMA node read"
-    rb"|oneDNN supports DT_\w+ only on platforms with")
+    rb"|oneDNN supports DT_\w+ only on platforms with"
+    rb"|Failed to add port to server")  # gRPC's; the development server then says it clearly
 _NATIVE_NOISE_LINES = (b"WARNING: All log messages before absl::InitializeLog() is called",
                        b"To enable the following instructions:")
 # transformers log records dropped by quiet(), by the start of their message.
@@ -88,6 +89,21 @@ def show_progress(verbose: bool = False) -> None:
         handler._tfemotion = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False
+
+
+def stderr_is_terminal() -> bool:
+    """True when standard error reaches a terminal (looking through ``quiet()``'s pipe).
+
+    Example:
+        >>> isinstance(stderr_is_terminal(), bool)
+        True
+    """
+    if _filter is not None:
+        return os.isatty(_filter._target)
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def is_native_noise(line: bytes) -> bool:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from tfemotion.checkpoints import is_local_path, require_hub
+from tfemotion.checkpoints import require_available
 from tfemotion.config import DataConfig, ExportConfig, FeatureConfig, FinetuneConfig
 from tfemotion.files import write_json
 from tfemotion.runfolder import PIPELINE_RUN_DIR
@@ -78,9 +78,10 @@ def run_all(
     if unknown:
         raise ValueError(f"stages must be among {STAGES}. Received: stages={list(stages)}")
     tell = progress or (lambda message: None)
-    for checkpoint in {feature_config.model, finetune_config.model}:
-        if not is_local_path(checkpoint):
-            require_hub(checkpoint, "checkpoint", "--model")  # fail before hours of work
+    # Fail before hours of work, naming every source that cannot be had.
+    require_available([(data_config.source, "dataset", "--data"),
+                       *((model, "checkpoint", "--model")
+                         for model in dict.fromkeys([feature_config.model, finetune_config.model]))])
 
     from tfemotion.data import load_splits
 
@@ -106,7 +107,7 @@ def _run_stage(stage: str, splits: Any, dirs: dict[str, Path], data_config: Data
                feature_config: FeatureConfig, finetune_config: FinetuneConfig,
                export_config: ExportConfig) -> Any:
     if stage == "explore":
-        from tfemotion.explore import explore
+        from tfemotion.exploration import explore
 
         return explore(data_config, dirs["explore"], model=feature_config.model,
                        max_length=feature_config.max_length, dataset_dict=splits)

@@ -65,14 +65,17 @@ class RunFolder:
 
     @property
     def metrics(self) -> Path:
+        """``metrics.json``: per-epoch figures, best epoch, validation and test metrics."""
         return self.root / "metrics.json"
 
     @property
     def history(self) -> Path:
+        """``history.csv``: one row per epoch."""
         return self.root / "history.csv"
 
     @property
     def checkpoints(self) -> Path:
+        """``checkpoints/``: model and optimizer after each epoch."""
         return self.root / "checkpoints"
 
     @property

@@ -80,7 +80,8 @@ _HINTS = {
                    "(`tfemotion serve --base-path DIR` starts a development server)",
     "DEADLINE_EXCEEDED": "The server did not answer within the deadline; raise --timeout or "
                          "send smaller batches",
-    "NOT_FOUND": "Check the model name and version against `status()`",
+    "NOT_FOUND": "Check the model name (--name) and version (--version, --label) against "
+                 "what the server serves (ServingClient.status() in Python)",
 }
 
 
@@ -288,7 +289,7 @@ class ServingClient:
                 if code != grpc.StatusCode.UNAVAILABLE or attempt > self.retries:
                     raise ServingError(rpc, self.address, self.model, code, details,
                                        attempt) from None
-                logger.info("%s at %s: UNAVAILABLE (%s); retry %d/%d in %.2fs", rpc,
+                logger.debug("%s at %s: UNAVAILABLE (%s); retry %d/%d in %.2fs", rpc,
                             self.address, details, attempt, self.retries, delay)
                 time.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, _MAX_BACKOFF)

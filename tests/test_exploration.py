@@ -6,7 +6,7 @@ import json
 
 from tfemotion.config import EMOTION_LABELS, DataConfig
 from tfemotion.data import load_splits
-from tfemotion.explore import explore, split_frames, summarize
+from tfemotion.exploration import explore, split_frames, summarize
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

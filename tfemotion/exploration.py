@@ -2,7 +2,7 @@
 
 Example:
     >>> from tfemotion.config import DataConfig
-    >>> summary = explore(DataConfig(source="../shared/data/emotion"), "out/explore")  # doctest: +SKIP
+    >>> summary = explore(DataConfig(source="data/emotion"), "out/explore")  # doctest: +SKIP
     >>> summary["splits"]["train"]["rows"]  # doctest: +SKIP
     16000
 """

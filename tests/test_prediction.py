@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfemotion.config import EMOTION_LABELS
-from tfemotion.predict import (load_classifier, load_pipeline, plot_probabilities, predict,
+from tfemotion.prediction import (load_classifier, load_pipeline, plot_probabilities, predict,
                                predict_proba)
 
 TEXTS = ["i feel so happy today", "sad and gloomy morning", "scared",
