@@ -20,7 +20,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -160,6 +159,7 @@ def run_throughput(splits, checkpoint: str, args) -> dict:
 
 def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default") -> dict:
     from tfemotion.finetune import train
+    from tfemotion.runfolder import RunFolder, completed_epochs
 
     out = Path(args.out) / recipe if args.out else \
         Path(tempfile.mkdtemp(prefix="bench-finetune-")) / recipe
@@ -167,7 +167,7 @@ def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default"
     start = time.perf_counter()
     metrics = train(splits, data_config, config, out, verbose=2)
     wall = time.perf_counter() - start
-    history = json.loads((out / "checkpoints" / "state.json").read_text())["rows"]
+    history = completed_epochs(RunFolder(out))
     print(f"\n[full run, {recipe}] {checkpoint}: epochs {config.epochs}, batch {config.batch_size}, "
           f"{metrics['schedule']['reason']}; mixed precision {config.mixed_precision}, "
           f"xla {config.xla}")

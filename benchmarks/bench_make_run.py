@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tfemotion from this checkout, as make run uses it
 TARGET_F1 = 0.92
 
 
@@ -57,13 +58,17 @@ def main(argv=None) -> int:
         sys.exit(f"make run failed with exit code {done.returncode}")
     print(done.stdout)
 
-    record = json.loads((out / "run" / "config.json").read_text())
-    metrics = json.loads((out / "run" / "metrics.json").read_text())
-    baseline = json.loads((out / "baseline" / "metrics.json").read_text())
+    from tfemotion.pipeline import stage_dirs
+    from tfemotion.runfolder import RunRecord, find_run
+
+    run = find_run(out)
+    record = RunRecord.load(run)
+    metrics = json.loads(run.metrics.read_text())
+    baseline = json.loads((stage_dirs(out)["baseline"] / "metrics.json").read_text())
     seconds = json.loads((out / "pipeline.json").read_text())["seconds"]
-    print(f"[make run] checkpoint {record['finetune']['model']}")
-    print(f"[make run] {record['schedule']['reason']}; {record['finetune']['epochs']} epochs, "
-          f"batch {record['finetune']['batch_size']}")
+    print(f"[make run] checkpoint {record.finetune.model}")
+    print(f"[make run] {record.schedule.reason}; {record.finetune.epochs} epochs, "
+          f"batch {record.finetune.batch_size}")
     print(f"{'epoch':>5} {'val_accuracy':>13} {'val_f1_weighted':>16}")
     for row in metrics["epochs"]:
         print(f"{row['epoch']:>5} {row['val_accuracy']:>13.4f} {row['val_f1_weighted']:>16.4f}")

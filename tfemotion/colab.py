@@ -35,9 +35,12 @@ from typing import Any, Callable, Optional, Sequence
 # one it installs where the runtime has none of them (constraints.txt).
 SUPPORTED_TENSORFLOW = ((2, 16), (2, 21))
 DEFAULT_TENSORFLOW = "2.21"
-# The newest TensorFlow Serving release (tensorflow/serving tags): exports written by a newer
-# TensorFlow are served by this one.
-NEWEST_MODEL_SERVER = "2.20.0"
+# TensorFlow Serving releases (tags of tensorflow/serving, newest patch per minor version) for
+# the TensorFlow versions tfemotion supports. 2.20.0 is the newest release: exports written by a
+# newer TensorFlow are served by it.
+MODEL_SERVER_RELEASES = {(2, 16): "2.16.1", (2, 17): "2.17.1", (2, 18): "2.18.1",
+                         (2, 19): "2.19.1", (2, 20): "2.20.0"}
+NEWEST_MODEL_SERVER = MODEL_SERVER_RELEASES[max(MODEL_SERVER_RELEASES)]
 MODEL_SERVER_DEB = ("http://storage.googleapis.com/tensorflow-serving-apt/pool/"
                     "tensorflow-model-server-universal-{version}/t/"
                     "tensorflow-model-server-universal/"
@@ -178,18 +181,22 @@ def install_requirements(extras: Sequence[str] = (), *, run: Optional[Runner] = 
 def model_server_version(tensorflow_version: Optional[str] = None) -> str:
     """The TensorFlow Serving release that serves exports of ``tensorflow_version``.
 
-    The release of the same minor version, or the newest release for a newer TensorFlow.
+    The newest release of the same minor version, or the newest release for a newer
+    TensorFlow (``MODEL_SERVER_RELEASES``).
 
     Example:
-        >>> model_server_version("2.19.1"), model_server_version("2.21.0")
-        ('2.19.0', '2.20.0')
+        >>> model_server_version("2.16.2"), model_server_version("2.19.0")
+        ('2.16.1', '2.19.1')
+        >>> model_server_version("2.21.0")
+        '2.20.0'
     """
     version = tensorflow_version or installed_version("tensorflow") or NEWEST_MODEL_SERVER
     minor = _minor(version)
-    newest = _minor(NEWEST_MODEL_SERVER)
-    if minor is None or minor >= newest:
-        return NEWEST_MODEL_SERVER
-    return f"{minor[0]}.{minor[1]}.0"
+    if minor in MODEL_SERVER_RELEASES:
+        return MODEL_SERVER_RELEASES[minor]
+    if minor is not None and minor < min(MODEL_SERVER_RELEASES):
+        return MODEL_SERVER_RELEASES[min(MODEL_SERVER_RELEASES)]
+    return NEWEST_MODEL_SERVER
 
 
 def install_model_server(version: Optional[str] = None, *, run: Optional[Runner] = None,

@@ -268,7 +268,7 @@ def choose_schedule(config: FinetuneConfig, hidden_size: Optional[int] = None) -
         'learning rate 5e-05 as given; warm-up 10% of the steps'
     """
     book_rate = {"book-keras": BOOK_KERAS_LEARNING_RATE}.get(config.recipe)
-    if book_rate is None and config.model == BOOK_CHECKPOINT:
+    if book_rate is None and _is_book_checkpoint(config.model):
         book_rate = BOOK_LEARNING_RATE
     if book_rate is not None:
         rate, source = book_rate, (f"from the book's recipe for {BOOK_CHECKPOINT}"
@@ -287,6 +287,17 @@ def choose_schedule(config: FinetuneConfig, hidden_size: Optional[int] = None) -
         warmup, warmup_source = config.warmup_ratio, " as given"
     reason = f"learning rate {rate:g} {source}; warm-up {warmup:.0%} of the steps{warmup_source}"
     return Schedule(learning_rate=float(rate), warmup_ratio=float(warmup), reason=reason)
+
+
+def _is_book_checkpoint(model: str) -> bool:
+    """The book's checkpoint, by its short or full hub id or a folder of that name.
+
+    Example:
+        >>> [_is_book_checkpoint(m) for m in ("distilbert-base-uncased",
+        ...  "distilbert/distilbert-base-uncased", "models/distilbert-base-uncased/", "bert")]
+        [True, True, True, False]
+    """
+    return str(model).rstrip("/\\").replace("\\", "/").split("/")[-1] == BOOK_CHECKPOINT
 
 
 def _rate_for_width(width: int) -> float:

@@ -29,7 +29,7 @@ Example:
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -45,7 +45,7 @@ from tfemotion.evaluate import evaluate_split
 from tfemotion.files import write_json
 from tfemotion.hardware import Hardware, precision_policy, resolve_hardware
 from tfemotion.inputs import TrainData, train_dataset
-from tfemotion.runfolder import RunFolder, RunRecord, library_versions
+from tfemotion.runfolder import RunFolder, RunRecord, completed_epochs, library_versions
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ def train(
     with precision_policy(config.mixed_precision), hardware.strategy.scope():
         model = build_classifier(config.model, names)
         schedule = choose_schedule(config, hidden_size(model.config))
+        if rows:
+            schedule = _kept_schedule(run, config, schedule)
         max_length = model_max_length(tokenizer, model.config, config.max_length)
         encoded = tokenize(dataset_dict, tokenizer, max_length)
         data = train_dataset(encoded["train"], tokenizer, config, max_length, hardware)
@@ -261,6 +263,8 @@ def save_run(run_dir: str | Path, model: Any, tokenizer: Any, encoded: Any, reco
     run = RunFolder(run_dir)
     if not rows:
         raise ValueError("save_run needs at least one trained epoch. Received: rows=[]")
+    if not record.versions:  # a record built by hand (the Keras steps one by one)
+        record = dataclasses.replace(record, versions=library_versions())
     model.save_pretrained(str(run.model))
     tokenizer.save_pretrained(str(run.model))
     record.save(run)
@@ -382,17 +386,31 @@ def _prepare_run(run: RunFolder, config: FinetuneConfig) -> list[dict[str, Any]]
         )
     saved = RunRecord.load(run).finetune.to_dict()
     current = config.to_dict()
+    # A learning rate or warm-up left to be chosen keeps the resumed run's (see _kept_schedule).
     changed = sorted(k for k in current
-                     if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+                     if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]
+                     and not (k == "warmup_ratio" and current[k] is None))
     if changed:
         raise ValueError(
             f"a resumed run must keep the settings it started with; changed: "
             f"{ {k: (saved.get(k), current[k]) for k in changed} }. "
             f"Received: run_dir={str(run.root)!r}"
         )
-    rows = json.loads(run.state.read_text(encoding="utf-8"))["rows"]
+    rows = completed_epochs(run)
     logger.info("Resuming %s after epoch %d of %d", run.root, len(rows), config.epochs)
     return rows
+
+
+def _kept_schedule(run: RunFolder, config: FinetuneConfig, chosen: Schedule) -> Schedule:
+    """On ``--resume``: the run's own learning rate and warm-up, unless new ones are given."""
+    saved = RunRecord.load(run).schedule
+    if config.learning_rate is None and config.warmup_ratio is None:
+        return saved
+    rate = chosen.learning_rate if config.learning_rate is not None else saved.learning_rate
+    warmup = chosen.warmup_ratio if config.warmup_ratio is not None else saved.warmup_ratio
+    return Schedule(rate, warmup, f"resumed with learning rate {rate:g} and warm-up "
+                                  f"{warmup:.0%} (given values replace the run's: "
+                                  f"{saved.reason})")
 
 
 def _run_record(data_config: DataConfig, config: FinetuneConfig, names: list[str],

@@ -24,9 +24,11 @@ Example:
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import logging
 import os
 import re
+import subprocess
 import sys
 import threading
 from typing import Optional
@@ -135,58 +137,28 @@ class _TransformersNoise(logging.Filter):
         return not str(record.msg).startswith(TRANSFORMERS_NOISE)
 
 
-class _NativeStderrFilter:
-    """Routes file descriptor 2 through a pipe and drops native noise lines from it.
+class _LineFilter:
+    """Drops native noise lines from a byte stream, forwarding everything else at once.
 
-    Everything else is forwarded at once, unfinished lines included (progress bars redraw with
-    ``\\r``); only a line that may become a noise line is held until it ends. At exit the pipe
-    is drained before the process ends, so the last messages are never lost.
+    Unfinished lines are forwarded as they come (progress bars redraw with ``\\r``); only a
+    line that may become a noise line is held until it ends.
+
+    Example:
+        >>> f = _LineFilter()
+        >>> f.feed(b"50%\\r" + b"E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuI")
+        b'50%\\r'
+        >>> f.feed(b"nit: x\\nreal error\\n")
+        b'real error\\n'
     """
 
     def __init__(self) -> None:
-        sys.stderr.flush()
-        self._target = os.dup(2)
-        read, write = os.pipe()
-        os.dup2(write, 2)
-        os.close(write)
-        self._read = read
-        self._held = b""
+        self.held = b""
         self._inside_line = False  # part of the current line was forwarded: forward the rest
-        self._thread = threading.Thread(target=self._pump, name="tfemotion-stderr", daemon=True)
-        self._thread.start()
-        atexit.register(self.close)
 
-    def close(self) -> None:
-        """Put file descriptor 2 back and forward what is still in the pipe."""
-        try:
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        os.dup2(self._target, 2)  # closes our write end: the pump sees the end of the pipe
-        self._thread.join(timeout=5)
-
-    def _pump(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self._read, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            self._write(self._feed(chunk))
-        self._write(self._held)
-        os.close(self._read)
-
-    def _write(self, data: bytes) -> None:
-        while data:
-            try:
-                data = data[os.write(self._target, data):]
-            except OSError:
-                return
-
-    def _feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> bytes:
+        """What of ``data`` (after what was held) can be written now."""
         out = []
-        buffer = self._held + data
+        buffer = self.held + data
         while buffer:
             end = min((i for i in (buffer.find(b"\n"), buffer.find(b"\r")) if i >= 0),
                       default=-1)
@@ -201,5 +173,92 @@ class _NativeStderrFilter:
             out.append(buffer)
             buffer = b""
             self._inside_line = True
-        self._held = buffer
+        self.held = buffer
         return b"".join(out)
+
+
+def filter_stream(source: int, target: int) -> None:
+    """Copy file descriptor ``source`` to ``target`` without native noise, until it ends."""
+    line_filter = _LineFilter()
+    while True:
+        try:
+            chunk = os.read(source, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        _write_all(target, line_filter.feed(chunk))
+    _write_all(target, line_filter.held)
+
+
+def _write_all(target: int, data: bytes) -> None:
+    while data:
+        try:
+            data = data[os.write(target, data):]
+        except OSError:
+            return
+
+
+class _NativeStderrFilter:
+    """Routes file descriptor 2 through a pipe to a small filter process and back to stderr.
+
+    The filter is a process of its own (``python -m tfemotion.logs``), not a thread: when this
+    process dies at once (``abort()`` after a fatal TensorFlow check, a segfault, a signal),
+    the filter still forwards what was written last, which is what explains the death. At a
+    normal exit, file descriptor 2 is put back and the filter is waited for, so the last
+    messages come before the shell prompt. Where no filter process can start, a thread does
+    the same work.
+    """
+
+    def __init__(self) -> None:
+        sys.stderr.flush()
+        self._target = os.dup(2)
+        read, write = os.pipe()
+        self._process: Optional[subprocess.Popen] = None
+        self._thread: Optional[threading.Thread] = None
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", "from tfemotion.logs import _filter_main; _filter_main()"],
+                stdin=read, stdout=self._target, stderr=self._target, close_fds=True,
+                env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                    [_PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])))
+            os.close(read)
+        except OSError:
+            self._thread = threading.Thread(target=self._pump, args=(read,), daemon=True,
+                                            name="tfemotion-stderr")
+            self._thread.start()
+        os.dup2(write, 2)
+        os.close(write)
+        faulthandler.enable(file=os.fdopen(os.dup(self._target), "w"), all_threads=True)
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Put file descriptor 2 back and wait until the filter forwarded everything."""
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._target, 2)  # closes our write end: the filter sees the end of the pipe
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # a child of ours still holds the pipe
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _pump(self, read: int) -> None:
+        filter_stream(read, self._target)
+        os.close(read)
+
+
+# The folder that holds the tfemotion package, for the filter process's imports.
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _filter_main() -> None:
+    """The filter process: standard input to standard output, noise dropped (see above)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: let the main process say its last
+    filter_stream(0, 1)

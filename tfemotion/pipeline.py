@@ -109,8 +109,9 @@ def _run_stage(stage: str, splits: Any, dirs: dict[str, Path], data_config: Data
     if stage == "explore":
         from tfemotion.exploration import explore
 
-        return explore(data_config, dirs["explore"], model=feature_config.model,
-                       max_length=feature_config.max_length, dataset_dict=splits)
+        # Token statistics against what fine-tuning will truncate to.
+        return explore(data_config, dirs["explore"], model=finetune_config.model,
+                       max_length=finetune_config.max_length, dataset_dict=splits)
     if stage == "baseline":
         from tfemotion.features import run_baseline
 

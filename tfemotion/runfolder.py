@@ -36,12 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from tfemotion.config import DataConfig, FinetuneConfig, Schedule
+from tfemotion.config import DataConfig, FinetuneConfig, Schedule, choose_schedule
 from tfemotion.files import write_json
 
 # Where `tfemotion run` puts the run folder inside its output folder.
 PIPELINE_RUN_DIR = "run"
 RECORD_FORMAT = 1
+# Columns of history.csv: one row per epoch.
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_f1_weighted",
+                   "learning_rate", "train_seconds", "val_seconds", "train_examples")
 
 
 @dataclass(frozen=True)
@@ -198,16 +201,20 @@ class RunRecord:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunRecord":
         """Rebuild a record from ``to_dict``'s output; unknown settings are rejected by name."""
-        finetune = dict(values["finetune"])
-        schedule = values.get("schedule") or {  # runs written before the record had one
-            "learning_rate": finetune.get("learning_rate"),
-            "warmup_ratio": finetune.get("warmup_ratio") or 0.0, "reason": "as given"}
+        if int(values.get("format", RECORD_FORMAT)) > RECORD_FORMAT:
+            raise ValueError(f"the record was written by a newer tfemotion (format "
+                             f"{values['format']}; this one reads {RECORD_FORMAT})")
+        finetune = FinetuneConfig.from_dict(values["finetune"])
+        if values.get("schedule"):
+            schedule = Schedule.from_dict(values["schedule"])
+        else:  # written before records had a schedule: the settings held the values used
+            schedule = choose_schedule(finetune)
         return cls(
             data=DataConfig.from_dict(values["data"]),
-            finetune=FinetuneConfig.from_dict(finetune),
+            finetune=finetune,
             label_names=tuple(values["label_names"]),
             max_length=int(values["max_length"]),
-            schedule=Schedule.from_dict(schedule),
+            schedule=schedule,
             strategy=values.get("strategy", "default"),
             replicas=int(values.get("replicas", 1)),
             steps_per_epoch=int(values.get("steps_per_epoch", 0)),
@@ -236,6 +243,34 @@ class RunRecord:
             return cls.from_dict(json.loads(run.record.read_text(encoding="utf-8")))
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{run.record} is not a tfemotion run record: {error}") from error
+
+
+def write_history(run: RunFolder, rows: list[dict[str, Any]]) -> None:
+    """Write the completed epochs: ``checkpoints/state.json`` (for ``--resume``) and
+    ``history.csv``, each atomically.
+
+    Example:
+        >>> import tempfile
+        >>> run = RunFolder(tempfile.mkdtemp())
+        >>> write_history(run, [{"epoch": 1, "loss": 0.5}]); completed_epochs(run)
+        [{'epoch': 1, 'loss': 0.5}]
+    """
+    import csv
+
+    write_json({"rows": rows, "completed_epochs": len(rows)}, run.state)
+    temporary = run.history.with_name(f".{run.history.name}.tmp")
+    with temporary.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    temporary.replace(run.history)
+
+
+def completed_epochs(run: RunFolder) -> list[dict[str, Any]]:
+    """The rows of the epochs a run completed (``[]`` when none did)."""
+    if not run.state.is_file():
+        return []
+    return list(json.loads(run.state.read_text(encoding="utf-8"))["rows"])
 
 
 def library_versions() -> dict[str, str]:

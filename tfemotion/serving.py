@@ -161,6 +161,19 @@ def parse_server(server: str, default_port: int = 8500) -> tuple[str, int]:
     return host, int(port)
 
 
+def server_address(config: ServingConfig, server: Optional[str] = None) -> str:
+    """The gRPC address a client dials: ``server`` (``HOST:PORT`` or a gRPC target such as
+    ``dns:///name:8500``) or the config's host and port.
+
+    Example:
+        >>> server_address(ServingConfig(), "localhost:9000"), server_address(ServingConfig())
+        ('localhost:9000', '127.0.0.1:8500')
+    """
+    if server and ":///" in server:
+        return server
+    return _address(*(parse_server(server) if server else (config.host, config.port)))
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -253,11 +266,7 @@ class ServingClient:
             >>> ServingClient.from_config(ServingConfig(), label="stable")  # doctest: +SKIP
             ServingClient('127.0.0.1:8500', model='emotion@stable')
         """
-        if server and ":///" in server:  # a gRPC target such as dns:///serving.svc:8500
-            address = server
-        else:
-            address = _address(*(parse_server(server) if server else (config.host, config.port)))
-        return cls(address, name=config.name, version=version, label=label,
+        return cls(server_address(config, server), name=config.name, version=version, label=label,
                    timeout=config.timeout, retries=config.retries,
                    retry_backoff=config.retry_backoff, **kwargs)
 
@@ -502,9 +511,7 @@ def query(config: Optional[ServingConfig], texts: Sequence[str], *,
     texts = _check_texts(texts)
     predictions = list(query_stream(config, texts, server=server, version=version, label=label,
                                     api=api))
-    address = server if server and ":///" in server else _address(
-        *(parse_server(server) if server else (config.host, config.port)))
-    return {"server": address, "model": config.name,
+    return {"server": server_address(config, server), "model": config.name,
             "version": predictions[0].version if predictions else None, "label": label,
             "api": api, "predictions": [p.to_dict() for p in predictions]}
 
@@ -564,6 +571,16 @@ def format_prediction(prediction: dict[str, Any], width: int = 60) -> str:
     return f"{prediction['label']:<9} {score:.3f}  {text}"
 
 
+def query_header(model: str, version: Optional[int], server: str) -> str:
+    """The line above a table of answers: which model and version answered, and where.
+
+    Example:
+        >>> query_header("emotion", 2, "127.0.0.1:8500")
+        'emotion version 2 at 127.0.0.1:8500'
+    """
+    return f"{model} version {version} at {server}"
+
+
 def format_query(result: dict[str, Any], width: int = 60) -> str:
     """Render a :func:`query` result as a text table (what ``tfemotion query`` prints).
 
@@ -580,6 +597,6 @@ def format_query(result: dict[str, Any], width: int = 60) -> str:
         emotion version 2 at h:1
         joy       0.900  so happy
     """
-    lines = [f"{result['model']} version {result.get('version')} at {result['server']}"]
+    lines = [query_header(result["model"], result.get("version"), result["server"])]
     lines += [format_prediction(p, width) for p in result["predictions"]]
     return "\n".join(lines)
