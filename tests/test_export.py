@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from tfemotion.config import EMOTION_LABELS, ExportConfig, FinetuneConfig
-from tfemotion.export import (SIGNATURES, ExportVerificationError, export_model, export_run,
-                              next_version)
+from tfemotion.export import ExportVerificationError, export_model, export_run
+from tfemotion.signatures import SIGNATURES, next_version
 from tfemotion.tokenizer import STRESS_TEXTS
 
 from conftest import synthetic_rows, write_run_record
@@ -57,7 +57,11 @@ def test_export_run_publishes_a_verified_first_version(run_export):
     assert verification["texts"] == 40 + len(STRESS_TEXTS)  # the run's validation split
     assert report["validation_texts"] == 40 and report["max_length"] == 32
     assert max(verification["max_abs_diff"].values()) <= 1e-5
-    assert set(verification["checked_texts"]) == set(SIGNATURES)
+    # Every signature answered like the Keras model through both loading paths: TF2's and
+    # TensorFlow Serving's session (SignatureDef tensor names), which also replayed the warm-up.
+    assert set(verification["checked_texts"]) == set(SIGNATURES) | {
+        f"{name} (session)" for name in SIGNATURES}
+    assert verification["tensorflow_serving_path"] == {"bad_ops": [], "warmup_records": 8}
     assert report["labels"] == LABELS and report["raw_text"] is True
 
 
@@ -125,6 +129,11 @@ def test_export_warmup_requests_are_valid_requests(run_export):
             assert request.model_spec.signature_name == "classify"
             signatures["classify"](inputs=tf.constant(serialized))
     assert kinds == {"predict_log", "classify_log"}
+    predict_sizes = sorted(
+        prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.inputs["text"]
+        .tensor_shape.dim[0].size for r in records
+        if prediction_log_pb2.PredictionLog.FromString(r).predict_log.request.inputs.get("text"))
+    assert predict_sizes == list(ExportConfig().warmup_batch_sizes)  # every batch shape served
 
 
 def test_export_model_cased_vocabulary_verifies(tiny_cased_bert_dir, tmp_path):

@@ -274,7 +274,7 @@ def test_client_retries_until_the_server_comes_up(tmp_path, fake_export, caplog)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    later = DevServer(tmp_path, ServingConfig(port=port, poll_interval=60))
+    later = DevServer(tmp_path, ServingConfig(port=port, rest_port=None, poll_interval=60))
     timer = threading.Timer(0.5, later.start)
     timer.start()
     try:
@@ -502,7 +502,7 @@ def test_devserver_serves_several_models(tmp_path, fake_export, caplog):
     (tmp_path / "other").mkdir()
     publish(fake_export, tmp_path, 3, name="other")
     (tmp_path / "notes").mkdir()  # not a model: no version folders
-    with caplog.at_level(logging.INFO, logger="tfemotion.devserver"):
+    with caplog.at_level(logging.INFO, logger="tfemotion"):
         server = start_server(tmp_path, ServingConfig(port=0, poll_interval=60))
     try:
         assert set(server.models()) == {"emotion", "other"}
@@ -519,7 +519,7 @@ def test_devserver_on_a_busy_port_fails_before_loading_any_model(tmp_path, serve
                                                                  monkeypatch):
     publish(fake_export, tmp_path, 1)
     port = int(server.address.rsplit(":", 1)[1])
-    busy = DevServer(tmp_path, ServingConfig(port=port))
+    busy = DevServer(tmp_path, ServingConfig(port=port, rest_port=None))
     monkeypatch.setattr(busy.store, "refresh",
                         lambda **_: pytest.fail("loaded the models before binding the port"))
     with pytest.raises(OSError, match="choose another with --port"):
@@ -531,7 +531,7 @@ def test_devserver_refuses_bad_arguments_and_busy_ports(tmp_path, server):
         DevServer(tmp_path / "missing")
     port = int(server.address.rsplit(":", 1)[1])
     with pytest.raises(OSError, match="Cannot bind"):
-        DevServer(tmp_path, ServingConfig(port=port)).start()
+        DevServer(tmp_path, ServingConfig(port=port, rest_port=None)).start()
     bad_config = tmp_path / "models.config"
     bad_config.write_text("model_config_list { config { nme: 'emotion' } }")
     for path, message in ((tmp_path / "none.config", "Cannot read the model config"),

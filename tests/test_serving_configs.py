@@ -123,9 +123,9 @@ def test_models_config_serves_two_versions_with_stable_and_canary(models_config)
 
 
 def test_models_config_is_read_by_the_development_server(tmp_path):
-    from tfemotion.devserver import _read_model_config
+    from tfemotion.modelstore import read_model_config
 
-    policies = _read_model_config(SERVING / "models.config", tmp_path)
+    policies = read_model_config(SERVING / "models.config", tmp_path)
     assert policies["emotion"].folder == tmp_path / "emotion"
     assert policies["emotion"].select({1, 2, 3}) == {1, 2}
 

@@ -119,6 +119,7 @@ def main(payload_path: str, report_path: str) -> int:
     if not report["failures"]:
         for batch in payload["batches"]:
             _check_batch(loaded.signatures, batch, payload, report)
+        _check_as_tensorflow_serving(payload, report)
     foreign = sorted({m.split(".")[0] for m in sys.modules} & set(_FOREIGN))
     if foreign:
         report["failures"].append(f"the verifying process imported {foreign}")
@@ -137,6 +138,50 @@ def main(payload_path: str, report_path: str) -> int:
     with open(report_path, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     return 0
+
+
+def _check_as_tensorflow_serving(payload: dict, report: dict) -> None:
+    """The same answers through TensorFlow Serving's loading path (``servable.py``): a session
+    from the ``serve`` MetaGraph, SignatureDef tensor names; plus its op scan and warm-up."""
+    servable_module = _load_by_path("servable", Path(__file__).with_name("servable.py"))
+    bad_ops = servable_module.scan_ops(payload["export_dir"])
+    if bad_ops:
+        report["failures"].append(f"ops stock TensorFlow Serving cannot run: {bad_ops}")
+    servable = servable_module.SessionServable(payload["export_dir"])
+    try:
+        records = servable_module.replay_warmup(servable)
+    except servable_module.ServableError as error:
+        report["failures"].append(f"warm-up replay failed: {error.code}: {error.message}")
+        records = None
+    report["tensorflow_serving_path"] = {"bad_ops": bad_ops, "warmup_records": records}
+    session = _SessionSignatures(servable)
+    for batch in payload["batches"]:
+        _check_batch(session, batch, payload, report, tag=" (session)")
+    servable.close()
+
+
+class _SessionSignatures:
+    """``signatures[name](**inputs)`` over a SessionServable, answering like TF2 signatures."""
+
+    def __init__(self, servable) -> None:
+        self.servable = servable
+
+    def __getitem__(self, name: str):
+        def call(**inputs):
+            arrays = {k: np.asarray(v) for k, v in inputs.items()}
+            return {k: tf.constant(v) for k, v in self.servable.run(name, arrays).items()}
+        return call
+
+
+def _load_by_path(name: str, path: Path):
+    """Import a sibling file as a top-level module: tfemotion itself stays out of the process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _check_signatures(loaded, expected: dict, failures: list) -> dict:
@@ -160,7 +205,12 @@ def _check_signatures(loaded, expected: dict, failures: list) -> dict:
     return found
 
 
-def _check_batch(signatures, batch: dict, payload: dict, report: dict) -> None:
+def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str = "") -> None:
+    """Every signature's answers on one batch against the expected ones.
+
+    ``tag`` tells the loading path apart in the report: "" for TF2's ``tf.saved_model.load``,
+    " (session)" for TensorFlow Serving's; texts are counted once, on the first path.
+    """
     texts, want_ids = batch["texts"], batch["ids"]
     want = np.asarray(batch["probabilities"], np.float32)
     ids, mask = _pad(want_ids, payload["pad_id"])
@@ -170,38 +220,39 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict) -> None:
     for name, dtype in (("encoded", tf.int32), ("encoded_int64", tf.int64)):
         if name == "encoded_int64" and not batch["first"]:
             continue
-        _count(report, name, n)
+        _count(report, name + tag, n)
         out = signatures[name](input_ids=tf.constant(ids, dtype),
                                attention_mask=tf.constant(mask, dtype))
-        _shape(report, name, out["logits"], (n, want.shape[1]))
-        _diff(report, name, out["probabilities"].numpy(), want)
+        _shape(report, name + tag, out["logits"], (n, want.shape[1]))
+        _diff(report, name + tag, out["probabilities"].numpy(), want)
     if not payload["raw_text"]:
         return
-    report["texts"] += n
+    if not tag:
+        report["texts"] += n
     text = tf.constant([t.encode("utf-8") for t in texts], tf.string)
-    _count(report, "tokenize", n)
+    _count(report, "tokenize" + tag, n)
     tokens = signatures["tokenize"](text=text)
     _compare_ids(report, texts, want_ids, tokens["input_ids"].numpy(),
-                 tokens["attention_mask"].numpy())
+                 tokens["attention_mask"].numpy(), tag)
     out = signatures["serving_default"](text=text)
-    _count(report, "serving_default", n)
-    _diff(report, "serving_default", out["probabilities"].numpy(), want)
+    _count(report, "serving_default" + tag, n)
+    _diff(report, "serving_default" + tag, out["probabilities"].numpy(), want)
     label_id = out["label_id"].numpy()
     labels = [payload["labels"][i] for i in label_id]
     if label_id.shape != (n,) or [b.decode("utf-8") for b in out["label"].numpy()] != labels:
-        report["failures"].append("serving_default: label does not name label_id")
+        report["failures"].append(f"serving_default{tag}: label does not name label_id")
     if not np.array_equal(label_id, np.argmax(out["probabilities"].numpy(), axis=1)):
-        report["failures"].append("serving_default: label_id is not the most probable label")
+        report["failures"].append(f"serving_default{tag}: label_id is not the most probable label")
     if not batch["first"]:
         return
-    _count(report, "classify", n)
+    _count(report, "classify" + tag, n)
     examples = [_example(t) for t in texts]
     out = signatures["classify"](inputs=tf.constant(examples, tf.string))
-    _diff(report, "classify", out["scores"].numpy(), want)
+    _diff(report, "classify" + tag, out["scores"].numpy(), want)
     classes = out["classes"].numpy()
     if classes.shape != want.shape or any(
             [c.decode("utf-8") for c in row] != payload["labels"] for row in classes):
-        report["failures"].append("classify: classes are not the label names in id order")
+        report["failures"].append(f"classify{tag}: classes are not the label names in id order")
 
 
 def _count(report: dict, name: str, n: int) -> None:
@@ -219,16 +270,17 @@ def _pad(ids: list, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _compare_ids(report: dict, texts: list, want_ids: list, ids: np.ndarray,
-                 mask: np.ndarray) -> None:
+                 mask: np.ndarray, tag: str = "") -> None:
     width = max(len(row) for row in want_ids)
     if ids.shape != (len(texts), width) or mask.shape != ids.shape:
         report["failures"].append(
-            f"tokenize: shape {list(ids.shape)}, expected {[len(texts), width]} (longest in batch)")
+            f"tokenize{tag}: shape {list(ids.shape)}, expected {[len(texts), width]} (longest "
+            "in batch)")
     for i, want in enumerate(want_ids):
         length = int(mask[i].sum())
         got = ids[i][:length].tolist()
         if got != want or mask[i][:length].min(initial=1) != 1:
-            report["token_id_mismatches"] += 1
+            report["token_id_mismatches"] += 1  # either path: an export to refuse
             if len(report["mismatch_examples"]) < _MAX_EXAMPLES:
                 report["mismatch_examples"].append(
                     {"text": texts[i][:200], "expected": want[:40], "got": got[:40]})

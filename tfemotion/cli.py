@@ -45,7 +45,7 @@ def _flag_type(annotation: str) -> tuple[Callable[[str], Any], bool]:
         (None, 8)
     """
     if "tuple" in annotation:
-        return str, True
+        return (int if "tuple[int" in annotation else str), True
     optional = annotation.startswith("Optional[")
     for name, converter in (("bool", bool), ("int", int), ("float", float)):
         if annotation.replace("Optional[", "").rstrip("]") == name:
@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "`tfemotion run`")
     add_config_flags(p, cfg.ExportConfig)
 
-    p = _subparser(sub, "serve", "development gRPC server (production: TensorFlow Serving)",
+    p = _subparser(sub, "serve", "development server, gRPC and REST (production: TensorFlow Serving)",
                    cmd_serve, json_flag=False)
     p.add_argument("--base-path", required=True, help="folder holding NAME/VERSION SavedModels")
     add_config_flags(p, cfg.ServingConfig, skip=("timeout", "retries", "retry_backoff"),

@@ -2,21 +2,13 @@
 
 The export holds the fine-tuned classifier and the in-graph tokenizer of
 :mod:`tfemotion.tokenizer` (core TensorFlow ops only, so stock TensorFlow Serving, CPU or GPU
-image, runs it with no Python and no custom op), behind these signatures:
-
-- ``serving_default``: ``text`` string ``[batch]`` -> ``label`` string ``[batch]``,
-  ``label_id`` int64 ``[batch]``, ``probabilities`` float ``[batch, num_labels]``;
-- ``classify`` (TF Serving's Classify API): ``inputs`` string ``[batch]``, serialized
-  ``tf.Example`` protos with a bytes feature ``text`` -> ``classes`` string
-  ``[batch, num_labels]`` (the label names), ``scores`` float ``[batch, num_labels]``;
-- ``tokenize``: ``text`` -> ``input_ids``, ``attention_mask`` int32 ``[batch, length]``, padded
-  to the longest text of the batch;
-- ``encoded``: ``input_ids``, ``attention_mask`` int32 ``[batch, length]`` -> ``logits``,
-  ``probabilities`` float ``[batch, num_labels]``;
-- ``encoded_int64``: the same with int64 inputs.
+image, runs it with no Python and no custom op), behind the signatures of
+:mod:`tfemotion.signatures` (``serving_default``, ``classify``, ``tokenize``, ``encoded``,
+``encoded_int64``).
 
 Label names come from the model config's ``id2label``. ``assets.extra`` holds TF Serving's
-warm-up requests and ``tfemotion_export.json`` (labels, max length, tokenizer settings).
+warm-up requests (one per batch size the server may run) and ``tfemotion_export.json`` (labels,
+max length, length grouping, tokenizer settings, the TensorFlow that wrote it).
 Checkpoints whose tokenizer is not WordPiece (SentencePiece, byte-level BPE) get the
 ``encoded`` signatures only; the report says why. The export is written to a hidden
 temporary folder beside the versions, checked in a fresh process that imports only TensorFlow
@@ -37,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -45,34 +36,20 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from tfemotion.config import DataConfig, ExportConfig
+from tfemotion.signatures import (ATTENTION_MASK, CLASSES, CLASSIFY, ENCODED, ENCODED_INT64,
+                                  ENCODED_SIGNATURES, EXAMPLES, EXPORT_INFO_FILE, INPUT_IDS,
+                                  LABEL, LABEL_ID, LOGITS, PREDICT, PROBABILITIES, SCORES,
+                                  SIGNATURES, TEXT, TOKENIZE, WARMUP_FILE, next_version)
 
 logger = logging.getLogger(__name__)
 
 TOLERANCE = 1e-5  # largest accepted probability difference from the Keras model
-_WARMUP_FILE = ("assets.extra", "tf_serving_warmup_requests")
-# What the export says about itself (labels, max length, tokenizer), beside the SavedModel.
-EXPORT_INFO_FILE = Path("assets.extra") / "tfemotion_export.json"
 _WARMUP_TEXTS = ("i feel happy today", "i am so scared of what comes next",
                  "i love this", "he was furious and i felt angry", "what a surprise",
                  "i feel sad and lonely", "", "Ça va? 中文 😀")
 # Raw-text signatures run the model on groups of this many texts of similar length, so a
 # batch of short tweets does not pay for its longest one (2-3x less work on the emotion data).
 LENGTH_GROUP_SIZE = 16
-_VERSION_DIR = re.compile(r"^[0-9]+$")
-_ENCODED = {"input_ids": "int32", "attention_mask": "int32"}
-_SCORES = {"logits": "float32", "probabilities": "float32"}
-# name -> input and output keys with dtypes: the table of the module docstring.
-SIGNATURES: dict[str, dict[str, dict[str, str]]] = {
-    "serving_default": {"inputs": {"text": "string"},
-                        "outputs": {"label": "string", "label_id": "int64",
-                                    "probabilities": "float32"}},
-    "classify": {"inputs": {"inputs": "string"},
-                 "outputs": {"classes": "string", "scores": "float32"}},
-    "tokenize": {"inputs": {"text": "string"}, "outputs": dict(_ENCODED)},
-    "encoded": {"inputs": dict(_ENCODED), "outputs": dict(_SCORES)},
-    "encoded_int64": {"inputs": {k: "int64" for k in _ENCODED}, "outputs": dict(_SCORES)},
-}
-ENCODED_SIGNATURES = ("encoded", "encoded_int64")
 
 
 class ExportVerificationError(RuntimeError):
@@ -164,40 +141,6 @@ def export_model(model_dir: str | Path, config: ExportConfig,
     return report
 
 
-def next_version(model_root: str | Path) -> int:
-    """The next free version number under ``BASE/NAME``: one more than the highest, or 1.
-
-    Example:
-        >>> next_version("/no/such/folder")
-        1
-    """
-    root = Path(model_root)
-    versions = [int(p.name) for p in root.iterdir() if _VERSION_DIR.match(p.name)] \
-        if root.is_dir() else []
-    return max(versions, default=0) + 1
-
-
-def find_export(path: Any) -> Optional[Path]:
-    """The SavedModel version folder at ``path``, or None when ``path`` is not an export.
-
-    ``path`` may be a version folder (holds ``saved_model.pb``) or a model folder whose
-    integer-named subfolders are versions (the highest is taken).
-
-    Example:
-        >>> find_export("no/such/folder") is None
-        True
-    """
-    folder = Path(str(path)).expanduser()
-    if (folder / "saved_model.pb").is_file():
-        return folder
-    if folder.is_dir():
-        versions = [p for p in folder.iterdir()
-                    if _VERSION_DIR.match(p.name) and (p / "saved_model.pb").is_file()]
-        if versions:
-            return max(versions, key=lambda p: int(p.name))
-    return None
-
-
 # The export itself ---------------------------------------------------------------------------
 
 
@@ -215,15 +158,19 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
     except UnsupportedTokenizerError as error:
         in_graph, reason = None, str(error)
         logger.warning("Exporting the 'encoded' signatures only (ids in, no raw text): %s", reason)
-    module, signatures = _serving_module(model, in_graph, labels)
+    module, signatures = _serving_module(model, in_graph, labels, config.length_group_size)
     model_root.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_root))
     try:
         tf.saved_model.save(module, str(temporary), signatures=signatures)
         warmup = _write_warmup(temporary, config.name, tokenizer, in_graph is not None,
-                               (texts or list(_WARMUP_TEXTS))[:8], max_length)
+                               list(texts or _WARMUP_TEXTS), max_length,
+                               config.warmup_batch_sizes)
         info = {"labels": labels, "max_length": max_length, "raw_text": in_graph is not None,
                 "unsupported_reason": reason, "signatures": sorted(signatures),
+                "length_group_size": config.length_group_size,
+                "warmup_batch_sizes": list(config.warmup_batch_sizes),
+                "tensorflow_version": tf.__version__,
                 "tokenizer": dict(in_graph.description if in_graph else {},
                                   **{"class": type(tokenizer).__name__})}
         (temporary / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
@@ -250,7 +197,8 @@ def _labels(model_config: Any, label_names: Optional[Sequence[str]]) -> list[str
     return labels
 
 
-def _serving_module(model: Any, in_graph: Any, labels: list[str]) -> tuple[Any, dict[str, Any]]:
+def _serving_module(model: Any, in_graph: Any, labels: list[str],
+                    group_size: int = LENGTH_GROUP_SIZE) -> tuple[Any, dict[str, Any]]:
     """A tf.Module with the model's variables and tokenizer, and its signature functions."""
     import tensorflow as tf
 
@@ -262,43 +210,44 @@ def _serving_module(model: Any, in_graph: Any, labels: list[str]) -> tuple[Any, 
     def scores(input_ids, attention_mask):
         logits = model(input_ids=input_ids, attention_mask=attention_mask, training=False).logits
         logits = tf.cast(logits, tf.float32)
-        return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
+        return {LOGITS: logits, PROBABILITIES: tf.nn.softmax(logits, axis=-1)}
 
     # One trace of the model, called by every other signature.
+    ids = (INPUT_IDS, ATTENTION_MASK)
     module.encoded = tf.function(
-        scores, input_signature=[tf.TensorSpec([None, None], tf.int32, name=k) for k in _ENCODED])
+        scores, input_signature=[tf.TensorSpec([None, None], tf.int32, name=k) for k in ids])
     module.encoded_int64 = tf.function(
         lambda input_ids, attention_mask: module.encoded(tf.cast(input_ids, tf.int32),
                                                          tf.cast(attention_mask, tf.int32)),
-        input_signature=[tf.TensorSpec([None, None], tf.int64, name=k) for k in _ENCODED])
-    signatures = {name: getattr(module, name).get_concrete_function()
-                  for name in ENCODED_SIGNATURES}
+        input_signature=[tf.TensorSpec([None, None], tf.int64, name=k) for k in ids])
+    signatures = {ENCODED: module.encoded.get_concrete_function(),
+                  ENCODED_INT64: module.encoded_int64.get_concrete_function()}
     if in_graph is None:
         return module, signatures
     module.tokenizer = in_graph
 
     def probabilities_by_length(text):
         encoded = in_graph(text)
-        return _run_in_length_groups(module.encoded, encoded["input_ids"],
-                                     encoded["attention_mask"], len(labels))
+        return _run_in_length_groups(module.encoded, encoded[INPUT_IDS],
+                                     encoded[ATTENTION_MASK], len(labels), group_size)
 
     def predict(text):
         probabilities = probabilities_by_length(text)
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
-        return {"label": tf.gather(tf.constant(labels), label_id), "label_id": label_id,
-                "probabilities": probabilities}
+        return {LABEL: tf.gather(tf.constant(labels), label_id), LABEL_ID: label_id,
+                PROBABILITIES: probabilities}
 
     def classify(inputs):
-        parsed = tf.io.parse_example(inputs, {"text": tf.io.FixedLenFeature([], tf.string)})
-        probabilities = probabilities_by_length(parsed["text"])
+        parsed = tf.io.parse_example(inputs, {TEXT: tf.io.FixedLenFeature([], tf.string)})
+        probabilities = probabilities_by_length(parsed[TEXT])
         classes = tf.tile(tf.constant(labels)[None, :], [tf.shape(inputs)[0], 1])
-        return {"classes": classes, "scores": probabilities}
+        return {CLASSES: classes, SCORES: probabilities}
 
     def tokenize(text):
         return in_graph(text)
 
-    for name, function, key in (("serving_default", predict, "text"),
-                                ("classify", classify, "inputs"), ("tokenize", tokenize, "text")):
+    for name, function, key in ((PREDICT, predict, TEXT), (CLASSIFY, classify, EXAMPLES),
+                                (TOKENIZE, tokenize, TEXT)):
         spec = tf.TensorSpec([None], tf.string, name=key)
         setattr(module, name, tf.function(function, input_signature=[spec]))
         signatures[name] = getattr(module, name).get_concrete_function()
@@ -311,10 +260,13 @@ def _run_in_length_groups(encoded: Any, input_ids: Any, attention_mask: Any,
 
     Texts are sorted by length, cut into groups of ``group_size``, each group trimmed to its own
     longest text, and the results are put back in the batch's order. Padding does not change a
-    text's result, so this equals one call on the whole batch, for less work.
+    text's result, so this equals one call on the whole batch, for less work. ``group_size`` 0:
+    one call on the whole batch.
     """
     import tensorflow as tf
 
+    if group_size == 0:  # one pass over the whole batch (the tokenizer padded it to its longest)
+        return encoded(input_ids, attention_mask)[PROBABILITIES]
     lengths = tf.reduce_sum(attention_mask, axis=1)
     order = tf.argsort(lengths, stable=True)
     count = tf.shape(input_ids)[0]
@@ -325,7 +277,7 @@ def _run_in_length_groups(encoded: Any, input_ids: Any, attention_mask: Any,
         rows = order[index * group_size: tf.minimum((index + 1) * group_size, count)]
         width = tf.reduce_max(tf.gather(lengths, rows))
         probabilities = encoded(tf.gather(input_ids, rows)[:, :width],
-                                tf.gather(attention_mask, rows)[:, :width])["probabilities"]
+                                tf.gather(attention_mask, rows)[:, :width])[PROBABILITIES]
         return index + 1, results.scatter(rows, probabilities)
 
     _, results = tf.while_loop(lambda index, _: index < groups, one_group, (0, results))
@@ -333,8 +285,13 @@ def _run_in_length_groups(encoded: Any, input_ids: Any, attention_mask: Any,
 
 
 def _write_warmup(folder: Path, name: str, tokenizer: Any, raw_text: bool, texts: list[str],
-                  max_length: int) -> int:
-    """TF Serving replays these PredictionLog records before the version takes traffic."""
+                  max_length: int, batch_sizes: Sequence[int]) -> int:
+    """TF Serving replays these PredictionLog records before the version takes traffic.
+
+    Raw-text exports get one ``serving_default`` request per batch size (texts repeated as
+    needed), so each batch shape the server will run is set up beforehand, plus a Classify
+    request; every export gets an ``encoded`` request.
+    """
     import tensorflow as tf
     from tensorflow_serving.apis import (classification_pb2, input_pb2, model_pb2, predict_pb2,
                                          prediction_log_pb2)
@@ -342,27 +299,30 @@ def _write_warmup(folder: Path, name: str, tokenizer: Any, raw_text: bool, texts
     def spec(signature):
         return model_pb2.ModelSpec(name=name, signature_name=signature)
 
+    def batch_of(size):
+        return [texts[i % len(texts)] for i in range(size)]
+
     logs = []
     if raw_text:
-        for batch in (texts[:1], texts):
-            request = predict_pb2.PredictRequest(model_spec=spec("serving_default"))
-            request.inputs["text"].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
+        for size in sorted(set(batch_sizes)):
+            request = predict_pb2.PredictRequest(model_spec=spec(PREDICT))
+            request.inputs[TEXT].CopyFrom(tf.make_tensor_proto(batch_of(size), dtype=tf.string))
             logs.append(prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request)))
-        examples = [_example(text) for text in texts[:2]]
+        examples = [_example(text) for text in batch_of(2)]
         request = classification_pb2.ClassificationRequest(
-            model_spec=spec("classify"),
+            model_spec=spec(CLASSIFY),
             input=input_pb2.Input(example_list=input_pb2.ExampleList(examples=examples)))
         logs.append(prediction_log_pb2.PredictionLog(
             classify_log=prediction_log_pb2.ClassifyLog(request=request)))
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True,
+    encoded = tokenizer(batch_of(8), truncation=True, max_length=max_length, padding=True,
                         return_tensors="np")
-    request = predict_pb2.PredictRequest(model_spec=spec("encoded"))
-    for key in _ENCODED:
+    request = predict_pb2.PredictRequest(model_spec=spec(ENCODED))
+    for key in (INPUT_IDS, ATTENTION_MASK):
         request.inputs[key].CopyFrom(tf.make_tensor_proto(encoded[key].astype("int32")))
     logs.append(prediction_log_pb2.PredictionLog(
         predict_log=prediction_log_pb2.PredictLog(request=request)))
-    path = folder.joinpath(*_WARMUP_FILE)
+    path = folder / WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for log in logs:
@@ -374,7 +334,7 @@ def _example(text: str) -> Any:
     import tensorflow as tf
 
     feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
-    return tf.train.Example(features=tf.train.Features(feature={"text": feature}))
+    return tf.train.Example(features=tf.train.Features(feature={TEXT: feature}))
 
 
 def _verify(folder: Path, model: Any, tokenizer: Any, texts: list[str], labels: list[str],
@@ -428,7 +388,7 @@ def _validation_texts(data_config: DataConfig) -> tuple[list[str], Optional[str]
         logger.warning("Verifying without the run's validation texts: %s", error)
         return [], f"could not load the run's data: {error}"
     if "validation" in splits:
-        return [str(t) for t in splits["validation"]["text"]], None
+        return [str(t) for t in splits["validation"]["text"]], None  # the data's column
     if "test" in splits:
         return [str(t) for t in splits["test"]["text"]], "no validation split: used the test split"
     return [], "the run's data has neither a validation nor a test split"

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from tfemotion.export import EXPORT_INFO_FILE, find_export
+from tfemotion.signatures import EXPORT_INFO_FILE, PREDICT, PROBABILITIES, TEXT, find_export
 
 
 def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
@@ -191,17 +191,17 @@ def _export_predictor(version_dir: Path) -> Callable[[list[str]], list[dict[str,
     info_path = version_dir / EXPORT_INFO_FILE
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     loaded = tf.saved_model.load(str(version_dir))
-    if "serving_default" not in loaded.signatures or not info.get("raw_text", True):
+    if PREDICT not in loaded.signatures or not info.get("raw_text", True):
         raise ValueError(
             f"{version_dir} has no raw-text signature (its tokenizer could not be exported: "
             f"{info.get('unsupported_reason')}); classify with the run's saved model instead. "
             f"Received: model={str(version_dir)!r}")
-    signature = loaded.signatures["serving_default"]
+    signature = loaded.signatures[PREDICT]
     names = list(info.get("labels") or [])
 
     def classify(texts: list[str]) -> list[dict[str, Any]]:
-        outputs = signature(text=tf.constant(texts, dtype=tf.string))
-        probabilities = outputs["probabilities"].numpy().astype(np.float64)
+        outputs = signature(**{TEXT: tf.constant(texts, dtype=tf.string)})
+        probabilities = outputs[PROBABILITIES].numpy().astype(np.float64)
         labels = names or [f"LABEL_{i}" for i in range(probabilities.shape[1])]
         return _results(texts, probabilities, labels)
 

@@ -28,14 +28,10 @@ from types import SimpleNamespace
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from tfemotion.config import ServingConfig
+from tfemotion.signatures import CLASSIFY, LABEL, PREDICT, PROBABILITIES, TEXT
 
 logger = logging.getLogger(__name__)
 
-# Signature and tensor keys of a tfemotion export (see tfemotion.export).
-PREDICT_SIGNATURE = "serving_default"
-CLASSIFY_SIGNATURE = "classify"
-TEXT_INPUT = "text"
-TEXT_FEATURE = "text"
 APIS = ("predict", "classify")
 _MAX_BACKOFF = 5.0
 _CHANNEL_OPTIONS = [
@@ -115,6 +111,7 @@ def _apis() -> SimpleNamespace:
             classification_pb2,
             get_model_metadata_pb2,
             get_model_status_pb2,
+            model_pb2,
             model_service_pb2_grpc,
             predict_pb2,
             prediction_service_pb2_grpc,
@@ -125,6 +122,7 @@ def _apis() -> SimpleNamespace:
             "pip install 'tensorflow-serving-api>=2.16' grpcio") from error
     return SimpleNamespace(grpc=grpc, tf=tf, classification=classification_pb2,
                            metadata=get_model_metadata_pb2, status=get_model_status_pb2,
+                           model=model_pb2,
                            model_service=model_service_pb2_grpc, predict=predict_pb2,
                            prediction_service=prediction_service_pb2_grpc)
 
@@ -221,8 +219,8 @@ class ServingClient:
 
     def __init__(self, address: str = "127.0.0.1:8500", *, name: str = "emotion",
                  version: Optional[int] = None, label: Optional[str] = None,
-                 signature: str = PREDICT_SIGNATURE,
-                 classify_signature: str = CLASSIFY_SIGNATURE, timeout: float = 10.0,
+                 signature: str = PREDICT,
+                 classify_signature: str = CLASSIFY, timeout: float = 10.0,
                  retries: int = 3, retry_backoff: float = 0.2,
                  labels: Optional[Sequence[str]] = None):
         if version is not None and label is not None:
@@ -326,19 +324,19 @@ class ServingClient:
         request = self._api.predict.PredictRequest()
         self._spec(request.model_spec, self.signature)
         tf = self._api.tf
-        request.inputs[TEXT_INPUT].CopyFrom(tf.make_tensor_proto(texts, dtype=tf.string))
+        request.inputs[TEXT].CopyFrom(tf.make_tensor_proto(texts, dtype=tf.string))
         response = self._call(self._prediction, "Predict", request)
         outputs = {key: self._api.tf.make_ndarray(value) for key, value in response.outputs.items()}
-        missing = {"label", "probabilities"} - set(outputs)
+        missing = {LABEL, PROBABILITIES} - set(outputs)
         if missing:
             raise ServingError("Predict", self.address, self.model, "BAD_RESPONSE",
                                f"signature '{self.signature}' did not return {sorted(missing)}; "
                                f"it returned {sorted(outputs)}")
         version = _answering_version(response)
-        names = self._label_names(version, outputs["probabilities"].shape[-1])
+        names = self._label_names(version, outputs[PROBABILITIES].shape[-1])
         return [Prediction(text, label.decode("utf-8"),
                            {name: float(p) for name, p in zip(names, row)}, version)
-                for text, label, row in zip(texts, outputs["label"], outputs["probabilities"])]
+                for text, label, row in zip(texts, outputs[LABEL], outputs[PROBABILITIES])]
 
     def classify(self, texts: Any) -> list[Prediction]:
         """Classify texts with the Classify API (one ``tf.Example`` per text).
@@ -373,7 +371,7 @@ class ServingClient:
         self._spec(request.model_spec, self.classify_signature, version)
         for text in texts:
             example = request.input.example_list.examples.add()
-            example.features.feature[TEXT_FEATURE].bytes_list.value.append(text.encode("utf-8"))
+            example.features.feature[TEXT].bytes_list.value.append(text.encode("utf-8"))
         return self._call(self._prediction, "Classify", request)
 
     def _label_names(self, version: Optional[int], num_labels: int) -> tuple[str, ...]:
