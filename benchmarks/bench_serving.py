@@ -9,11 +9,14 @@ measures texts/s and p50/p99 latency per call of:
    tokenization costs;
 3. ``pipeline("text-classification", framework="tf", dtype=None)`` (FIELD-NOTES §4b) on the
    same texts, batch_size 64 and one text per call;
-4. the development server (``tfemotion serve``) under 8 concurrent gRPC clients x 200 requests
-   of one text each: errors, p50/p99, texts/s.
+4. the development server (``tfemotion serve``): 8 and 32 concurrent gRPC clients sending one
+   text per request, without and with TensorFlow Serving's batching (serving/batching-cpu.config),
+   the server in its own process as deployed:
+   texts/s, p50/p99, errors.
 
-Targets from issue 4: serving_default at batch 64 >= 220 texts/s and >= 80% of ``encoded``'s
-throughput; batch-1 p50 < 20 ms.
+Targets: serving_default at batch 64 >= 220 texts/s and >= 80% of ``encoded``'s throughput;
+batch-1 p50 < 20 ms; with batching, 32 clients get at least twice the texts/s of no batching,
+with 0 errors.
 
 Usage:
     python benchmarks/bench_serving.py --data emotion/validation.txt \\
@@ -50,7 +53,7 @@ def read_texts(path: Path, limit: int | None) -> list[str]:
 
 def find_version(path: Path) -> Path:
     """A version folder, or the highest version under BASE/NAME."""
-    from tfemotion.export import find_export
+    from tfemotion.signatures import find_export
 
     found = find_export(path)
     if found is None:
@@ -141,24 +144,41 @@ def bench_pipeline(model_dir: str, texts: list[str], single: int) -> list[dict]:
     return rows
 
 
-def bench_devserver(version_dir: Path, texts: list[str], clients: int, requests: int) -> dict:
-    from tfemotion.config import ServingConfig
-    from tfemotion.devserver import start_server
+def bench_devserver(version_dir: Path, texts: list[str], clients: int, requests: int,
+                    batching: Path | None = None) -> dict:
+    """``clients`` concurrent gRPC clients, one text per request, against the dev server run as
+    its own process (``tfemotion serve``, as deployed), with TensorFlow Serving's batching and
+    the parameters of ``batching`` when given."""
+    import socket
+    import subprocess
+    import sys
+
     from tfemotion.serving import ServingClient, ServingError
 
-    with tempfile.TemporaryDirectory() as base:
+    with tempfile.TemporaryDirectory() as base, socket.socket() as probe:
         (Path(base) / "model").mkdir()
         (Path(base) / "model" / version_dir.name).symlink_to(version_dir.resolve())
-        config = ServingConfig(port=0, name="model", workers=clients, poll_interval=3600)
-        with start_server(base, config) as server:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        command = [sys.executable, "-m", "tfemotion", "serve", "--base-path", base,
+                   "--name", "model", "--port", str(port), "--rest-port", "none",
+                   "--workers", str(max(clients, 8)), "--poll-interval", "3600"]
+        if batching:
+            command += ["--enable-batching", "--batching-parameters-file", str(batching)]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        address = f"127.0.0.1:{port}"
+        try:
+            with ServingClient(address, name="model", retries=30, retry_backoff=0.5) as client:
+                client.predict([texts[0]])  # waits until the server answers
             latencies: list[float] = []
             errors: list[str] = []
             lock = threading.Lock()
             ready = threading.Barrier(clients + 1)
 
             def worker(k: int) -> None:
-                with ServingClient(server.address, name="model", retries=0) as client:
-                    client.predict([texts[k]])  # warm-up; learns the label names
+                with ServingClient(address, name="model", retries=0) as client:
+                    client.predict([texts[k % len(texts)]])  # warm-up; learns the label names
                     ready.wait()
                     for j in range(requests):
                         text = texts[(k * requests + j) % len(texts)]
@@ -180,9 +200,12 @@ def bench_devserver(version_dir: Path, texts: list[str], clients: int, requests:
             for thread in threads:
                 thread.join()
             wall = time.perf_counter() - start
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
     # Concurrent calls: throughput over wall time, not over summed latencies.
-    row = summary(f"dev server {clients} clients x {requests}", 1, latencies, len(latencies),
-                  wall=wall, errors=len(errors))
+    name = f"dev server {clients} clients x {requests}" + (", batching" if batching else "")
+    row = summary(name, 1, latencies, len(latencies), wall=wall, errors=len(errors))
     if errors:
         print("first error:", errors[0])
     return row
@@ -201,8 +224,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pipeline-single", type=int, default=200,
                         help="texts for the pipeline's one-text-per-call latency")
     parser.add_argument("--skip-pipeline", action="store_true")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=200, help="requests per client")
+    parser.add_argument("--clients", type=int, nargs="+", default=[8, 32],
+                        help="concurrent clients of the dev server runs (default: 8 32)")
+    parser.add_argument("--requests", type=int, default=100, help="requests per client")
+    parser.add_argument("--batching-config", type=Path,
+                        default=Path(__file__).resolve().parents[1] / "serving" /
+                        "batching-cpu.config",
+                        help="batching parameters of the batched runs (default: "
+                             "serving/batching-cpu.config, the CPU choices)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -228,7 +257,12 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.skip_pipeline:
             rows += bench_pipeline(args.model, texts, args.pipeline_single)
     del loaded
-    rows.append(bench_devserver(version_dir, texts, args.clients, args.requests))
+    batching = {}
+    for clients in args.clients:
+        for config in (None, args.batching_config):
+            row = bench_devserver(version_dir, texts, clients, args.requests, config)
+            rows.append(row)
+            batching[(clients, config is not None)] = row
 
     by_key = {(r["name"], r["batch"]): r for r in rows}
     raw64 = by_key[("serving_default (raw text)", 64)]["texts_per_s"]
@@ -239,6 +273,13 @@ def main(argv: list[str] | None = None) -> dict:
     if encoded64:
         checks["serving_default@64 >= 80% of encoded@64"] = raw64 >= 0.8 * encoded64[
             "texts_per_s"]
+    for clients in args.clients:
+        off, on = batching[(clients, False)], batching[(clients, True)]
+        gain = on["texts_per_s"] / off["texts_per_s"]
+        print(f"batching with {clients} clients: {gain:.2f}x the texts/s of no batching")
+        if clients == max(args.clients):
+            checks[f"batching@{clients} clients >= 2x no batching"] = gain >= 2
+        checks[f"0 errors with {clients} clients"] = off.get("errors", 0) == on.get("errors", 0) == 0
     print("targets:", ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
     print(f"load average before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           "(other work on the machine skews the figures)")

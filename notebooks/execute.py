@@ -181,9 +181,8 @@ def provenance(args: argparse.Namespace, params: dict[str, Any], summary: dict[s
 
 def _server_note(server: str) -> str:
     if server == "tfemotion":
-        return ("the development server (`tfemotion serve`, `SERVER = \"tfemotion\"`): "
-                "TensorFlow Serving cannot be installed on that machine, so the REST section "
-                "was skipped.")
+        return ("the development server (`tfemotion serve`, `SERVER = \"tfemotion\"`, the same "
+                "gRPC and REST APIs): TensorFlow Serving cannot be installed on that machine.")
     return "TensorFlow Serving (`tensorflow_model_server`)."
 
 

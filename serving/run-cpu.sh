@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# Serve the exports in serving/models with the stock CPU image of TensorFlow Serving.
+# Serve the exports of `make run` with the stock CPU image of TensorFlow Serving.
 #
-#   serving/run-cpu.sh                      # foreground; Ctrl-C stops it
-#   MODELS=/path/to/base serving/run-cpu.sh
+#   serving/run-cpu.sh                              # foreground; Ctrl-C stops it
+#   MODELS=/path/to/base serving/run-cpu.sh         # another model base path
 #
-# Same flags and config files as docker-compose.gpu.yml, without a GPU. On CPU, batching still
-# pays off under concurrent load (one matrix product for many texts); set num_batch_threads in
-# batching.config to the number of physical cores of the machine.
-# No Docker? `tfemotion serve --base-path serving/models --model-config serving/models.config`
-# runs the development server (same gRPC API; no REST, no batching; not for production).
+# The release and the model base path come from serving/.env (TF_SERVING_VERSION, MODELS); the
+# environment wins over the file. Same flags and config files as docker-compose.gpu.yml, without
+# a GPU, and the CPU batching choices of batching-cpu.config.
+# No Docker? `tfemotion serve --base-path runs/emotion/serving --model-config serving/models.config`
+# runs the development server (the same gRPC and REST APIs; not for production).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-version="${TF_SERVING_VERSION:-2.21.0}"
-models="${MODELS:-$here/models}"
+while IFS='=' read -r key value; do
+  case "$key" in ''|\#*) continue ;; esac
+  if [ -z "${!key:-}" ]; then export "$key=$value"; fi
+done < "$here/.env"
+version="$TF_SERVING_VERSION"
+models="$MODELS"
+case "$models" in /*) ;; *) models="$here/$models" ;; esac
+if ! ls "$models/emotion" 2>/dev/null | grep -qE '^[0-9]+$'; then
+  echo "No export under $models/emotion: run \`make run\` (or set MODELS)." >&2
+  exit 1
+fi
 
 exec docker run --rm --name tfemotion-serving \
   -p 8500:8500 -p 8501:8501 \
   -v "$models:/models:ro" \
   -v "$here/models.config:/config/models.config:ro" \
-  -v "$here/batching.config:/config/batching.config:ro" \
+  -v "$here/batching-cpu.config:/config/batching.config:ro" \
   -v "$here/monitoring.config:/config/monitoring.config:ro" \
   --entrypoint tensorflow_model_server \
   "tensorflow/serving:$version" \

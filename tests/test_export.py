@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -199,3 +200,32 @@ def _example(text: str) -> bytes:
     feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
     example = tf.train.Example(features=tf.train.Features(feature={"text": feature}))
     return example.SerializeToString()
+
+
+def test_export_is_checked_in_the_tensorflow_of_the_pinned_serving_release(run_export):
+    """make test builds .venv-serving with the TensorFlow of serving/.env's release; every
+    verified export then loads there through the session path and replays its warm-up."""
+    import os
+
+    if not os.environ.get("TFEMOTION_SERVING_PYTHON"):
+        pytest.skip("needs the serving environment: make test builds .venv-serving")
+    report, _ = run_export
+    env = dict(line.split("=", 1) for line in
+               (Path(__file__).resolve().parents[1] / "serving" / ".env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    minor = ".".join(env["TF_SERVING_VERSION"].split(".")[:2])
+    check = report["tensorflow_serving_check"]
+    assert check["passed"] and check["warmup_records"] == report["warmup_requests"]
+    assert check["tensorflow"].startswith(minor) and check["tensorflow_serving"].startswith(minor)
+    info = json.loads(Path(report["path"], "assets.extra", "tfemotion_export.json").read_text())
+    assert info["tensorflow_serving_check"] == check
+    assert info["tensorflow_version"] == tf.__version__
+
+
+def test_an_export_that_fails_in_the_serving_release_is_not_published(classifier_dir, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.setenv("TFEMOTION_SERVING_PYTHON", "/bin/false")  # an environment that fails
+    config = ExportConfig(base_path=str(tmp_path / "models"))
+    with pytest.raises(ExportVerificationError, match="does not load in TensorFlow Serving's"):
+        export_model(classifier_dir, config)
+    assert [p.name for p in (tmp_path / "models" / "emotion").iterdir()] == []

@@ -113,13 +113,12 @@ def test_proto_stand_ins_reject_unknown_fields():
         text_format.Parse("max_batch_sise { value: 8 }", _serving_protos()["BatchingParameters"]())
 
 
-def test_models_config_serves_two_versions_with_stable_and_canary(models_config):
+def test_models_config_serves_the_version_make_run_exports_as_stable(models_config):
     model = _model(models_config)
     assert model.name == ServingConfig().name == ExportConfig().name == "emotion"
     assert model.base_path == f"/models/{model.name}" and model.model_platform == "tensorflow"
-    versions = list(model.model_version_policy.specific.versions)
-    assert len(versions) == 2
-    assert dict(model.version_labels) == {"stable": versions[0], "canary": versions[1]}
+    assert list(model.model_version_policy.specific.versions) == [1]  # what make run writes
+    assert dict(model.version_labels) == {"stable": 1}
 
 
 def test_models_config_is_read_by_the_development_server(tmp_path):
@@ -127,7 +126,7 @@ def test_models_config_is_read_by_the_development_server(tmp_path):
 
     policies = read_model_config(SERVING / "models.config", tmp_path)
     assert policies["emotion"].folder == tmp_path / "emotion"
-    assert policies["emotion"].select({1, 2, 3}) == {1, 2}
+    assert policies["emotion"].select({1, 2, 3}) == {1}
 
 
 def test_batching_config_is_valid_and_capped_like_the_clients(batching):
@@ -139,15 +138,41 @@ def test_batching_config_is_valid_and_capped_like_the_clients(batching):
     assert batching.pad_variable_length_inputs is False  # pads ids with [CLS]: FIELD-NOTES §6
 
 
+def test_exports_warm_up_every_batch_size_the_gpu_config_allows(batching):
+    assert ExportConfig().warmup_batch_sizes == (1, *batching.allowed_batch_sizes)
+
+
 def test_monitoring_config_enables_prometheus(monitoring):
     assert monitoring.prometheus_config.enable
     assert monitoring.prometheus_config.path.startswith("/")
 
 
-def test_compose_runs_the_gpu_image_matching_the_serving_api(compose):
+def _env() -> dict[str, str]:
+    lines = (SERVING / ".env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_one_place_names_a_tf_serving_release_that_exists_and_the_model_base_path():
+    from tfemotion.colab import MODEL_SERVER_RELEASES
+
+    env = _env()
+    assert env["TF_SERVING_VERSION"] in MODEL_SERVER_RELEASES.values()  # tensorflow/serving tags
+    kustomization = yaml.safe_load((SERVING / "kustomization.yaml").read_text())
+    assert kustomization["images"] == [{"name": "tensorflow/serving",
+                                        "newTag": f"{env['TF_SERVING_VERSION']}-gpu"}]
+    # The base path is where `make run` exports: OUT/serving with the Makefile's default OUT.
+    makefile = (SERVING.parent / "Makefile").read_text()
+    out = re.search(r"^OUT\s*\?=\s*(\S+)", makefile, re.M).group(1)
+    assert (SERVING / env["MODELS"]).resolve() == (SERVING.parent / out / "serving").resolve()
+    assert not re.search(r"tensorflow/serving:\d", (SERVING / "kubernetes.yaml").read_text()
+                         + (SERVING / "docker-compose.gpu.yml").read_text()
+                         + (SERVING / "run-cpu.sh").read_text())  # no tag written elsewhere
+
+
+def test_compose_runs_the_gpu_image_of_the_release_on_the_exports(compose):
     service = compose["services"]["tfserving"]
-    version = metadata.version("tensorflow-serving-api")
-    assert service["image"] == f"tensorflow/serving:${{TF_SERVING_VERSION:-{version}}}-gpu"
+    assert service["image"] == "tensorflow/serving:${TF_SERVING_VERSION:?set in serving/.env}-gpu"
+    assert "${MODELS:?set in serving/.env}:/models:ro" in service["volumes"]
     devices = service["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
 
@@ -157,11 +182,11 @@ def test_compose_flags_ports_and_mounts_agree(compose, models_config, monitoring
     flags = _flags(service["command"])
     assert flags["port"] == "8500" and flags["rest_api_port"] == "8501"
     assert set(service["ports"]) == {"8500:8500", "8501:8501"}
-    mounts = {target: source for source, target, *_ in (v.split(":") for v in service["volumes"])}
+    mounts = {target: source for source, target, _ in (v.rsplit(":", 2) for v in service["volumes"])}
     for flag, file in CONFIG_FLAGS.items():
         assert mounts[flags[flag]] == f"./{file}" and (SERVING / file).is_file()
     assert _model(models_config).base_path.startswith(
-        next(t for t, s in mounts.items() if s == "./models") + "/")
+        next(t for t, s in mounts.items() if s.startswith("${MODELS")) + "/")
     assert flags["enable_batching"] == "true" and flags["enable_model_warmup"] == "true"
     health = " ".join(service["healthcheck"]["test"])
     assert "/v1/models/emotion/labels/stable/metadata" in health and "8501" in health
@@ -171,29 +196,49 @@ def test_compose_flags_ports_and_mounts_agree(compose, models_config, monitoring
     assert compose["services"]["prometheus"]["volumes"][0].startswith("./prometheus.yml:")
 
 
+def _containers(deployment) -> dict:
+    return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+
+
 def test_kubernetes_runs_the_same_server_as_compose(compose, deployment):
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container = _containers(deployment)["tfserving"]
     assert container["args"] == compose["services"]["tfserving"]["command"]
-    version = metadata.version("tensorflow-serving-api")
-    assert container["image"] == f"tensorflow/serving:{version}-gpu"
+    assert container["image"].split()[0] == "tensorflow/serving"  # tag from kustomize images:
     assert container["command"] == compose["services"]["tfserving"]["entrypoint"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert deployment["spec"]["replicas"] >= 2
 
 
+def test_kubernetes_fills_each_pod_from_object_storage_before_the_server_starts(deployment,
+                                                                              models_config):
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes["models"]  # no storage class, no shared claim
+    (fetch,) = pod["initContainers"]
+    sync = _containers(deployment)["sync-models"]
+    base = _model(models_config).base_path
+    assert fetch["command"] == ["sh", "/config/sync-models.sh", "$(MODEL_SOURCE)", base, "wait"]
+    assert sync["command"] == ["sh", "/config/sync-models.sh", "$(MODEL_SOURCE)", base, "loop"]
+    kustomization = yaml.safe_load((SERVING / "kustomization.yaml").read_text())
+    generators = {g["name"]: g for g in kustomization["configMapGenerator"]}
+    assert "sync-models.sh" in generators["tfserving-config"]["files"]
+    assert generators["model-source"]["literals"][0].startswith("MODEL_SOURCE=gs://")
+    for container in (fetch, sync):
+        assert container["envFrom"] == [{"configMapRef": {"name": "model-source"}}]
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts == {"models": "/models", "config": "/config"}
+
+
 def test_kubernetes_mounts_models_and_configs(deployment, kube, models_config):
     pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container = _containers(deployment)["tfserving"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    claim = volumes["models"]["persistentVolumeClaim"]["claimName"]
-    assert ("PersistentVolumeClaim", claim) in kube
     assert _model(models_config).base_path.startswith(mounts["models"] + "/")
     config_map = volumes["config"]["configMap"]["name"]
     kustomization = yaml.safe_load((SERVING / "kustomization.yaml").read_text())
     assert kustomization["resources"] == ["kubernetes.yaml"]
-    (generator,) = kustomization["configMapGenerator"]
-    assert generator["name"] == config_map
+    generator = next(g for g in kustomization["configMapGenerator"] if g["name"] == config_map)
     flags = _flags(container["args"])
     for flag, file in CONFIG_FLAGS.items():
         assert file in generator["files"] and (SERVING / file).is_file()
@@ -203,7 +248,7 @@ def test_kubernetes_mounts_models_and_configs(deployment, kube, models_config):
 def test_kubernetes_probes_ports_and_services_agree(deployment, kube, models_config,
                                                    monitoring):
     template = deployment["spec"]["template"]
-    (container,) = template["spec"]["containers"]
+    container = _containers(deployment)["tfserving"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     flags = _flags(container["args"])
     assert ports == {"grpc": int(flags["port"]), "http": int(flags["rest_api_port"])}
@@ -231,10 +276,18 @@ def test_cpu_script_uses_the_same_flags_and_files(compose):
         subprocess.run(["bash", "-n", str(SERVING / "run-cpu.sh")], check=True)
     flags = re.findall(r"^\s*(--[a-z_]+=\S+)(?: \\)?$", script, flags=re.M)
     assert flags == compose["services"]["tfserving"]["command"]
-    assert 'version="${TF_SERVING_VERSION:-' + metadata.version("tensorflow-serving-api") in script
-    assert '"tensorflow/serving:$version"' in script
+    assert 'done < "$here/.env"' in script and 'version="$TF_SERVING_VERSION"' in script
+    assert '"tensorflow/serving:$version"' in script and '-v "$models:/models:ro"' in script
     for file in CONFIG_FLAGS.values():
-        assert f'-v "$here/{file}:/config/{file}:ro"' in script
+        local = "batching-cpu.config" if file == "batching.config" else file  # CPU choices
+        assert f'-v "$here/{local}:/config/{file}:ro"' in script
+
+
+def test_cpu_batching_config_is_valid_without_padding_shapes():
+    cls = _serving_protos()["BatchingParameters"]
+    cpu = text_format.Parse((SERVING / "batching-cpu.config").read_text(), cls())
+    assert cpu.max_batch_size.value == ServingConfig().max_batch_size
+    assert list(cpu.allowed_batch_sizes) == [] and cpu.pad_variable_length_inputs is False
 
 
 def test_readme_covers_gpu_cpu_grpc_rest_and_rollout():
@@ -243,3 +296,48 @@ def test_readme_covers_gpu_cpu_grpc_rest_and_rollout():
                    "Classify", ":predict", ":classify", "canary", "stable", "kubectl apply -k",
                    *CONFIG_FLAGS.values()):
         assert needed in readme, needed
+
+
+def _run_sync(source: Path, target: Path, mode: str, **kwargs) -> subprocess.Popen:
+    env = {"PATH": "/usr/bin:/bin", "SYNC_COMMAND": "cp -rT", "SYNC_INTERVAL": "0.2"}
+    return subprocess.Popen(["sh", str(SERVING / "sync-models.sh"), str(source), str(target),
+                             mode], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kwargs)
+
+
+def _export(folder: Path) -> None:
+    (folder / "variables").mkdir(parents=True)
+    (folder / "variables" / "variables.index").write_text("x")
+    (folder / "saved_model.pb").write_text("graph")
+
+
+def test_sync_script_waits_for_a_first_export_then_publishes_whole_versions(tmp_path):
+    """The init container's loop, with `cp` standing in for gsutil: an empty bucket is waited
+    for (no crash loop), a version appears in the model folder only complete, by rename."""
+    import time
+
+    source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
+    source.mkdir()
+    waiting = _run_sync(source, target, "wait")
+    time.sleep(1.0)
+    assert waiting.poll() is None  # still waiting, not failed
+    assert [p.name for p in target.iterdir()] == [".staging"]
+    (source / "1").mkdir()  # a version being uploaded: no saved_model.pb yet
+    time.sleep(0.6)
+    assert not (target / "1").exists()
+    _export(source / "2")
+    assert waiting.wait(timeout=20) == 0, waiting.stderr.read()
+    assert sorted(p.name for p in target.iterdir()) == [".staging", "2"]
+    assert (target / "2" / "saved_model.pb").read_text() == "graph"
+    assert "waiting for a first export" in waiting.stderr.read()
+
+    looping = _run_sync(source, target, "loop")
+    try:
+        _export(source / "3")
+        deadline = time.monotonic() + 20
+        while not (target / "3" / "saved_model.pb").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (target / "3" / "variables" / "variables.index").exists()
+        assert not any(p.name.startswith(".tmp-") for p in target.iterdir())
+    finally:
+        looping.kill()

@@ -409,7 +409,8 @@ EXAMPLES = {
   tfemotion export --run runs/emotion --base-path serving/models --name emotion --version 2""",
     "serve": """examples:
   tfemotion serve --base-path runs/emotion/serving
-  tfemotion serve --base-path serving/models --model-config serving/models.config""",
+  tfemotion serve --base-path runs/emotion/serving --model-config serving/models.config \\
+      --enable-batching --batching-parameters-file serving/batching-cpu.config""",
     "query": """examples:
   tfemotion query "i feel great today"
   cat tweets.txt | tfemotion query --server 127.0.0.1:8500 --api classify --json""",
@@ -503,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "`tfemotion run`")
     add_config_flags(p, cfg.ExportConfig)
 
-    p = _subparser(sub, "serve", "development server, gRPC and REST (production: TensorFlow Serving)",
+    p = _subparser(sub, "serve",
+                   "development server, gRPC and REST (production: TensorFlow Serving)",
                    cmd_serve, json_flag=False)
     p.add_argument("--base-path", required=True, help="folder holding NAME/VERSION SavedModels")
     add_config_flags(p, cfg.ServingConfig, skip=("timeout", "retries", "retry_backoff"),

@@ -44,6 +44,9 @@ from tfemotion.signatures import (ATTENTION_MASK, CLASSES, CLASSIFY, ENCODED, EN
 logger = logging.getLogger(__name__)
 
 TOLERANCE = 1e-5  # largest accepted probability difference from the Keras model
+# The Python of an environment with the TensorFlow of the TensorFlow Serving release in
+# serving/.env (make test builds .venv-serving): exports are also checked there.
+SERVING_PYTHON_VARIABLE = "TFEMOTION_SERVING_PYTHON"
 _WARMUP_TEXTS = ("i feel happy today", "i am so scared of what comes next",
                  "i love this", "he was furious and i felt angry", "what a surprise",
                  "i feel sad and lonely", "", "Ça va? 中文 😀")
@@ -178,6 +181,9 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
         if config.verify:
             verification = _verify(temporary, model, tokenizer, texts, labels, max_length,
                                    raw_text=in_graph is not None)
+            info["tensorflow_serving_check"] = _check_with_tensorflow_serving(temporary)
+            (temporary / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2),
+                                                      encoding="utf-8")
         os.chmod(temporary, 0o755)  # mkdtemp makes it private; TF Serving may run as another user
         path, version = _publish(temporary, model_root, config.version)
     finally:
@@ -349,6 +355,44 @@ def _verify(folder: Path, model: Any, tokenizer: Any, texts: list[str], labels: 
             "The export failed verification and was not published: "
             + "; ".join(report.get("failures") or ["no report"]), report)
     return report
+
+
+def _check_with_tensorflow_serving(folder: Path) -> Optional[dict[str, Any]]:
+    """Load the export in the environment of the TensorFlow Serving release (``make test``
+    builds ``.venv-serving`` with its TensorFlow), through the session path, replaying its
+    warm-up; None when no such environment is set (``TFEMOTION_SERVING_PYTHON``).
+
+    Raises:
+        ExportVerificationError: the export does not load or warm up there.
+    """
+    import subprocess
+
+    python = os.environ.get(SERVING_PYTHON_VARIABLE)
+    if not python:
+        logger.info("Not checked against a TensorFlow Serving release: set %s to the Python of "
+                    "an environment with its TensorFlow (make test builds .venv-serving)",
+                    SERVING_PYTHON_VARIABLE)
+        return None
+    script = Path(__file__).with_name("servable.py")
+    done = subprocess.run([python, "-I", str(script), str(folder)], capture_output=True,
+                          text=True, timeout=600,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        report = {"passed": False, "failures": [f"{python} exited with {done.returncode}: "
+                                                f"{done.stderr.strip()[-500:]}"]}
+    result = {"tensorflow": report.get("tensorflow"),
+              "tensorflow_serving": report.get("tensorflow_serving_api"),
+              "warmup_records": report.get("warmup_records"), "passed": report.get("passed")}
+    if not report.get("passed"):
+        raise ExportVerificationError(
+            "The export does not load in TensorFlow Serving's TensorFlow "
+            f"({result['tensorflow']}); nothing was published: " + "; ".join(
+                report.get("failures") or ["no report"]), report)
+    logger.info("Checked with TensorFlow %s (TensorFlow Serving %s): loads, warms up",
+                result["tensorflow"], result["tensorflow_serving"])
+    return result
 
 
 # Publishing ----------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def warmup_records(path: Any) -> list[Any]:
     if not file.is_file():
         return []
     records = []
-    for raw in tf.compat.v1.io.tf_record_iterator(str(file)):
+    for raw in tf.data.TFRecordDataset(str(file)).as_numpy_iterator():
         records.append(prediction_log_pb2.PredictionLog.FromString(raw))
         if len(records) > MAX_WARMUP_RECORDS:
             raise ValueError(f"{file} holds more than {MAX_WARMUP_RECORDS} records; TensorFlow "
@@ -233,13 +233,15 @@ def check(path: Any) -> dict[str, Any]:
     """Load an export as TensorFlow Serving does, scan its ops, replay its warm-up: a report.
 
     Returns:
-        ``{"tensorflow", "signatures", "bad_ops", "warmup_records", "failures", "passed"}``.
+        ``{"tensorflow", "tensorflow_serving_api", "signatures", "bad_ops", "warmup_records",
+        "failures", "passed"}``.
 
     Example:
         >>> check("serving/models/emotion/1")["passed"]  # doctest: +SKIP
         True
     """
-    report: dict[str, Any] = {"tensorflow": tf.__version__, "export": str(path), "failures": []}
+    report: dict[str, Any] = {"tensorflow": tf.__version__, "export": str(path), "failures": [],
+                              "tensorflow_serving_api": _installed("tensorflow-serving-api")}
     report["bad_ops"] = scan_ops(path)
     if report["bad_ops"]:
         report["failures"].append(f"ops stock TensorFlow Serving cannot run: {report['bad_ops']}")
@@ -252,6 +254,15 @@ def check(path: Any) -> dict[str, Any]:
         report["failures"].append(f"{type(error).__name__}: {error}")
     report["passed"] = not report["failures"]
     return report
+
+
+def _installed(package: str) -> Optional[str]:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _code_name(number: int) -> str:

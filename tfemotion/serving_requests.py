@@ -110,7 +110,7 @@ def _decode_input(key: str, proto: Any, info: Any, config: ServingConfig) -> np.
     if count != expected:
         raise ServableError("INVALID_ARGUMENT", f"{where} has {count:g} values for shape {shape}"
                             f" ({expected} expected)")
-    array = _apis().tf.make_ndarray(proto)
+    array = tensor_to_array(proto, shape)
     if name == "DT_STRING":
         for i, raw in enumerate(array.flat):
             if key == EXAMPLES:
@@ -118,6 +118,47 @@ def _decode_input(key: str, proto: Any, info: Any, config: ServingConfig) -> np.
             else:
                 check_text(raw, f"{where}[{i}]", config)
     return array
+
+
+def tensor_to_array(proto: Any, shape: list[int]) -> np.ndarray:
+    """A TensorProto as an array: strings read straight from ``string_val`` (a few times
+    faster than ``tf.make_ndarray``, which matters per request); other dtypes through it."""
+    if proto.dtype == _DT_STRING and not proto.tensor_content:
+        values = list(proto.string_val)
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        return array.reshape(shape)
+    return _apis().tf.make_ndarray(proto)
+
+
+def array_to_tensor(array: np.ndarray, proto: Any) -> None:
+    """Fill ``proto`` with ``array``: numbers as ``tensor_content``, strings as ``string_val``.
+
+    Example:
+        >>> from tensorflow.core.framework import tensor_pb2
+        >>> proto = tensor_pb2.TensorProto(); array_to_tensor(np.array([1.5], np.float32), proto)
+        >>> proto.dtype, [d.size for d in proto.tensor_shape.dim], len(proto.tensor_content)
+        (1, [1], 4)
+    """
+    array = np.asarray(array)
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
+    if array.dtype == object or array.dtype.kind in "SU":
+        proto.dtype = _DT_STRING
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8")
+                                for v in array.reshape(-1))
+        return
+    dtype = _NUMPY_DTYPES.get(array.dtype.name)
+    if dtype is None:  # a dtype the fast path does not know: TensorFlow's converter
+        proto.CopyFrom(_apis().tf.make_tensor_proto(array))
+        return
+    proto.dtype = dtype
+    proto.tensor_content = np.ascontiguousarray(array).tobytes()
+
+
+_DT_STRING = 7  # tensorflow.DataType.DT_STRING
+_NUMPY_DTYPES = {"float32": 1, "float64": 2, "int32": 3, "uint8": 4, "int16": 5, "int8": 6,
+                 "int64": 9, "bool": 10, "float16": 19}
 
 
 # endregion
@@ -164,7 +205,7 @@ def run_predict(servable: Any, request: Any, config: ServingConfig) -> Any:
     response = api.predict.PredictResponse()
     _spec_out(response.model_spec, servable, key)
     for name in request.output_filter or sorted(outputs):
-        response.outputs[name].CopyFrom(api.tf.make_tensor_proto(outputs[name]))
+        array_to_tensor(outputs[name], response.outputs[name])
     return response
 
 
