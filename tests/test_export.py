@@ -222,9 +222,10 @@ def test_export_is_checked_in_the_tensorflow_of_the_pinned_serving_release(run_e
     assert info["tensorflow_version"] == tf.__version__
 
 
+@pytest.mark.parametrize("python", ["/bin/false", "/nonexistent/python"])
 def test_an_export_that_fails_in_the_serving_release_is_not_published(classifier_dir, tmp_path,
-                                                                      monkeypatch):
-    monkeypatch.setenv("TFEMOTION_SERVING_PYTHON", "/bin/false")  # an environment that fails
+                                                                      monkeypatch, python):
+    monkeypatch.setenv("TFEMOTION_SERVING_PYTHON", python)  # an environment that fails
     config = ExportConfig(base_path=str(tmp_path / "models"))
     with pytest.raises(ExportVerificationError, match="does not load in TensorFlow Serving's"):
         export_model(classifier_dir, config)

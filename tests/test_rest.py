@@ -109,6 +109,14 @@ def test_classify_with_examples_and_context(rest):
     ("/v1/models/emotion:predict", {"instances": [1.5]}, 400, "a string input got float"),
     ("/v1/models/emotion:predict", {"instances": ["x"] * 200}, 400, "the limit is 128"),
     ("/v1/models/emotion:regress", {"examples": []}, 501, "does not serve :regress"),
+    *[("/v1/models/emotion:predict",
+       {"signature_name": "encoded", "inputs": {"input_ids": [[5, bad]],
+                                                "attention_mask": [[1, 1]]}},
+       400, message) for bad, message in [
+          (True, "int32 tensor cannot hold the JSON value true"),
+          (1.7, "cannot hold the JSON value 1.7"),
+          ("3", 'cannot hold the JSON value "3"'),
+          (2 ** 40, "cannot make a int32 tensor")]],
 ])
 def test_bad_requests_get_tf_servings_status_and_error_body(rest, path, body, code, message):
     status, answer = call(rest, path, body)
@@ -123,6 +131,19 @@ def test_malformed_json_and_paths(rest):
     assert status == 400 and answer["error"].startswith("Malformed request: GET /v2/models")
 
 
+@pytest.mark.parametrize("length", ["-5", "lots"])
+def test_a_bad_content_length_gets_400_not_a_hang(rest, length):
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(rest)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(f"POST /v1/models/emotion:predict HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode())
+        answer = sock.makefile("rb").read().decode()
+    assert answer.startswith("HTTP/1.1 400") and "Content-Length is not a number" in answer
+
+
 def _curl_lines(readme: Path) -> list[list[str]]:
     """The curl commands of a README's code blocks (continued lines joined)."""
     text = readme.read_text(encoding="utf-8").replace("\\\n", " ")
@@ -131,8 +152,8 @@ def _curl_lines(readme: Path) -> list[list[str]]:
 
 
 def test_every_readme_curl_line_works_against_the_development_server(rest):
-    lines = _curl_lines(REPO / "serving" / "README.md")
-    assert len(lines) >= 5
+    lines = _curl_lines(REPO / "serving" / "README.md") + _curl_lines(REPO / "README.md")
+    assert len(lines) >= 6
     for words in lines:
         data = words[words.index("-d") + 1].encode() if "-d" in words else None
         url = next(w for w in words if "localhost:8501" in w)
@@ -142,7 +163,7 @@ def test_every_readme_curl_line_works_against_the_development_server(rest):
         assert "error" not in body
 
 
-def test_kubernetes_and_compose_probes_answer_200_once_stable_is_loaded(rest):
+def test_kubernetes_and_compose_probe_paths_answer_200(rest):
     manifest = (REPO / "serving" / "kubernetes.yaml").read_text()
     compose = (REPO / "serving" / "docker-compose.gpu.yml").read_text()
     paths = set(re.findall(r"path: (/v1/\S+)", manifest)) | set(

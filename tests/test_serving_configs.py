@@ -298,8 +298,10 @@ def test_readme_covers_gpu_cpu_grpc_rest_and_rollout():
         assert needed in readme, needed
 
 
-def _run_sync(source: Path, target: Path, mode: str, **kwargs) -> subprocess.Popen:
-    env = {"PATH": "/usr/bin:/bin", "SYNC_COMMAND": "cp -rT", "SYNC_INTERVAL": "0.2"}
+def _run_sync(source: Path, target: Path, mode: str, models_config: Path | None = None,
+              **kwargs) -> subprocess.Popen:
+    env = {"PATH": "/usr/bin:/bin", "SYNC_COMMAND": "cp -rT", "SYNC_INTERVAL": "0.2",
+           "MODELS_CONFIG": str(models_config or "/nonexistent/models.config")}
     return subprocess.Popen(["sh", str(SERVING / "sync-models.sh"), str(source), str(target),
                              mode], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **kwargs)
@@ -309,6 +311,15 @@ def _export(folder: Path) -> None:
     (folder / "variables").mkdir(parents=True)
     (folder / "variables" / "variables.index").write_text("x")
     (folder / "saved_model.pb").write_text("graph")
+
+
+def _wait_for(path: Path, seconds: float = 20) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.exists()
 
 
 def test_sync_script_waits_for_a_first_export_then_publishes_whole_versions(tmp_path):
@@ -321,23 +332,62 @@ def test_sync_script_waits_for_a_first_export_then_publishes_whole_versions(tmp_
     waiting = _run_sync(source, target, "wait")
     time.sleep(1.0)
     assert waiting.poll() is None  # still waiting, not failed
-    assert [p.name for p in target.iterdir()] == [".staging"]
+    assert sorted(p.name for p in target.iterdir()) == [".listings", ".staging"]
     (source / "1").mkdir()  # a version being uploaded: no saved_model.pb yet
     time.sleep(0.6)
     assert not (target / "1").exists()
     _export(source / "2")
     assert waiting.wait(timeout=20) == 0, waiting.stderr.read()
-    assert sorted(p.name for p in target.iterdir()) == [".staging", "2"]
+    assert sorted(p.name for p in target.iterdir()) == [".listings", ".staging", "2"]
     assert (target / "2" / "saved_model.pb").read_text() == "graph"
     assert "waiting for a first export" in waiting.stderr.read()
 
     looping = _run_sync(source, target, "loop")
     try:
         _export(source / "3")
-        deadline = time.monotonic() + 20
-        while not (target / "3" / "saved_model.pb").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert _wait_for(target / "3" / "saved_model.pb")
         assert (target / "3" / "variables" / "variables.index").exists()
         assert not any(p.name.startswith(".tmp-") for p in target.iterdir())
     finally:
         looping.kill()
+
+
+def test_sync_script_never_publishes_an_upload_still_under_way(tmp_path):
+    """gsutil uploads files one by one, saved_model.pb possibly first: a version whose files
+    still change between two looks stays staged until they stop changing."""
+    import time
+
+    source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
+    (source / "1" / "variables").mkdir(parents=True)
+    (source / "1" / "saved_model.pb").write_text("graph")
+    shard = source / "1" / "variables" / "variables.data-00000-of-00001"
+    looping = _run_sync(source, target, "loop")
+    try:
+        for _ in range(20):  # 2 s of upload, ten looks of the sidecar
+            with shard.open("a") as out:
+                out.write("w" * 1000)
+            time.sleep(0.1)
+            assert not (target / "1").exists()
+        assert _wait_for(target / "1")
+        assert (target / "1" / "variables" / shard.name).stat().st_size == 20_000
+    finally:
+        looping.kill()
+
+
+def test_sync_script_waits_for_every_version_models_config_serves(tmp_path):
+    """The init container returns only once the versions models.config lists are there: a
+    pod must not start serving while its `stable` version is still missing."""
+    import time
+
+    source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
+    models_config = tmp_path / "models.config"
+    text = (SERVING / "models.config").read_text()
+    models_config.write_text(text.replace("versions: 1", "versions: 1\n        versions: 2"))
+    _export(source / "1")
+    waiting = _run_sync(source, target, "wait", models_config)
+    assert _wait_for(target / "1")
+    time.sleep(0.6)
+    assert waiting.poll() is None  # version 2 is listed and missing
+    _export(source / "2")
+    assert waiting.wait(timeout=20) == 0, waiting.stderr.read()
+    assert "waiting for 2 under" in waiting.stderr.read()

@@ -96,8 +96,13 @@ def _run_fresh_process(payload: dict[str, Any]) -> dict[str, Any]:
         payload_path.write_text(json.dumps(payload), encoding="utf-8")
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         logger.info("Verifying %s in a fresh process", payload["export_dir"])
-        done = subprocess.run([sys.executable, "-I", __file__, str(payload_path), str(report_path)],
-                              env=env, capture_output=True, text=True, timeout=_TIMEOUT)
+        try:
+            done = subprocess.run([sys.executable, "-I", __file__, str(payload_path),
+                                   str(report_path)],
+                                  env=env, capture_output=True, text=True, timeout=_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            return {"passed": False, "failures": [
+                f"the verifying process took more than {_TIMEOUT} s and was stopped"]}
         if done.returncode != 0 or not report_path.exists():
             tail = (done.stderr or "").strip().splitlines()[-5:]
             return {"passed": False, "failures": [
@@ -147,17 +152,26 @@ def _check_as_tensorflow_serving(payload: dict, report: dict) -> None:
     bad_ops = servable_module.scan_ops(payload["export_dir"])
     if bad_ops:
         report["failures"].append(f"ops stock TensorFlow Serving cannot run: {bad_ops}")
-    servable = servable_module.SessionServable(payload["export_dir"])
+    records = None
+    report["tensorflow_serving_path"] = {"bad_ops": bad_ops, "warmup_records": records}
+    try:
+        servable = servable_module.SessionServable(payload["export_dir"])
+    except Exception as error:  # a report, not a traceback: the parent names the failure
+        report["failures"].append(f"the session path cannot load the export: "
+                                  f"{type(error).__name__}: {error}")
+        return
     try:
         records = servable_module.replay_warmup(servable)
-    except servable_module.ServableError as error:
-        report["failures"].append(f"warm-up replay failed: {error.code}: {error.message}")
-        records = None
-    report["tensorflow_serving_path"] = {"bad_ops": bad_ops, "warmup_records": records}
-    session = _SessionSignatures(servable)
-    for batch in payload["batches"]:
-        _check_batch(session, batch, payload, report, tag=" (session)")
-    servable.close()
+        session = _SessionSignatures(servable)
+        for batch in payload["batches"]:
+            _check_batch(session, batch, payload, report, tag=" (session)")
+    except Exception as error:
+        message = (f"{error.code}: {error.message}" if isinstance(
+            error, servable_module.ServableError) else f"{type(error).__name__}: {error}")
+        report["failures"].append(f"through the session path: {message}")
+    finally:
+        servable.close()
+    report["tensorflow_serving_path"]["warmup_records"] = records
 
 
 class _SessionSignatures:

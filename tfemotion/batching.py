@@ -41,11 +41,14 @@ import numpy as np
 
 from tfemotion.servable import ServableError
 
-# BatchingParameters fields and their defaults in TensorFlow Serving (session_bundle_config.proto).
+# BatchingParameters fields of TensorFlow Serving (session_bundle_config.proto): the wrapped
+# ones are written `name { value: N }`, the plain ones `name: value`.
 _WRAPPED = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
-            "thread_pool_name", "max_execution_batch_size", "enable_large_batch_splitting")
+            "thread_pool_name")
 _PLAIN = ("allowed_batch_sizes", "pad_variable_length_inputs")
-
+# Known to TensorFlow Serving, changing what a batch is, and not implemented here.
+_UNSUPPORTED = ("max_execution_batch_size", "enable_large_batch_splitting")
+_KNOWN = _WRAPPED + _PLAIN
 
 @dataclass(frozen=True)
 class BatchingParameters:
@@ -76,29 +79,45 @@ class BatchingParameters:
 
     @classmethod
     def from_text(cls, text: str) -> "BatchingParameters":
-        """Parse the text format (``name { value: N }``, ``name: value``, ``#`` comments).
+        """Parse the text format: ``name { value: N }`` (or ``name: { value: N }``),
+        ``name: value``, ``allowed_batch_sizes: [4, 8]``, ``#`` comments.
+
+        ``thread_pool_name`` is accepted and ignored (it only names the threads).
 
         Raises:
-            ValueError: a field TensorFlow Serving does not know, or a bad value.
+            ValueError: a field TensorFlow Serving does not know, one this scheduler does not
+                implement, or a bad value.
+
+        Example:
+            >>> BatchingParameters.from_text("max_batch_size: { value: 8 } "
+            ...                              "allowed_batch_sizes: [4, 8]").allowed_batch_sizes
+            (4, 8)
         """
         body = re.sub(r"#[^\n]*", "", text)
         values: dict[str, Any] = {}
-        for name, value in re.findall(r"(\w+)\s*\{\s*value\s*:\s*([^\s}]+)\s*\}", body):
-            if name not in _WRAPPED:
-                raise ValueError(f"unknown batching parameter {name!r}; known: {_WRAPPED + _PLAIN}")
+        wrapped = r"(\w+)\s*:?\s*\{\s*value\s*:\s*([^\s}]+)\s*\}"
+        for name, value in re.findall(wrapped, body):
+            _check_field(name, wrapped=True)
             values[name] = value
-        rest = re.sub(r"(\w+)\s*\{[^}]*\}", "", body)
+        body = re.sub(wrapped, " ", body)
         sizes = []
-        for name, value in re.findall(r"(\w+)\s*:\s*(\S+)", rest):
+        for listed in re.findall(r"allowed_batch_sizes\s*:\s*\[([^\]]*)\]", body):
+            sizes += [int(size) for size in listed.split(",") if size.strip()]
+        body = re.sub(r"allowed_batch_sizes\s*:\s*\[[^\]]*\]", " ", body)
+        for name, value in re.findall(r"(\w+)\s*:\s*([^\s{]+)", body):
+            _check_field(name, wrapped=False)
             if name == "allowed_batch_sizes":
                 sizes.append(int(value))
-            elif name == "pad_variable_length_inputs":
-                values[name] = value.lower() == "true"
+            elif value.lower() not in ("true", "false"):
+                raise ValueError(f"pad_variable_length_inputs must be true or false, got {value!r}")
             else:
-                raise ValueError(f"unknown batching parameter {name!r}; known: {_WRAPPED + _PLAIN}")
-        fields = {f.name for f in dataclasses.fields(cls)}
+                values[name] = value.lower() == "true"
+        leftover = re.sub(r"(\w+)\s*:\s*([^\s{]+)", " ", body).strip()
+        if leftover:
+            raise ValueError(f"cannot parse {leftover[:60]!r}")
+        values.pop("thread_pool_name", None)
         kwargs = {k: int(v) if k != "pad_variable_length_inputs" else v
-                  for k, v in values.items() if k in fields}
+                  for k, v in values.items()}
         return cls(allowed_batch_sizes=tuple(sizes), **kwargs)
 
     @classmethod
@@ -112,6 +131,17 @@ class BatchingParameters:
     def round_up(self, size: int) -> int:
         """The batch size a merged batch of ``size`` rows runs with (``allowed_batch_sizes``)."""
         return next((allowed for allowed in self.allowed_batch_sizes if allowed >= size), size)
+
+
+def _check_field(name: str, wrapped: bool) -> None:
+    if name in _UNSUPPORTED:
+        raise ValueError(f"{name} is not implemented by the development server; remove it to "
+                         "try the file here (TensorFlow Serving itself accepts it)")
+    if name not in _KNOWN:
+        raise ValueError(f"unknown batching parameter {name!r}; known: {', '.join(_KNOWN)}")
+    if wrapped != (name in _WRAPPED):
+        form = f"{name} {{ value: ... }}" if name in _WRAPPED else f"{name}: ..."
+        raise ValueError(f"{name} is written `{form}`")
 
 
 @dataclass
@@ -173,29 +203,37 @@ class BatchScheduler:
         task = _Task(inputs, size)
         queue = (key, tuple(sorted(inputs)), tuple(output_keys or ()))
         with self._condition:
-            if self._stopping:
-                raise ServableError("UNAVAILABLE", "the model version is being unloaded")
-            batch = self._open.get(queue)
-            if batch is not None and batch.size + size > self.params.max_batch_size:
-                self._close(queue)
-                batch = None
-            if batch is None:
-                if len(self._closed.get(queue, [])) >= self.params.max_enqueued_batches:
-                    raise ServableError("UNAVAILABLE", "The batch scheduling queue to which this "
-                                        "task was submitted is full")
-                batch = self._open[queue] = _Batch(key, output_keys, time.monotonic())
-            batch.tasks.append(task)
-            batch.size += size
-            if batch.size >= self.params.max_batch_size:
-                self._close(queue)
-            self._condition.notify_all()
+            stopping = self._stopping
+            if not stopping:
+                self._enqueue(queue, task, key, output_keys)
+        if stopping:  # a late request on a version being unloaded runs on its own
+            return self._run(key, inputs, output_keys)
         task.done.wait()
         if task.error is not None:
             raise task.error
         return task.outputs
 
+    def _enqueue(self, queue: tuple, task: _Task, key: str, output_keys: Optional[list]) -> None:
+        """Add a task to its queue's open batch, or open a new one (holding the lock)."""
+        size = task.size
+        batch = self._open.get(queue)
+        waiting = len(self._closed.get(queue, [])) + (batch is not None)  # open batch counts
+        if batch is None or batch.size + size > self.params.max_batch_size:
+            if waiting >= self.params.max_enqueued_batches:
+                raise ServableError("UNAVAILABLE", "The batch scheduling queue to which this "
+                                    "task was submitted is full")
+            if batch is not None:
+                self._close(queue)
+            batch = self._open[queue] = _Batch(key, output_keys, time.monotonic())
+        batch.tasks.append(task)
+        batch.size += size
+        if batch.size >= self.params.max_batch_size:
+            self._close(queue)
+        self._condition.notify_all()
+
     def close(self) -> None:
-        """Run what is queued, then stop the threads (the version is unloaded)."""
+        """Run what is queued, then stop the threads (the version is unloaded); requests
+        arriving later run one by one, unbatched."""
         with self._condition:
             self._stopping = True
             for queue in list(self._open):

@@ -209,11 +209,19 @@ class DevServer:
         rest = None
         if self.config.rest_port is not None:
             rest = self._bind_rest(servicers)  # also before loading: a taken port fails at once
-        self.store.refresh(settle=False)
+        try:
+            self.store.refresh(settle=False)
+        except BaseException:
+            if rest is not None:
+                rest.server_close()
+            raise
         server.start()
         self._server, self.port = server, port
         if rest is not None:
-            self._rest, self.rest_port = rest
+            from tfemotion.rest import serve_in_background
+
+            serve_in_background(rest)
+            self._rest, self.rest_port = rest, rest.server_address[1]
         for name, model in self.models().items():
             if "AVAILABLE" not in model["versions"].values():
                 logger.warning("No version of model '%s' is loaded yet; waiting for one to "
@@ -229,14 +237,14 @@ class DevServer:
                     self.address, rest, served)
         return self
 
-    def _bind_rest(self, servicers: Any) -> tuple[Any, int]:
-        from tfemotion.rest import RestApi, start_rest_server
+    def _bind_rest(self, servicers: Any) -> Any:
+        from tfemotion.rest import RestApi, bind_rest_server
 
         api = RestApi(self.store, self.config,
                       status_of=lambda spec: servicers._status(_status_request(spec)),
                       metadata_of=servicers._metadata)
         try:
-            return start_rest_server(api, self.config.host, self.config.rest_port)
+            return bind_rest_server(api, self.config.host, self.config.rest_port)
         except OSError as error:
             raise OSError(f"Cannot bind the REST port {self.config.host}:"
                           f"{self.config.rest_port} ({error.strerror}); choose another with "

@@ -357,6 +357,9 @@ def _verify(folder: Path, model: Any, tokenizer: Any, texts: list[str], labels: 
     return report
 
 
+_SERVING_CHECK_TIMEOUT = 600  # seconds; loading and warming up takes 5-20 s here
+
+
 def _check_with_tensorflow_serving(folder: Path) -> Optional[dict[str, Any]]:
     """Load the export in the environment of the TensorFlow Serving release (``make test``
     builds ``.venv-serving`` with its TensorFlow), through the session path, replaying its
@@ -374,11 +377,16 @@ def _check_with_tensorflow_serving(folder: Path) -> Optional[dict[str, Any]]:
                     SERVING_PYTHON_VARIABLE)
         return None
     script = Path(__file__).with_name("servable.py")
-    done = subprocess.run([python, "-I", str(script), str(folder)], capture_output=True,
-                          text=True, timeout=600,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     try:
+        done = subprocess.run([python, "-I", str(script), str(folder)], capture_output=True,
+                              text=True, timeout=_SERVING_CHECK_TIMEOUT,
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         report = json.loads(done.stdout)
+    except subprocess.TimeoutExpired:
+        report = {"passed": False, "failures": [
+            f"{python} took more than {_SERVING_CHECK_TIMEOUT} s and was stopped"]}
+    except OSError as error:  # not an executable, gone
+        report = {"passed": False, "failures": [f"cannot run {python}: {error}"]}
     except json.JSONDecodeError:
         report = {"passed": False, "failures": [f"{python} exited with {done.returncode}: "
                                                 f"{done.stderr.strip()[-500:]}"]}

@@ -44,6 +44,12 @@ class Policy:
     labels: dict = field(default_factory=dict)
 
     def select(self, ready: set[int]) -> set[int]:
+        """The versions to serve among those ``ready`` on disk.
+
+        Example:
+            >>> Policy("m", Path("m")).select({1, 2, 3}), Policy("m", Path("m"), "all").select({1, 2})
+            ({3}, {1, 2})
+        """
         if self.kind == "all":
             return set(ready)
         if self.kind == "specific":
@@ -132,6 +138,8 @@ class LoadedVersion:
 
 @dataclass
 class VersionState:
+    """A version's state as GetModelStatus reports it, with the error of a failed load."""
+
     state: str  # LOADING | AVAILABLE | END
     error_code: str = "OK"
     error_message: str = ""
@@ -236,10 +244,12 @@ class ModelStore:
         logger.info("Loading %s version %d from %s", name, version, folder)
         try:
             servable = SessionServable(folder)  # TensorFlow Serving's loading path
-            count = replay_warmup(servable)  # a failing record fails the load, as in TF Serving
             loaded = LoadedVersion(name, version, folder, servable)
             if self.make_runner is not None:
                 loaded.runner = self.make_runner(loaded)
+            # Through the batching scheduler when there is one, as TF Serving warms up through
+            # its batching session; a failing record fails the load.
+            count = replay_warmup(loaded)
         except Exception as error:  # any failure: report it in the status, keep serving
             code = error.code if isinstance(error, ServableError) else "UNKNOWN"
             message = f"Loading {folder} failed: {type(error).__name__}: {error}"

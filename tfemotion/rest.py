@@ -178,8 +178,11 @@ class RestApi:
                             for row in response.result.classifications]}
 
 
-def start_rest_server(api: RestApi, host: str, port: int) -> tuple[ThreadingHTTPServer, int]:
-    """Serve ``api`` over HTTP in a background thread; return the server and its port.
+def bind_rest_server(api: RestApi, host: str, port: int) -> ThreadingHTTPServer:
+    """Bind an HTTP server for ``api``; serve it with ``serve_in_background``.
+
+    Binding and serving are two steps so that a taken port fails before any model loads, while
+    requests are answered only once the models are loaded (as TensorFlow Serving does).
 
     Raises:
         OSError: the address cannot be bound.
@@ -202,7 +205,15 @@ def start_rest_server(api: RestApi, host: str, port: int) -> tuple[ThreadingHTTP
             self.wfile.write(body)
 
         def _serve(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.close_connection = True
+                self._reply(400, {"error": "Content-Length is not a number of bytes: "
+                                           f"{self.headers.get('Content-Length')!r}"})
+                return
             if length > limit:
                 self.close_connection = True
                 self._reply(413, {"error": f"the request body has {length:,} bytes; the limit "
@@ -222,8 +233,12 @@ def start_rest_server(api: RestApi, host: str, port: int) -> tuple[ThreadingHTTP
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
+    return server
+
+
+def serve_in_background(server: ThreadingHTTPServer) -> None:
+    """Answer requests on a bound server from a daemon thread (``server.shutdown()`` stops it)."""
     threading.Thread(target=server.serve_forever, name="devserver-rest", daemon=True).start()
-    return server, server.server_address[1]
 
 
 # region JSON <-> protos
@@ -279,11 +294,29 @@ def _tensor_proto(key: str, values: Any, dtype: int) -> Any:
         if tf_dtype == tf.string:
             array = np.array(_decode_strings(values), dtype=object)
         else:
+            _check_leaves(key, values, tf_dtype)
             array = np.array(values, dtype=tf_dtype.as_numpy_dtype)
         return tf.make_tensor_proto(array, dtype=tf_dtype)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise ServableError("INVALID_ARGUMENT", f"input '{key}': cannot make a "
                             f"{tf_dtype.name} tensor of the JSON values: {error}") from None
+
+
+def _check_leaves(key: str, value: Any, tf_dtype: Any) -> None:
+    """Refuse JSON values that numpy would quietly convert (true -> 1, 1.7 -> 1, "3" -> 3)."""
+    if isinstance(value, list):
+        for item in value:
+            _check_leaves(key, item, tf_dtype)
+        return
+    if tf_dtype.is_bool:
+        ok = isinstance(value, bool)
+    elif tf_dtype.is_integer:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise ServableError("INVALID_ARGUMENT", f"input '{key}': a {tf_dtype.name} tensor "
+                            f"cannot hold the JSON value {json.dumps(value)}")
 
 
 def _decode_strings(value: Any) -> Any:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,9 +36,15 @@ import tensorflow as tf  # noqa: E402
 
 if __package__:  # imported as tfemotion.servable
     from tfemotion.signatures import MAX_WARMUP_RECORDS, PREDICT, WARMUP_FILE
-else:  # loaded by path (the fresh-process check, another environment): the sibling file
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from signatures import MAX_WARMUP_RECORDS, PREDICT, WARMUP_FILE  # type: ignore[no-redef]
+else:  # loaded by path (the fresh-process check, another environment): the sibling file alone
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location(
+        "tfemotion_signatures", Path(__file__).resolve().with_name("signatures.py"))
+    _signatures = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_signatures)
+    MAX_WARMUP_RECORDS, PREDICT, WARMUP_FILE = (_signatures.MAX_WARMUP_RECORDS,
+                                                _signatures.PREDICT, _signatures.WARMUP_FILE)
 
 SERVE_TAG = "serve"
 # Ops that run Python: the server binary has no Python interpreter.
@@ -86,8 +91,6 @@ class SessionServable:
                                                               str(self.path))
         self.meta_graph = meta_graph
         self.signature_defs = dict(meta_graph.signature_def)
-        self._lock = threading.Lock()  # Session.run is thread-safe; the callable cache is not
-        self._callables: dict[tuple, Any] = {}
 
     def signature(self, key: str) -> Any:
         """The SignatureDef named ``key``; FAILED_PRECONDITION (as the server) when absent."""
@@ -177,8 +180,12 @@ def warmup_records(path: Any) -> list[Any]:
     return records
 
 
-def replay_warmup(servable: SessionServable) -> int:
+def replay_warmup(servable: Any) -> int:
     """Run every warm-up record, as the server does before the version takes traffic.
+
+    ``servable`` is a SessionServable, or anything with its ``path``, ``signature`` and ``run``
+    (the development server passes a loaded version whose ``run`` goes through its batching
+    scheduler, as TensorFlow Serving warms up through the batching session).
 
     Predict records feed their inputs to their signature; Classify records feed their
     ``tf.Example`` list (context merged into each example) to the classification signature.

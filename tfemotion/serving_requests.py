@@ -229,7 +229,7 @@ def run_classify(servable: Any, request: Any, config: ServingConfig) -> Any:
     for i, example in enumerate(serialized):
         _example_text(example, f"example {i}", config)
     result = servable.run(key, {next(iter(inputs)): serialized})
-    scores, classes = result.get("scores"), result.get("classes")
+    scores, classes = result.get(SCORES), result.get(CLASSES)
     response = api.classification.ClassificationResponse()
     _spec_out(response.model_spec, servable, key)
     width = (scores if scores is not None else classes).shape[-1]
