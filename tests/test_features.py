@@ -45,7 +45,8 @@ def _png_ok(path) -> bool:
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
-@pytest.mark.parametrize("checkpoint", ["tiny_bert_dir", "tiny_distilbert_safetensors_dir"])
+@pytest.mark.parametrize("checkpoint", ["tiny_bert_dir", "tiny_distilbert_safetensors_dir",
+                                        "tiny_roberta_dir"])
 def test_extract_features_padding_does_not_change_features(checkpoint, pooling, request):
     from transformers import TFAutoModel
 

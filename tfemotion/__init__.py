@@ -92,6 +92,7 @@ _EXPORTS = {
     # export and serving
     "from_hf_tokenizer": "tokenizer",
     "WordPieceTokenizer": "tokenizer",
+    "ByteLevelBPETokenizer": "tokenizer_bpe",
     "UnsupportedTokenizerError": "tokenizer",
     "export_run": "export",
     "export_model": "export",

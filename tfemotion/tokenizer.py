@@ -1,4 +1,7 @@
-"""BERT WordPiece tokenization inside the TensorFlow graph, with core TensorFlow ops only.
+"""In-graph tokenization: the entry point for every family, and BERT's WordPiece.
+
+:func:`from_hf_tokenizer` picks the in-graph tokenizer for a Hugging Face fast tokenizer:
+WordPiece here, byte-level BPE in :mod:`tfemotion.tokenizer_bpe`. What follows is WordPiece's.
 
 TensorFlow Serving runs a SavedModel without Python and, in its stock binaries, without
 tensorflow-text ops (FIELD-NOTES §6). :class:`WordPieceTokenizer` turns raw strings into the
@@ -42,6 +45,11 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
+from tfemotion.tokenizer_bpe import from_hf_bpe
+from tfemotion.tokenizer_common import STRESS_TEXTS, UnsupportedTokenizerError, re2_literal
+
+__all__ = ["STRESS_TEXTS", "UnsupportedTokenizerError", "WordPieceTokenizer", "from_hf_tokenizer"]
+
 logger = logging.getLogger(__name__)
 
 # How a code point is rewritten before the split on " " (one kind per range of code points).
@@ -56,66 +64,38 @@ _OPEN, _CLOSE = 0x100000, 0x100001
 # A word never yields more tokens than it has characters (<= max_input_chars_per_word).
 _STEP_LIMIT = 1 << 20
 
-# Texts every export is checked on: accents, cased text, CJK, emoji, control and zero-width
-# characters, NBSP and other spaces, special tokens typed in the text, over-long words and
-# texts, the empty string and a 100,000-character string.
-STRESS_TEXTS: tuple[str, ...] = (
-    "",
-    "i feel happy",
-    "Héllo Wörld! Ça va? naïve café résumé façade Ångström",
-    "THE QUICK Brown fox JUMPS over The Lazy DOG",
-    "中文字符和日本語のテキスト 한국어 텍스트 ｶﾀｶﾅ",
-    "emoji 😀🎉👍🏽 family 👨‍👩‍👧 flags 🇫🇷🇯🇵 ❤️",
-    "zero\u200bwidth\u200cnon\u200djoiner soft\u00adhyphen \ufeffbom ctl\x00\x01\x07\x1b\x7f\x85 "
-    "tab\tnew\nline\rcr\x0bvt\x0cff",
-    "non\u00a0breaking\u2009thin\u3000ideographic\u202fnarrow\u2028line\u2029para\u1680ogham",
-    "ΟΔΥΣΣΕΥΣ ΣΊΣΥΦΟΣ σοφός ς",
-    "İstanbul ŞİŞLİ ıiIİ Straße ẞ ǅ ǈ ﬁ ligature ① ＡＢＣ fullwidth ㎏",
-    "[CLS] special [SEP] tokens[MASK]in text [UNK] [PAD] [cls] [mask] [[SEP]]",
-    "مرحبا بالعالم שָׁלוֹם नमस्ते ไทย Ελληνικά русский ТЕКСТ",
-    "e\u0301 a\u0308 o\u0302\u0323 \u0301leading combining n\u0303\u0303",
-    "@user http://t.co/AbC #hashtag!!! ...??? ,,, ;-) :D <3 $100 50% a&b",
-    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟘𝟙𝟚 \U00020000\U0002a6d6 \U000e0001tag \U0010fffd private \ue000",
-    "i feel " * 400,
-    "supercalifragilisticexpialidocious" * 4,
-    "a" * 100,
-    "b" * 101,
-    "x" * 100 + " " + "é" * 100 + " " + "é" * 101,
-    "\u0000",
-    "   \t\n  ",
-    ("i didnt feel humiliated, Ünïcödé «quotes» — dash… 😀 中文 " * 2000)[:100_000],
-    "x" * 100_000,
-)
 
+def from_hf_tokenizer(tokenizer: Any, max_length: Optional[int] = None) -> Any:
+    """Build the in-graph equivalent of a Hugging Face fast tokenizer.
 
-class UnsupportedTokenizerError(ValueError):
-    """The tokenizer is not a BERT-style WordPiece one (SentencePiece, byte-level BPE...)."""
-
-
-def from_hf_tokenizer(tokenizer: Any, max_length: Optional[int] = None) -> "WordPieceTokenizer":
-    """Build the in-graph equivalent of a Hugging Face fast WordPiece tokenizer.
+    WordPiece tokenizers (BERT, DistilBERT, MiniLM, ELECTRA) give a :class:`WordPieceTokenizer`;
+    byte-level BPE ones (RoBERTa, DistilRoBERTa, GPT-2) a
+    :class:`tfemotion.tokenizer_bpe.ByteLevelBPETokenizer`. Both are ``tf.Module`` objects,
+    saveable in a SavedModel, called on a ``[batch]`` string tensor.
 
     Args:
-        tokenizer: PreTrainedTokenizerFast. A BERT-family fast tokenizer
-            (``BertTokenizerFast``, ``DistilBertTokenizerFast``, ``ElectraTokenizerFast``...).
-        max_length: int. Texts are truncated to this many tokens, ``[CLS]``/``[SEP]``
-            included. Default: the tokenizer's ``model_max_length`` (capped at 512).
+        tokenizer: PreTrainedTokenizerFast. A fast tokenizer of one of those families.
+        max_length: int. Texts are truncated to this many tokens, special tokens included.
+            Default: the tokenizer's ``model_max_length`` (capped at 512).
 
     Returns:
-        A :class:`WordPieceTokenizer` (a ``tf.Module``, saveable in a SavedModel).
+        The in-graph tokenizer.
 
     Raises:
-        UnsupportedTokenizerError: the tokenizer is not a fast WordPiece tokenizer with BERT's
-            normalizer, pre-tokenizer and ``[CLS] text [SEP]`` template.
-        ValueError: ``max_length`` is below 2.
+        UnsupportedTokenizerError: another tokenizer family (SentencePiece Unigram...), or a
+            setting the in-graph tokenizer cannot reproduce; the message names it.
+        ValueError: ``max_length`` leaves no room for the special tokens.
 
     Example:
         >>> tokenizer = from_hf_tokenizer(hf_tokenizer, max_length=64)  # doctest: +SKIP
     """
-    backend = _check_supported(tokenizer)
     if max_length is None:
         limit = getattr(tokenizer, "model_max_length", None) or 512
         max_length = int(min(limit, 512))
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and type(backend.model).__name__ == "BPE":
+        return from_hf_bpe(tokenizer, max_length)
+    backend = _check_supported(tokenizer)
     if max_length < 2:
         raise ValueError(
             "max_length must leave room for [CLS] and [SEP] (>= 2). "
@@ -189,7 +169,7 @@ class WordPieceTokenizer(tf.Module):
         # Leftmost-longest match, as the tokenizers library does: RE2 takes the leftmost
         # match and, at one position, the first alternative, so the longest goes first.
         self._added_pattern = "|".join(
-            _re2_literal(t) for t in sorted(added_tokens, key=len, reverse=True))
+            re2_literal(t) for t in sorted(added_tokens, key=len, reverse=True))
 
     @property
     def description(self) -> dict[str, Any]:
@@ -340,9 +320,10 @@ def _check_supported(tokenizer: Any) -> Any:
     for part, (obj, expected) in parts.items():
         if type(obj).__name__ != expected:
             raise UnsupportedTokenizerError(
-                f"In-graph tokenization supports BERT-style WordPiece tokenizers only (the "
-                f"{part} must be {expected}); SentencePiece and byte-level BPE tokenizers are "
-                f"not supported. Received: {part}={type(obj).__name__} "
+                f"In-graph tokenization supports WordPiece tokenizers with BERT's normalizer and "
+                f"pre-tokenizer, and byte-level BPE ones (the {part} must be {expected}); "
+                f"SentencePiece Unigram tokenizers are not supported yet. "
+                f"Received: {part}={type(obj).__name__} "
                 f"({type(tokenizer).__name__})"
             )
     expected_ids = [tokenizer.cls_token_id, tokenizer.sep_token_id]
@@ -367,10 +348,6 @@ def _added_tokens(tokenizer: Any) -> list[tuple[str, int]]:
             )
         tokens.append((str(token.content), int(token_id)))
     return tokens
-
-
-def _re2_literal(text: str) -> str:
-    return "".join(c if c.isalnum() else f"\\x{{{ord(c):X}}}" for c in text)
 
 
 # Per-code-point tables by normalizer and pre-tokenizer settings (their reprs list them all).
