@@ -207,3 +207,119 @@ def test_save_splits_writes_what_load_splits_reads_back(tmp_path):
     for split in original:
         assert again[split]["text"] == relabelled[split]["text"]
         assert again[split]["label"] == relabelled[split]["label"]
+
+
+# Multi-label data -------------------------------------------------------------------------
+
+MULTI_ROWS = [("so happy and a bit scared", ["joy", "fear"]), ("i adore you", ["love"]),
+              ("angry and sad", ["anger", "sadness"]), ("what a shock", ["surprise"])]
+
+
+def _write_multi(folder, fmt: str, rows=MULTI_ROWS):
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        content = "".join(json.dumps({"text": t, "labels": ls}) + "\n" for t, ls in rows)
+    elif fmt == "csv":
+        content = "text,label\n" + "".join(f'"{t}","{",".join(ls)}"\n' for t, ls in rows)
+    else:
+        content = "".join(f"{t};{','.join(ls)}\n" for t, ls in rows)
+    (folder / f"train.{fmt}").write_text(content, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl"])
+def test_multi_label_data_loads_as_lists_of_label_ids_in_each_format(tmp_path, fmt):
+    from datasets import ClassLabel, Sequence
+
+    from tfemotion.data import is_multi_label, label_names
+
+    splits = load(_write_multi(tmp_path, fmt))
+    feature = splits["train"].features["label"]
+    assert isinstance(feature, Sequence) and isinstance(feature.feature, ClassLabel)
+    assert is_multi_label(splits) and label_names(splits) == list(EMOTION_LABELS)
+    assert splits["train"]["label"] == [[1, 4], [2], [3, 0], [5]]  # emotion order, as written
+
+
+def test_single_label_data_stays_single_label_unless_forced(tmp_path):
+    from tfemotion.data import is_multi_label
+
+    write_split(tmp_path / "train.txt", [("x", "joy"), ("y", "sadness")], "txt")
+    assert not is_multi_label(load(tmp_path))
+    forced = load(tmp_path, problem_type="multi_label")
+    assert is_multi_label(forced) and forced["train"]["label"] == [[0], [1]]  # joy, sadness
+
+
+def test_a_data_set_that_mixes_single_and_multi_label_rows_names_both_lines(tmp_path):
+    (tmp_path / "train.jsonl").write_text(
+        '{"text": "a", "labels": ["joy"]}\n{"text": "b", "label": "joy"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"train.jsonl:2: a single 'label' here, but a 'labels' "
+                                        r"list at .*train.jsonl:1"):
+        load(tmp_path)
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "labels": ["joy", "love"]}\n')
+    with pytest.raises(DataError, match=r"train.jsonl:1: a 'labels' list, but problem_type"):
+        load(tmp_path, problem_type="single_label")
+
+
+def test_texts_without_labels_need_allow_no_label(tmp_path):
+    (tmp_path / "train.txt").write_text("a;joy,love\nb;\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train.txt:2: no label.*allow_no_label"):
+        load(tmp_path)
+    assert load(tmp_path, allow_no_label=True)["train"]["label"] == [[0, 1], []]
+    (tmp_path / "train.txt").unlink()
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "labels": []}\n'
+                                          '{"text": "b", "labels": ["x", "y"]}\n')
+    with pytest.raises(DataError, match=r"train.jsonl:1: no label"):
+        load(tmp_path)
+    assert load(tmp_path, allow_no_label=True)["train"]["label"] == [[], [0, 1]]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"a;joy,,love\n", r"train.txt:1: an empty label name"),
+    (b"a;joy,joy\n", r"train.txt:1: a label given twice"),
+    (b"a;joy,love\nb;happy\n", None),
+])
+def test_bad_multi_label_rows_name_the_line(tmp_path, content, message):
+    (tmp_path / "train.txt").write_bytes(content)
+    if message is None:  # labels outside an explicit label set are reported like single labels
+        with pytest.raises(DataError, match=r"train.txt:2: label 'happy' is not in the label set"):
+            load(tmp_path, labels=("joy", "love"))
+        return
+    with pytest.raises(DataError, match=message):
+        load(tmp_path)
+
+
+def test_the_label_separator_is_a_setting(tmp_path):
+    (tmp_path / "train.txt").write_text("a, b;joy|love\nc;fear\n", encoding="utf-8")
+    splits = load(tmp_path, label_separator="|")
+    assert splits["train"]["text"] == ["a, b", "c"]
+    assert splits["train"]["label"] == [[1, 2], [0]]  # sorted names: fear, joy, love
+    with pytest.raises(ValueError, match="label_separator must be one character other than"):
+        DataConfig(source="x", label_separator=";")
+
+
+def test_save_splits_round_trips_multi_label_data(tmp_path):
+    from tfemotion.data import save_splits
+
+    original = load(_write_multi(tmp_path / "in", "jsonl"))
+    save_splits(original, tmp_path / "out")
+    again = load(tmp_path / "out")
+    assert again["train"]["label"] == original["train"]["label"]
+
+
+def test_hub_multi_label_column_loads_as_it_is(monkeypatch):
+    import datasets
+
+    names = ["admiration", "anger", "joy", "neutral"]
+    features = datasets.Features({"text": datasets.Value("string"), "id": datasets.Value("string"),
+                                  "labels": datasets.Sequence(datasets.ClassLabel(names=names))})
+    hub = datasets.DatasetDict({split: datasets.Dataset.from_dict(
+        {"text": ["wow", "grr", "meh"], "id": ["1", "2", "3"], "labels": [[0, 2], [1], labels]},
+        features=features) for split, labels in (("train", [3]), ("validation", []))})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: hub)
+    monkeypatch.setattr("tfemotion.data.require_hub", lambda *args: None)
+    splits = load("google-research-datasets/go_emotions", hub_config="simplified",
+                  allow_no_label=True)
+    assert splits["train"]["label"] == [[0, 2], [1], [3]]
+    assert splits["train"].features["label"].feature.names == names
+    with pytest.raises(DataError, match=r"validation example 3 carries no label"):
+        load("google-research-datasets/go_emotions")

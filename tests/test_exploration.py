@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tfemotion.config import EMOTION_LABELS, DataConfig
 from tfemotion.data import load_splits
 from tfemotion.exploration import explore, split_frames, summarize
@@ -40,3 +42,62 @@ def test_explore_writes_summary_with_token_stats_and_pngs(emotion_dir, tiny_bert
     for name in ("class_distribution.png", "words_per_text.png"):
         data = (tmp_path / name).read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 5000
+
+
+def _multi_label_folder(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [("happy and scared", ["joy", "fear"]), ("love it", ["love"]),
+            ("mad and sad", ["anger", "sadness"]), ("joy joy love", ["joy", "love"]),
+            ("nothing much", []), ("wow happy", ["surprise", "joy"])]
+    (folder / "train.jsonl").write_text(
+        "".join(json.dumps({"text": t, "labels": ls}) + "\n" for t, ls in rows), encoding="utf-8")
+    return folder
+
+
+def test_multi_label_summary_counts_texts_per_label_and_labels_per_text(tmp_path):
+    from tfemotion.exploration import cooccurrence
+
+    splits = load_splits(DataConfig(source=str(_multi_label_folder(tmp_path)),
+                                    allow_no_label=True))
+    summary = summarize(splits)
+    train = summary["splits"]["train"]
+    assert summary["problem_type"] == "multi_label"
+    assert train["rows"] == 6  # texts, not (text, label) pairs
+    assert train["labels"] == {"sadness": 1, "joy": 3, "love": 2, "anger": 1, "fear": 1,
+                               "surprise": 1}
+    assert train["labels_per_text"] == {"0": 1, "1": 1, "2": 4}
+    assert train["words_mean"] == round(15 / 6, 3)
+    counts = cooccurrence(splits["train"])
+    joy, love, fear = (EMOTION_LABELS.index(n) for n in ("joy", "love", "fear"))
+    assert counts[joy, joy] == 3 and counts[joy, love] == counts[love, joy] == 1
+    assert counts[joy, fear] == 1 and counts[love, fear] == 0
+
+
+def test_explore_multi_label_data_writes_labels_per_text_and_cooccurrence_plots(tmp_path):
+    out = tmp_path / "explore"
+    summary = explore(DataConfig(source=str(_multi_label_folder(tmp_path / "data")),
+                                 allow_no_label=True), out)
+    assert summary["problem_type"] == "multi_label"
+    for name in ("class_distribution.png", "words_per_text.png", "labels_per_text.png",
+                 "label_cooccurrence.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG" and (out / name).stat().st_size > 2000
+    assert json.loads((out / "summary.json").read_text())["splits"]["train"]["rows"] == 6
+
+
+def test_single_label_explore_writes_no_multi_label_plots(emotion_dir, tmp_path):
+    summary = explore(DataConfig(source=str(emotion_dir)), tmp_path)
+    assert summary["problem_type"] == "single_label"
+    assert not (tmp_path / "label_cooccurrence.png").exists()
+
+
+def test_steps_that_take_single_label_data_refuse_multi_label_data_first(tmp_path):
+    from tfemotion.config import ExportConfig, FeatureConfig, FinetuneConfig
+    from tfemotion.data import DataError
+    from tfemotion.pipeline import run_all
+
+    config = DataConfig(source=str(_multi_label_folder(tmp_path / "data")), allow_no_label=True)
+    with pytest.raises(DataError, match="The baseline stage of multi-label data is not "
+                                        "supported yet"):
+        run_all(config, FeatureConfig(model=str(tmp_path)),
+                FinetuneConfig(model=str(tmp_path)), ExportConfig(), tmp_path / "out")
+    assert not (tmp_path / "out" / "explore").exists()  # refused before the first stage

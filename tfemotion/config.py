@@ -47,6 +47,9 @@ RECIPES = ("default", "book-keras")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 SPLITS = ("train", "validation", "test")
+# One label per text, or any number of labels per text.
+SINGLE_LABEL, MULTI_LABEL = "single_label", "multi_label"
+PROBLEM_TYPES = ("auto", SINGLE_LABEL, MULTI_LABEL)
 
 
 def _help(text: str, *, choices: Optional[tuple] = None, flags: tuple[str, ...] = (),
@@ -105,6 +108,17 @@ class DataConfig(_ConfigMixin):
     )
     separator: str = _help("Separator between text and label in .txt files.", default=";")
     hub_config: Optional[str] = _help("Configuration name of a hub dataset.", default=None)
+    problem_type: str = _help(
+        "One label per text ('single_label') or several ('multi_label': a 'labels' list in "
+        ".jsonl, labels joined by --label-separator in .csv/.txt, a Sequence(ClassLabel) column "
+        "on the hub). 'auto' tells from the data.",
+        default="auto", choices=PROBLEM_TYPES)
+    label_separator: str = _help(
+        "Separator between the labels of one text in .csv and .txt files (multi-label data).",
+        default=",")
+    allow_no_label: bool = _help(
+        "Multi-label data: allow texts that carry no label (else such a text is an error).",
+        default=False)
 
     def __post_init__(self) -> None:
         if not self.source or not str(self.source).strip():
@@ -113,6 +127,11 @@ class DataConfig(_ConfigMixin):
             raise ValueError(
                 f"separator must be one character. Received: separator={self.separator!r}"
             )
+        if len(self.label_separator) != 1 or self.label_separator == self.separator:
+            raise ValueError(
+                "label_separator must be one character other than separator. Received: "
+                f"label_separator={self.label_separator!r}, separator={self.separator!r}")
+        _check_choice("problem_type", self.problem_type, PROBLEM_TYPES)
         if self.labels is not None:
             labels = tuple(self.labels)
             if len(labels) < 2 or len(set(labels)) != len(labels) or not all(labels):

@@ -5,6 +5,11 @@ split) or a URL to such a file. Local files are ``.txt`` lines ``text;label`` (t
 format), ``.csv`` with a ``text,label`` header or ``.jsonl`` objects with ``text`` and ``label``.
 Every malformed line is reported with its file and line number; nothing is dropped silently.
 
+Multi-label data (a text may carry several labels) loads into a ``label`` column of
+``Sequence(ClassLabel)``: ``.jsonl`` objects with a ``labels`` list, ``.csv``/``.txt`` labels
+joined by the label separator (``text;joy,love``), hub data sets with such a column (``labels``
+is renamed ``label``). The problem type is told from the data unless the config forces it.
+
 Label order (id i = name i): an explicit ``labels`` setting, else ``labels.txt`` beside the data,
 else the emotion order when the label set is exactly the emotion one, else sorted.
 
@@ -29,7 +34,7 @@ from typing import Any, Iterator, Optional, Sequence
 from urllib.parse import urlparse
 
 from tfemotion.checkpoints import is_local_path, require_hub
-from tfemotion.config import EMOTION_LABELS, SPLITS, DataConfig
+from tfemotion.config import EMOTION_LABELS, MULTI_LABEL, SINGLE_LABEL, SPLITS, DataConfig
 
 FORMATS = (".txt", ".csv", ".jsonl")
 # File stems accepted for each split, in order of preference.
@@ -47,9 +52,11 @@ class DataError(ValueError):
 @dataclass(frozen=True)
 class _Row:
     text: str
-    label: str  # as written in the file; mapped to an id once the label names are known
+    label: str  # as written in the file; mapped to ids once the label names are known
     file: str
     line: int
+    listed: bool = False  # written as a list (a jsonl 'labels' array): multi-label for sure
+    labels: tuple[str, ...] = ()  # the labels of a multi-label row
 
 
 # region Public API
@@ -161,8 +168,11 @@ def to_dataframe(dataset: Any) -> Any:
         ['text', 'label', 'label_name']
     """
     frame = dataset.to_pandas()
-    names = dataset.features["label"].names
-    frame["label_name"] = [names[i] for i in frame["label"]]
+    names = label_names({"split": dataset})
+    if is_multi_label(dataset):  # a list of names per text
+        frame["label_name"] = [[names[i] for i in ids] for ids in frame["label"]]
+    else:
+        frame["label_name"] = [names[i] for i in frame["label"]]
     return frame
 
 
@@ -173,8 +183,53 @@ def label_names(dataset_dict: Any) -> list[str]:
         >>> label_names(splits)  # doctest: +SKIP
         ['sadness', 'joy', 'love', 'anger', 'fear', 'surprise']
     """
-    first = next(iter(dataset_dict.values()))
-    return list(first.features["label"].names)
+    feature = next(iter(dataset_dict.values())).features["label"]
+    return list(getattr(feature, "feature", feature).names)
+
+
+def is_multi_label(dataset: Any) -> bool:
+    """Whether a loaded ``Dataset`` or ``DatasetDict`` gives each text a list of labels.
+
+    Example:
+        >>> is_multi_label(load_splits(DataConfig(source="go_emotions.jsonl")))  # doctest: +SKIP
+        True
+    """
+    from datasets import Sequence
+
+    first = next(iter(dataset.values())) if hasattr(dataset, "values") else dataset
+    return isinstance(first.features["label"], Sequence)
+
+
+def require_single_label(dataset: Any, step: str) -> None:
+    """Refuse multi-label data in a step that handles one label per text only.
+
+    Raises:
+        DataError: the data is multi-label; the message says what works with it today.
+
+    Example:
+        >>> require_single_label(splits, "Fine-tuning")  # doctest: +SKIP
+    """
+    if is_multi_label(dataset):
+        raise DataError(
+            f"{step} of multi-label data is not supported yet: tfemotion explores such data "
+            "('tfemotion explore', or the explore stage of 'tfemotion run'), and its baseline, "
+            "fine-tuning, evaluation and export take single-label data. If each text carries "
+            "one label, load it with problem_type single_label (--problem-type single_label).")
+
+
+def multi_hot(label_lists: Sequence[Sequence[int]], num_labels: int) -> Any:
+    """``[texts, num_labels]`` float32 array: 1 where a text carries the label.
+
+    Example:
+        >>> multi_hot([[0, 2], []], 3).tolist()
+        [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    """
+    import numpy as np
+
+    out = np.zeros((len(label_lists), num_labels), np.float32)
+    for row, ids in enumerate(label_lists):
+        out[row, list(ids)] = 1.0
+    return out
 
 
 def order_label_names(names: Sequence[str]) -> list[str]:
@@ -215,6 +270,7 @@ def save_splits(dataset_dict: Any, folder: str | Path) -> dict[str, Path]:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     names = label_names(dataset_dict)
+    multi = is_multi_label(dataset_dict)
     written = {}
     for split, dataset in dataset_dict.items():
         lines = []
@@ -222,7 +278,8 @@ def save_splits(dataset_dict: Any, folder: str | Path) -> dict[str, Path]:
             if "\n" in text or "\r" in text:
                 raise DataError(f"{split} example {number}: the text holds a line break, which a "
                                 f".txt split cannot store. Received: text={text[:60]!r}")
-            lines.append(f"{text};{names[label]}\n")
+            written_label = ",".join(names[i] for i in label) if multi else names[label]
+            lines.append(f"{text};{written_label}\n")
         path = out / f"{split}.txt"
         temporary = path.with_name(f".{path.name}.tmp")
         temporary.write_text("".join(lines), encoding="utf-8")
@@ -325,9 +382,7 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 def _check_row(text: str, label: str, file: str, line: int) -> _Row:
     if not text.strip():
         raise DataError(f"{file}:{line}: empty text")
-    if not label.strip():
-        raise DataError(f"{file}:{line}: empty label")
-    return _Row(text, label.strip(), file, line)
+    return _Row(text, label.strip(), file, line)  # an empty label is checked by problem type
 
 
 def _parse_txt(text: str, file: str, separator: str) -> Iterator[_Row]:
@@ -370,23 +425,83 @@ def _parse_jsonl(text: str, file: str) -> Iterator[_Row]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise DataError(f"{file}:{number}: invalid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or "text" not in record or "label" not in record:
-            raise DataError(f"{file}:{number}: expected an object with 'text' and 'label'")
-        value, label = record["text"], record["label"]
+        if not isinstance(record, dict) or "text" not in record or not (
+                "label" in record or "labels" in record):
+            raise DataError(f"{file}:{number}: expected an object with 'text' and 'label' (or a "
+                            "'labels' list for multi-label data)")
+        value = record["text"]
         if not isinstance(value, str):
             raise DataError(f"{file}:{number}: 'text' must be a string. Received: text={value!r}")
+        if "labels" in record:
+            yield _listed_row(value, record["labels"], file, number)
+            continue
+        label = record["label"]
         if isinstance(label, bool) or not isinstance(label, (str, int)):
             raise DataError(f"{file}:{number}: 'label' must be a name or an integer id. "
                             f"Received: label={label!r}")
         yield _check_row(value, str(label), file, number)
 
 
+def _listed_row(text: str, labels: Any, file: str, line: int) -> _Row:
+    if not isinstance(labels, list) or not all(
+            isinstance(x, (str, int)) and not isinstance(x, bool) for x in labels):
+        raise DataError(f"{file}:{line}: 'labels' must be a list of names or integer ids. "
+                        f"Received: labels={labels!r}")
+    if not text.strip():
+        raise DataError(f"{file}:{line}: empty text")
+    return _Row(text, ",".join(map(str, labels)), file, line, listed=True,
+                labels=tuple(str(x).strip() for x in labels))
+
+
 def _load_local_files(files: dict[str, Path], config: DataConfig,
                       labels_file: Optional[Path]) -> Any:
     rows = {split: read_rows(path, config.separator) for split, path in files.items()}
+    rows = _apply_problem_type(rows, config)
     names = _explicit_label_names(config, labels_file)
     names = _resolve_label_names(rows, names)
     return _build_dataset_dict(rows, names)
+
+
+def _apply_problem_type(rows: dict[str, list[_Row]], config: DataConfig) -> dict[str, list[_Row]]:
+    """Tell single- from multi-label data (or take the config's word); split joined labels.
+
+    Raises:
+        DataError: both kinds of rows in one data set, a row the forced type cannot read, or
+            a text with no label when the config does not allow it.
+    """
+    every = [row for split in rows.values() for row in split]
+    listed = next((row for row in every if row.listed), None)
+    scalar = next((row for row in every if not row.listed and row.file.endswith(".jsonl")), None)
+    if listed and scalar:
+        raise DataError(
+            f"{scalar.file}:{scalar.line}: a single 'label' here, but a 'labels' list at "
+            f"{listed.file}:{listed.line}: a data set is single-label or multi-label, not both")
+    if config.problem_type == SINGLE_LABEL and listed:
+        raise DataError(f"{listed.file}:{listed.line}: a 'labels' list, but problem_type is "
+                        f"{SINGLE_LABEL!r}")
+    joined = next((row for row in every if config.label_separator in row.label), None)
+    if config.problem_type == SINGLE_LABEL or (
+            config.problem_type != MULTI_LABEL and not listed and not joined):
+        empty = next((row for row in every if not row.label), None)
+        if empty:
+            raise DataError(f"{empty.file}:{empty.line}: empty label (for multi-label data with "
+                            "texts that carry no label: problem_type multi_label, allow_no_label)")
+        return rows
+    return {split: [_split_labels(row, config) for row in split_rows]
+            for split, split_rows in rows.items()}
+
+
+def _split_labels(row: _Row, config: DataConfig) -> _Row:
+    labels = row.labels if row.listed else tuple(
+        part.strip() for part in row.label.split(config.label_separator)) if row.label else ()
+    if any(not name for name in labels):
+        raise DataError(f"{row.file}:{row.line}: an empty label name in {row.label!r}")
+    if len(set(labels)) != len(labels):
+        raise DataError(f"{row.file}:{row.line}: a label given twice in {row.label!r}")
+    if not labels and not config.allow_no_label:
+        raise DataError(f"{row.file}:{row.line}: no label. If texts without labels are expected, "
+                        "allow them (allow_no_label, --allow-no-label)")
+    return _Row(row.text, row.label, row.file, row.line, listed=True, labels=labels)
 
 
 def _explicit_label_names(config: DataConfig, labels_file: Optional[Path]) -> Optional[list[str]]:
@@ -402,41 +517,50 @@ def _explicit_label_names(config: DataConfig, labels_file: Optional[Path]) -> Op
     return names
 
 
+def _row_labels(row: _Row) -> tuple[str, ...]:
+    return row.labels if row.listed else (row.label,)
+
+
 def _all_integer_ids(rows: dict[str, list[_Row]]) -> bool:
-    return all(row.label.lstrip("-").isdigit() for split in rows.values() for row in split)
+    return all(label.lstrip("-").isdigit() for split in rows.values() for row in split
+               for label in _row_labels(row))
 
 
 def _resolve_label_names(rows: dict[str, list[_Row]], names: Optional[list[str]]) -> list[str]:
     if names is not None:
         return names
     if _all_integer_ids(rows):
-        highest = max(int(row.label) for split in rows.values() for row in split)
-        return [str(i) for i in range(highest + 1)]
-    return order_label_names({row.label for row in rows.get("train", [])})
+        highest = max((int(label) for split in rows.values() for row in split
+                       for label in _row_labels(row)), default=1)
+        return [str(i) for i in range(max(highest + 1, 2))]
+    return order_label_names({label for row in rows.get("train", []) for label in _row_labels(row)})
 
 
-def _label_id(row: _Row, names: list[str], ids: dict[str, int]) -> int:
-    if row.label in ids:
-        return ids[row.label]
-    if row.label.lstrip("-").isdigit() and 0 <= int(row.label) < len(names):
-        return int(row.label)
+def _label_id(row: _Row, label: str, names: list[str], ids: dict[str, int]) -> int:
+    if label in ids:
+        return ids[label]
+    if label.lstrip("-").isdigit() and 0 <= int(label) < len(names):
+        return int(label)
     raise DataError(
-        f"{row.file}:{row.line}: label {row.label!r} is not in the label set "
+        f"{row.file}:{row.line}: label {label!r} is not in the label set "
         f"{names} (labels come from the train split, an explicit list or labels.txt)"
     )
 
 
 def _build_dataset_dict(rows: dict[str, list[_Row]], names: list[str]) -> Any:
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
-    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    multi = any(row.listed for split in rows.values() for row in split)
+    label_feature = Sequence(ClassLabel(names=names)) if multi else ClassLabel(names=names)
+    features = Features({"text": Value("string"), "label": label_feature})
     ids = {name: i for i, name in enumerate(names)}
     splits = {}
     for split in SPLITS:
         if split in rows:
-            columns = {"text": [r.text for r in rows[split]],
-                       "label": [_label_id(r, names, ids) for r in rows[split]]}
-            splits[split] = Dataset.from_dict(columns, features=features)
+            labels = [[_label_id(r, label, names, ids) for label in r.labels] if multi
+                      else _label_id(r, r.label, names, ids) for r in rows[split]]
+            splits[split] = Dataset.from_dict({"text": [r.text for r in rows[split]],
+                                               "label": labels}, features=features)
     return DatasetDict(splits)
 
 
@@ -472,30 +596,56 @@ def _load_hub_dataset(source: str, config: DataConfig) -> Any:
     if "train" not in loaded:
         raise DataError(f"{source}: the hub dataset has no train split")
     columns = loaded["train"].column_names
+    if "label" not in columns and "labels" in columns:  # multi-label sets (go_emotions)
+        loaded = loaded.rename_column("labels", "label")
+        columns = loaded["train"].column_names
     if "text" not in columns or "label" not in columns:
-        raise DataError(f"{source}: expected 'text' and 'label' columns. Received: columns={columns}")
+        raise DataError(f"{source}: expected 'text' and 'label' (or 'labels') columns. "
+                        f"Received: columns={columns}")
     loaded = loaded.select_columns(["text", "label"])
-    if isinstance(loaded["train"].features["label"], datasets.ClassLabel):
+    feature = loaded["train"].features["label"]
+    multi = isinstance(feature, datasets.Sequence)
+    if multi and config.problem_type == SINGLE_LABEL:
+        raise DataError(f"{source}: the label column holds lists, but problem_type is "
+                        f"{SINGLE_LABEL!r}")
+    if isinstance(getattr(feature, "feature", feature), datasets.ClassLabel) and (
+            multi or config.problem_type != MULTI_LABEL):
+        if multi and not config.allow_no_label:
+            _refuse_texts_without_labels(loaded, source)
         return _rename_hub_labels(loaded, config)
     return _encode_hub_labels(loaded, config)
 
 
+def _refuse_texts_without_labels(loaded: Any, source: str) -> None:
+    for split, dataset in loaded.items():
+        empty = next((i for i, labels in enumerate(dataset["label"]) if not labels), None)
+        if empty is not None:
+            raise DataError(f"{source}: {split} example {empty + 1} carries no label. If texts "
+                            "without labels are expected, allow them (allow_no_label, "
+                            "--allow-no-label)")
+
+
 def _rename_hub_labels(loaded: Any, config: DataConfig) -> Any:
-    from datasets import ClassLabel
+    from datasets import ClassLabel, Sequence
 
     if config.labels is None:
         return loaded
-    current = loaded["train"].features["label"].names
+    feature = loaded["train"].features["label"]
+    current = getattr(feature, "feature", feature).names
     if len(current) != len(config.labels):
         raise DataError(f"labels has {len(config.labels)} names, the dataset {len(current)}. "
                         f"Received: labels={list(config.labels)}")
-    return loaded.cast_column("label", ClassLabel(names=list(config.labels)))
+    renamed = ClassLabel(names=list(config.labels))
+    return loaded.cast_column("label", Sequence(renamed) if isinstance(feature, Sequence)
+                              else renamed)
 
 
 def _encode_hub_labels(loaded: Any, config: DataConfig) -> Any:
-    rows = {split: [_Row(str(t), str(l), f"{split} split", i + 1)
+    rows = {split: [_listed_row(str(t), list(l), f"{split} split", i + 1)
+                    if isinstance(l, (list, tuple)) else _Row(str(t), str(l), f"{split} split", i + 1)
                     for i, (t, l) in enumerate(zip(ds["text"], ds["label"]))]
             for split, ds in loaded.items()}
+    rows = _apply_problem_type(rows, config)
     names = list(config.labels) if config.labels is not None else None
     return _build_dataset_dict(rows, _resolve_label_names(rows, names))
 

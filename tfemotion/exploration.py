@@ -1,5 +1,8 @@
 """Looking at the data: class balance and text lengths, as in the book's chapter 2.
 
+Multi-label data also gets the number of labels per text and a heat map of the labels that
+occur together.
+
 Example:
     >>> from tfemotion.config import DataConfig
     >>> summary = explore(DataConfig(source="data/emotion"), "out/explore")  # doctest: +SKIP
@@ -12,16 +15,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from tfemotion.config import DataConfig
+import numpy as np
+
+from tfemotion.config import MULTI_LABEL, SINGLE_LABEL, DataConfig
 from tfemotion.files import new_figure, save_figure, write_json
 
 SUMMARY_FILE = "summary.json"
 CLASS_PLOT_FILE = "class_distribution.png"
 WORDS_PLOT_FILE = "words_per_text.png"
+LABELS_PER_TEXT_PLOT_FILE = "labels_per_text.png"
+COOCCURRENCE_PLOT_FILE = "label_cooccurrence.png"
 
 
 def split_frames(dataset_dict: Any) -> Any:
     """All splits as one DataFrame with ``split``, ``label_name`` and ``words`` columns.
+
+    Multi-label data gives one row per (text, label), sharing the text's index, and a
+    ``labels_per_text`` column; a text without labels keeps one row with no ``label_name``.
 
     Example:
         >>> frame = split_frames(splits)  # doctest: +SKIP
@@ -30,7 +40,7 @@ def split_frames(dataset_dict: Any) -> Any:
     """
     import pandas as pd
 
-    from tfemotion.data import to_dataframe
+    from tfemotion.data import is_multi_label, label_names, to_dataframe
 
     frames = []
     for split, dataset in dataset_dict.items():
@@ -38,8 +48,11 @@ def split_frames(dataset_dict: Any) -> Any:
         frame.insert(0, "split", split)
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
-    names = list(next(iter(dataset_dict.values())).features["label"].names)
-    frame["label_name"] = pd.Categorical(frame["label_name"], categories=names, ordered=True)
+    if is_multi_label(dataset_dict):
+        frame["labels_per_text"] = frame["label_name"].str.len()
+        frame = frame.explode("label_name")
+    frame["label_name"] = pd.Categorical(frame["label_name"], categories=label_names(dataset_dict),
+                                         ordered=True)
     frame["words"] = frame["text"].str.split().str.len()
     return frame
 
@@ -60,21 +73,29 @@ def summarize(dataset_dict: Any, tokenizer: Any = None, max_length: Optional[int
         >>> summarize(splits)["splits"]["validation"]["labels"]["joy"]  # doctest: +SKIP
         704
     """
-    from tfemotion.data import label_names
+    from tfemotion.data import is_multi_label, label_names
 
     names = label_names(dataset_dict)
+    multi = is_multi_label(dataset_dict)
     frame = split_frames(dataset_dict)
-    summary: dict[str, Any] = {"label_names": names, "splits": {}}
+    summary: dict[str, Any] = {"label_names": names,
+                               "problem_type": MULTI_LABEL if multi else SINGLE_LABEL,
+                               "splits": {}}
     for split, group in frame.groupby("split", sort=False):
         counts = group["label_name"].value_counts()
+        texts = group[~group.index.duplicated()]
         stats = {
-            "rows": int(len(group)),
+            "rows": int(len(texts)),
             "labels": {name: int(counts.get(name, 0)) for name in names},
-            "words_mean": round(float(group["words"].mean()), 3),
-            "words_max": int(group["words"].max()),
+            "words_mean": round(float(texts["words"].mean()), 3),
+            "words_max": int(texts["words"].max()),
         }
+        if multi:
+            per_text = texts["labels_per_text"].value_counts().sort_index()
+            stats["labels_per_text"] = {str(k): int(v) for k, v in per_text.items()}
+            stats["labels_per_text_mean"] = round(float(texts["labels_per_text"].mean()), 3)
         if tokenizer is not None:
-            stats.update(_token_stats(list(group["text"]), tokenizer, max_length))
+            stats.update(_token_stats(list(texts["text"]), tokenizer, max_length))
         summary["splits"][split] = stats
     return summary
 
@@ -123,9 +144,69 @@ def plot_words_per_text(frame: Any, path: str | Path, split: str = "train") -> P
     return save_figure(fig, path)
 
 
+def cooccurrence(dataset: Any) -> Any:
+    """``[labels, labels]`` counts of texts carrying both labels (the diagonal: each label).
+
+    Example:
+        >>> cooccurrence(splits["train"])[1, 2]  # doctest: +SKIP
+        57
+    """
+    from tfemotion.data import label_names, multi_hot
+
+    hot = multi_hot(dataset["label"], len(label_names({"split": dataset})))
+    return (hot.T @ hot).astype(int)
+
+
+def plot_labels_per_text(frame: Any, path: str | Path, split: str = "train") -> Path:
+    """Bars of how many texts carry 0, 1, 2... labels (multi-label data).
+
+    Example:
+        >>> plot_labels_per_text(split_frames(splits), "out/per_text.png")  # doctest: +SKIP
+        PosixPath('out/per_text.png')
+    """
+    part = frame[frame["split"] == split]
+    counts = part[~part.index.duplicated()]["labels_per_text"].value_counts().sort_index()
+    fig, ax = new_figure(6, 3.5)
+    counts.plot.bar(ax=ax, color="C0", rot=0)
+    ax.set_title(f"Labels per text ({split})")
+    ax.set_xlabel("labels")
+    ax.set_ylabel("texts")
+    return save_figure(fig, path)
+
+
+def plot_cooccurrence(dataset: Any, path: str | Path, split: str = "train") -> Path:
+    """Heat map of how often two labels go together on one text (multi-label data).
+
+    Each cell holds the texts carrying both labels; the diagonal, texts carrying the label.
+
+    Example:
+        >>> plot_cooccurrence(splits["train"], "out/cooccurrence.png")  # doctest: +SKIP
+        PosixPath('out/cooccurrence.png')
+    """
+    from tfemotion.data import label_names
+
+    names = label_names({"split": dataset})
+    counts = cooccurrence(dataset)
+    size = max(5.0, 0.45 * len(names) + 2)
+    fig, ax = new_figure(size + 1, size)
+    image = ax.imshow(counts, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=90)
+    ax.set_yticks(range(len(names)), names)
+    if len(names) <= 15:
+        for (row, column), value in np.ndenumerate(counts):
+            ax.text(column, row, str(value), ha="center", va="center", fontsize=8,
+                    color="white" if value > counts.max() / 2 else "black")
+    fig.colorbar(image, ax=ax, label="texts")
+    ax.set_title(f"Labels on the same text ({split})")
+    return save_figure(fig, path)
+
+
 def explore(data_config: DataConfig, out_dir: str | Path, model: Optional[str] = None,
             max_length: Optional[int] = None, dataset_dict: Any = None) -> dict:
-    """Load the data, write ``summary.json`` and the two plots to ``out_dir``.
+    """Load the data, write ``summary.json`` and the plots to ``out_dir``.
+
+    The plots: class distribution and words per text; for multi-label data also labels per text
+    and label co-occurrence.
 
     Args:
         data_config: DataConfig. The data to look at.
@@ -156,5 +237,8 @@ def explore(data_config: DataConfig, out_dir: str | Path, model: Optional[str] =
     frame = split_frames(splits)
     plot_class_distribution(frame, out / CLASS_PLOT_FILE)
     plot_words_per_text(frame, out / WORDS_PLOT_FILE)
+    if summary["problem_type"] == MULTI_LABEL and "train" in splits:
+        plot_labels_per_text(frame, out / LABELS_PER_TEXT_PLOT_FILE)
+        plot_cooccurrence(splits["train"], out / COOCCURRENCE_PLOT_FILE)
     write_json(summary, out / SUMMARY_FILE)
     return summary

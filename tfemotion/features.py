@@ -340,6 +340,9 @@ def run_baseline(dataset_dict: Any, config: FeatureConfig,
     if "train" not in dataset_dict:
         raise ValueError("The baseline needs a 'train' split to fit the classifiers. "
                          f"Received: splits={list(dataset_dict)}")
+    from tfemotion.data import require_single_label
+
+    require_single_label(dataset_dict, "The baseline")
     if config.umap:
         _import_umap()  # fail before minutes of feature extraction, not after
     out = Path(out_dir)

@@ -354,6 +354,9 @@ def training_advice(rows: Sequence[dict[str, Any]]) -> Optional[str]:
 def _check_splits(dataset_dict: Any) -> list[str]:
     from datasets import ClassLabel
 
+    from tfemotion.data import require_single_label
+
+    require_single_label(dataset_dict, "Fine-tuning")
     missing = [s for s in ("train", "validation") if s not in dataset_dict]
     if missing:
         raise ValueError(f"training needs train and validation splits; missing {missing}. "
