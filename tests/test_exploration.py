@@ -88,16 +88,3 @@ def test_single_label_explore_writes_no_multi_label_plots(emotion_dir, tmp_path)
     summary = explore(DataConfig(source=str(emotion_dir)), tmp_path)
     assert summary["problem_type"] == "single_label"
     assert not (tmp_path / "label_cooccurrence.png").exists()
-
-
-def test_steps_that_take_single_label_data_refuse_multi_label_data_first(tmp_path):
-    from tfemotion.config import ExportConfig, FeatureConfig, FinetuneConfig
-    from tfemotion.data import DataError
-    from tfemotion.pipeline import run_all
-
-    config = DataConfig(source=str(_multi_label_folder(tmp_path / "data")), allow_no_label=True)
-    with pytest.raises(DataError, match="The baseline stage of multi-label data is not "
-                                        "supported yet"):
-        run_all(config, FeatureConfig(model=str(tmp_path)),
-                FinetuneConfig(model=str(tmp_path)), ExportConfig(), tmp_path / "out")
-    assert not (tmp_path / "out" / "explore").exists()  # refused before the first stage

@@ -202,7 +202,8 @@ def test_plot_umap_draws_one_panel_per_label(tmp_path):
     labels = rng.integers(0, 6, size=300)
     embedding = rng.normal(size=(300, 2)) + labels[:, None]
     names = ["sadness", "joy", "love", "anger", "fear", "surprise"]
-    path = _plot_umap(embedding, labels, names, tmp_path / "umap.png")
+    members = [np.flatnonzero(labels == i) for i in range(6)]
+    path = _plot_umap(embedding, members, names, tmp_path / "umap.png")
     assert _png_ok(path)
 
 

@@ -33,6 +33,7 @@ import grpc
 
 from tfemotion.config import ServingConfig
 from tfemotion.devserver import DevServer, start_server
+from tfemotion.signatures import signature_table
 from tfemotion.serving import Prediction, ServingClient, ServingError, format_query, \
     parse_server, query
 
@@ -569,7 +570,7 @@ def real_export(tmp_path_factory, tiny_bert_dir):
     tokenizer.save_pretrained(root / "model")
     report = export.export_model(root / "model", ExportConfig(base_path=str(root / "base"),
                                                               verify=False))
-    return root / "base", model, tokenizer, report, export.SIGNATURES
+    return root / "base", model, tokenizer, report, signature_table()
 
 
 def test_real_export_served_over_grpc_matches_the_keras_model(real_export):

@@ -38,7 +38,8 @@ _MAX_EXAMPLES = 5
 
 def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: list[str],
                             labels: list[str], max_length: int, raw_text: bool,
-                            signatures: dict[str, Any], tolerance: float) -> dict[str, Any]:
+                            signatures: dict[str, Any], tolerance: float,
+                            thresholds: Any = None) -> dict[str, Any]:
     """Verify the export in ``folder`` in a fresh process; return the report (``passed``...).
 
     Args:
@@ -51,6 +52,9 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
         raw_text: bool. Whether the export has the raw-text signatures.
         signatures: dict. Expected signatures: name -> {"inputs"|"outputs": {key: dtype}}.
         tolerance: float. Largest accepted probability difference.
+        thresholds: list of float, optional. A multi-label export's decision thresholds: its
+            probabilities are sigmoids, and ``serving_default`` must predict exactly the labels
+            whose probability reaches them.
 
     Returns:
         The child's report, plus ``validation_texts`` and ``stress_texts`` counts.
@@ -74,20 +78,24 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
         chunk = group[begin: begin + _BATCH]
         ids = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
         batches.append({"texts": chunk, "ids": ids, "first": begin == 0,
-                        "probabilities": _keras_probabilities(forward, ids, pad_id)})
+                        "probabilities": _keras_probabilities(forward, ids, pad_id,
+                                                              thresholds is not None)})
     payload = {"export_dir": str(folder), "raw_text": raw_text, "batches": batches,
                "labels": labels, "signatures": signatures, "tolerance": tolerance,
-               "pad_id": pad_id}
+               "pad_id": pad_id, "thresholds": thresholds}
     report = _run_fresh_process(payload)
     report.update(validation_texts=len(texts), stress_texts=len(STRESS_TEXTS))
     return report
 
 
-def _keras_probabilities(forward: Any, ids: list[list[int]], pad_id: int) -> list[list[float]]:
-    """The Keras model's probabilities on Hugging Face ids, padded to the batch's longest."""
+def _keras_probabilities(forward: Any, ids: list[list[int]], pad_id: int,
+                         multi_label: bool = False) -> list[list[float]]:
+    """The Keras model's probabilities (sigmoids when multi-label) on Hugging Face ids, padded
+    to the batch's longest."""
     padded, mask = _pad(ids, pad_id)
-    logits = forward(tf.constant(padded, tf.int32), tf.constant(mask, tf.int32))
-    return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1).numpy().tolist()
+    logits = tf.cast(forward(tf.constant(padded, tf.int32), tf.constant(mask, tf.int32)),
+                     tf.float32)
+    return (tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits, axis=-1)).numpy().tolist()
 
 
 def _run_fresh_process(payload: dict[str, Any]) -> dict[str, Any]:
@@ -251,12 +259,10 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str 
     out = signatures["serving_default"](text=text)
     _count(report, "serving_default" + tag, n)
     _diff(report, "serving_default" + tag, out["probabilities"].numpy(), want)
-    label_id = out["label_id"].numpy()
-    labels = [payload["labels"][i] for i in label_id]
-    if label_id.shape != (n,) or [b.decode("utf-8") for b in out["label"].numpy()] != labels:
-        report["failures"].append(f"serving_default{tag}: label does not name label_id")
-    if not np.array_equal(label_id, np.argmax(out["probabilities"].numpy(), axis=1)):
-        report["failures"].append(f"serving_default{tag}: label_id is not the most probable label")
+    if payload.get("thresholds") is not None:
+        _check_multi_label(out, payload, report, tag)
+    else:
+        _check_single_label(out, payload, report, tag, n)
     if not batch["first"]:
         return
     _count(report, "classify" + tag, n)
@@ -267,6 +273,33 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str 
     if classes.shape != want.shape or any(
             [c.decode("utf-8") for c in row] != payload["labels"] for row in classes):
         report["failures"].append(f"classify{tag}: classes are not the label names in id order")
+
+
+def _check_single_label(out: dict, payload: dict, report: dict, tag: str, n: int) -> None:
+    label_id = out["label_id"].numpy()
+    labels = [payload["labels"][i] for i in label_id]
+    if label_id.shape != (n,) or [b.decode("utf-8") for b in out["label"].numpy()] != labels:
+        report["failures"].append(f"serving_default{tag}: label does not name label_id")
+    if not np.array_equal(label_id, np.argmax(out["probabilities"].numpy(), axis=1)):
+        report["failures"].append(f"serving_default{tag}: label_id is not the most probable label")
+
+
+def _check_multi_label(out: dict, payload: dict, report: dict, tag: str) -> None:
+    """``predicted`` is probability >= threshold; ``labels`` names exactly those, in order."""
+    probabilities = out["probabilities"].numpy()
+    predicted = out["predicted"].numpy()
+    if not np.array_equal(predicted, probabilities >= np.asarray(payload["thresholds"],
+                                                                 np.float32)):
+        report["failures"].append(f"serving_default{tag}: predicted is not probability >= "
+                                  "the label's threshold")
+    names = out["labels"].numpy()
+    for row, flags in zip(names, predicted):
+        want = [n for n, on in zip(payload["labels"], flags) if on]
+        want += [""] * (len(flags) - len(want))
+        if [b.decode("utf-8") for b in row] != want:
+            report["failures"].append(f"serving_default{tag}: labels do not name the predicted "
+                                      "labels")
+            return
 
 
 def _count(report: dict, name: str, n: int) -> None:

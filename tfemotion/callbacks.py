@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import tf_keras
 
 from tfemotion.evaluate import classification_metrics, loss_and_predictions
+from tfemotion.multilabel import multilabel_metrics
 from tfemotion.runfolder import RunFolder, write_history
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,13 @@ class ValidationMetrics(tf_keras.callbacks.Callback):
         start = time.perf_counter()
         outputs = loss_and_predictions(self.model, self.validation, self.tokenizer,
                                        self.batch_size)
-        scores = classification_metrics(self.validation["label"], outputs["predicted_label"])
+        if "predicted_labels" in outputs:  # multi-label: decisions at probability 0.5
+            scores = multilabel_metrics(np.asarray(self.validation["label"]),
+                                        outputs["predicted_labels"])
+            scores["accuracy"] = 1.0 - scores["hamming_loss"]
+            logs.update(val_f1_micro=scores["f1_micro"])
+        else:
+            scores = classification_metrics(self.validation["label"], outputs["predicted_label"])
         logs.update(val_loss=float(outputs["loss"].mean()), val_accuracy=scores["accuracy"],
                     val_f1_weighted=scores["f1_weighted"],
                     learning_rate=current_learning_rate(self.model.optimizer))
@@ -74,6 +82,7 @@ class ValidationMetrics(tf_keras.callbacks.Callback):
             "val_f1_weighted": logs["val_f1_weighted"], "learning_rate": logs["learning_rate"],
             "train_seconds": train_seconds, "val_seconds": time.perf_counter() - start,
             "train_examples": self.train_examples,
+            **({"val_f1_micro": logs["val_f1_micro"]} if "val_f1_micro" in logs else {}),
         })
         row = self.rows[-1]
         logger.debug("epoch %d: loss %.4f, validation loss %.4f, accuracy %.4f, weighted F1 %.4f",

@@ -153,15 +153,24 @@ def _print_json(value: Any) -> None:
 
 def _print_metrics(title: str, metrics: dict[str, dict[str, float]], first: bool = False) -> None:
     print(title if first else f"\n{title}")
-    print(f"  {'split':<12}{'accuracy':>10}{'f1_weighted':>13}{'f1_macro':>10}")
+    multi_label = any("f1_micro" in values for values in metrics.values())
+    keys = (("f1_micro", "f1_macro", "f1_weighted", "subset_accuracy", "hamming_loss")
+            if multi_label else ("accuracy", "f1_weighted", "f1_macro"))
+    print(f"  {'split':<12}" + "".join(f"{key:>{len(key) + 2}}" for key in keys))
     for split, values in metrics.items():
-        print(f"  {split:<12}{values['accuracy']:>10.4f}{values['f1_weighted']:>13.4f}"
-              f"{values['f1_macro']:>10.4f}")
+        print(f"  {split:<12}" + "".join(f"{values[key]:>{len(key) + 2}.4f}" for key in keys))
+        if "at_threshold_0.5" in values:
+            at_half = values["at_threshold_0.5"]
+            print(f"  {'  at 0.5':<12}" + "".join(f"{at_half[key]:>{len(key) + 2}.4f}"
+                                                  for key in keys))
 
 
 def _print_training(metrics: dict[str, Any]) -> None:
     _print_metrics(f"fine-tuned (best epoch {metrics['best_epoch']})",
                    {s: metrics[s] for s in ("validation", "test") if s in metrics})
+    if metrics.get("thresholds"):
+        print("decision thresholds tuned on validation: " + ", ".join(
+            f"{name} {value:.2f}" for name, value in metrics["thresholds"].items()))
     print(f"\n{metrics['schedule']['reason']}")
     print(f"trained in {metrics['train_seconds']:.0f} s "
           f"({metrics['train_examples_per_second']:.1f} examples/s)")

@@ -75,7 +75,7 @@ class _ConfigMixin:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a plain dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))  # Path -> str
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]):

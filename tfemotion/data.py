@@ -200,23 +200,6 @@ def is_multi_label(dataset: Any) -> bool:
     return isinstance(first.features["label"], Sequence)
 
 
-def require_single_label(dataset: Any, step: str) -> None:
-    """Refuse multi-label data in a step that handles one label per text only.
-
-    Raises:
-        DataError: the data is multi-label; the message says what works with it today.
-
-    Example:
-        >>> require_single_label(splits, "Fine-tuning")  # doctest: +SKIP
-    """
-    if is_multi_label(dataset):
-        raise DataError(
-            f"{step} of multi-label data is not supported yet: tfemotion explores such data "
-            "('tfemotion explore', or the explore stage of 'tfemotion run'), and its baseline, "
-            "fine-tuning, evaluation and export take single-label data. If each text carries "
-            "one label, load it with problem_type single_label (--problem-type single_label).")
-
-
 def multi_hot(label_lists: Sequence[Sequence[int]], num_labels: int) -> Any:
     """``[texts, num_labels]`` float32 array: 1 where a text carries the label.
 

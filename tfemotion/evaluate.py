@@ -16,6 +16,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from tfemotion.multilabel import (DEFAULT_THRESHOLD, is_multi_hot, multilabel_metrics,
+                                  per_example_bce, per_label_report, predict_labels, sigmoid)
+
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
     """Accuracy, weighted F1 and macro F1, as plain floats.
@@ -209,7 +212,10 @@ def loss_and_predictions(model: Any, dataset: Any, tokenizer: Any, batch_size: i
         batch_size: int. Texts per forward pass.
 
     Returns:
-        ``{"logits": [n, k], "loss": [n], "predicted_label": [n]}`` as numpy arrays.
+        ``{"logits": [n, k], "loss": [n], "predicted_label": [n]}`` as numpy arrays. A
+        multi-label split (multi-hot ``label``) gets ``"probabilities": [n, k]`` and
+        ``"predicted_labels"`` (boolean ``[n, k]``, probability >= 0.5) instead of
+        ``predicted_label``, and binary cross-entropy as the loss.
 
     Example:
         >>> out = loss_and_predictions(model, encoded["validation"], tokenizer)  # doctest: +SKIP
@@ -220,6 +226,11 @@ def loss_and_predictions(model: Any, dataset: Any, tokenizer: Any, batch_size: i
         raise ValueError(
             f"dataset needs a 'label' column. Received: columns={dataset.column_names}")
     logits = predict_logits(model, dataset, tokenizer, batch_size)
+    if is_multi_hot(dataset):
+        probabilities = sigmoid(logits)
+        return {"logits": logits, "probabilities": probabilities,
+                "loss": per_example_bce(logits, np.asarray(dataset["label"])),
+                "predicted_labels": predict_labels(probabilities, DEFAULT_THRESHOLD)}
     return {"logits": logits, "loss": per_example_loss(logits, dataset["label"]),
             "predicted_label": logits.argmax(axis=1)}
 
@@ -327,6 +338,7 @@ def markdown_table(frame: Any) -> str:
 
 # The files evaluate_split writes to its output folder.
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
+LABEL_CONFUSION_FILE = "label_confusion.png"  # multi-label: per-label confusion counts
 REPORT_FILE = "classification_report.csv"
 HIGHEST_LOSS_FILE = "errors_highest_loss.csv"
 LOWEST_LOSS_FILE = "errors_lowest_loss.csv"
@@ -343,8 +355,15 @@ def evaluate_split(
     batch_size: int = 64,
     error_examples: int = 10,
     title: Optional[str] = None,
+    thresholds: Optional[Sequence[float]] = None,
 ) -> dict[str, Any]:
     """Metrics, per-class report and, with ``out_dir``, the confusion matrix and error tables.
+
+    A multi-label split (multi-hot ``label``, see ``tfemotion.multilabel``) gets micro, macro
+    and weighted F1, subset accuracy and Hamming loss at ``thresholds`` (default 0.5 for every
+    label), the same figures at 0.5 under ``at_threshold_0.5``, a per-label report with
+    confusion counts, ``label_confusion.png`` instead of the confusion matrix, and error tables
+    by binary cross-entropy.
 
     Args:
         model: a transformers TF sequence classifier.
@@ -357,6 +376,7 @@ def evaluate_split(
         batch_size: int. Texts per forward pass.
         error_examples: int. Rows of each error table.
         title: str, optional. Confusion matrix title.
+        thresholds: sequence of float, optional. Multi-label: each label's decision threshold.
 
     Returns:
         ``{"accuracy", "f1_weighted", "f1_macro", "loss", "examples", "per_class", "report",
@@ -366,12 +386,24 @@ def evaluate_split(
         >>> result = evaluate_split(model, tok, encoded["test"], names, "out")  # doctest: +SKIP
     """
     outputs = loss_and_predictions(model, dataset, tokenizer, batch_size)
-    labels, predicted = np.asarray(dataset["label"]), outputs["predicted_label"]
-    report = per_class_report(labels, predicted, label_names)
+    multi_label = "predicted_labels" in outputs
+    if multi_label:
+        targets = np.asarray(dataset["label"])
+        used = list(thresholds) if thresholds is not None else [DEFAULT_THRESHOLD] * len(
+            label_names)
+        predicted = predict_labels(outputs["probabilities"], used)
+        report = per_label_report(targets, predicted, label_names)
+        metrics = {**multilabel_metrics(targets, predicted),
+                   "at_threshold_0.5": multilabel_metrics(targets, outputs["predicted_labels"]),
+                   "thresholds": dict(zip(label_names, used))}
+    else:
+        targets, predicted = np.asarray(dataset["label"]), outputs["predicted_label"]
+        report = per_class_report(targets, predicted, label_names)
+        metrics = classification_metrics(targets, predicted)
     result: dict[str, Any] = {
-        **classification_metrics(labels, predicted),
+        **metrics,
         "loss": float(outputs["loss"].mean()),
-        "examples": int(len(labels)),
+        "examples": int(len(targets)),
         "per_class": report,
         "report": format_report(report),
         "files": {},
@@ -379,18 +411,91 @@ def evaluate_split(
     if out_dir is None:
         return result
     out = Path(out_dir)
-    files = result["files"]
-    files["confusion_matrix"] = plot_confusion_matrix(
-        labels, predicted, label_names, out / CONFUSION_MATRIX_FILE,
-        title=title or "Normalized confusion matrix")
-    report_frame = _report_frame(report)
-    highest, lowest = error_tables(dataset, outputs["loss"], predicted, label_names, error_examples)
-    for prefix, frame, name in (("report", report_frame, REPORT_FILE),
+    if multi_label:
+        files: dict[str, Any] = {"label_confusion": plot_label_confusion(
+            report, out / LABEL_CONFUSION_FILE)}
+        highest, lowest = multi_label_error_tables(dataset, outputs["loss"], predicted,
+                                                   label_names, error_examples)
+    else:
+        files = {"confusion_matrix": plot_confusion_matrix(
+            targets, predicted, label_names, out / CONFUSION_MATRIX_FILE,
+            title=title or "Normalized confusion matrix")}
+        highest, lowest = error_tables(dataset, outputs["loss"], predicted, label_names,
+                                       error_examples)
+    for prefix, frame, name in (("report", _report_frame(report), REPORT_FILE),
                                 ("highest_loss", highest, HIGHEST_LOSS_FILE),
                                 ("lowest_loss", lowest, LOWEST_LOSS_FILE)):
         files.update({f"{prefix}_{k}": v for k, v in write_table(frame, out / name).items()})
     result["files"] = {name: str(path) for name, path in files.items()}
     return result
+
+
+def summary_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of an ``evaluate_split`` result (what ``metrics.json`` keeps).
+
+    Example:
+        >>> summary_metrics({"accuracy": 0.9, "f1_weighted": 0.89, "f1_macro": 0.85, "loss": 0.3})
+        {'accuracy': 0.9, 'f1_weighted': 0.89, 'f1_macro': 0.85}
+    """
+    keys = MULTI_LABEL_KEYS + ("at_threshold_0.5",) if "f1_micro" in result else SINGLE_LABEL_KEYS
+    return {k: result[k] for k in keys}
+
+
+SINGLE_LABEL_KEYS = ("accuracy", "f1_weighted", "f1_macro")
+MULTI_LABEL_KEYS = ("f1_micro", "f1_macro", "f1_weighted", "subset_accuracy", "hamming_loss")
+
+
+def plot_label_confusion(report: dict[str, dict[str, float]], path: str | Path) -> Path:
+    """Per label: texts rightly given it, wrongly given it and wrongly denied it (multi-label).
+
+    Example:
+        >>> plot_label_confusion(per_label_report(y, p, names), "out/labels.png")  # doctest: +SKIP
+    """
+    from tfemotion.files import new_figure, save_figure
+
+    names = list(report)
+    rows = np.arange(len(names))
+    fig, ax = new_figure(8, 0.5 * len(names) + 1.8)
+    for offset, key, label, color in ((-0.27, "tp", "right (true positive)", "C2"),
+                                      (0.0, "fp", "given wrongly (false positive)", "C3"),
+                                      (0.27, "fn", "missed (false negative)", "C1")):
+        ax.barh(rows + offset, [report[n][key] for n in names], height=0.26, label=label,
+                color=color)
+    ax.set_yticks(rows, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("texts")
+    ax.set_title("Label decisions")
+    ax.legend(loc="lower right", fontsize=8)
+    return save_figure(fig, path)
+
+
+def multi_label_error_tables(dataset: Any, losses: np.ndarray, predicted: np.ndarray,
+                             label_names: Sequence[str], n: int = 10) -> tuple[Any, Any]:
+    """The ``n`` highest- and lowest-loss texts, gold and predicted labels joined by ", ".
+
+    Example:
+        >>> from datasets import Dataset
+        >>> ds = Dataset.from_dict({"text": ["a", "b"], "label": [[1.0, 0.0], [1.0, 1.0]]})
+        >>> high, _ = multi_label_error_tables(ds, np.array([0.1, 2.0]),
+        ...                                    np.array([[1, 0], [0, 1]]), ["x", "y"], n=1)
+        >>> high.to_dict("records")
+        [{'text': 'b', 'labels': 'x, y', 'predicted_labels': 'y', 'loss': 2.0}]
+    """
+    import pandas as pd
+
+    if n <= 0:
+        raise ValueError(f"n must be a positive number of rows. Received: n={n!r}")
+
+    def joined(matrix: np.ndarray) -> list[str]:
+        return [", ".join(name for name, on in zip(label_names, row) if on) for row in matrix]
+
+    frame = pd.DataFrame({"text": dataset["text"],
+                          "labels": joined(np.asarray(dataset["label"]) > 0.5),
+                          "predicted_labels": joined(np.asarray(predicted).astype(bool)),
+                          "loss": np.asarray(losses, dtype=np.float64)})
+    highest = frame.sort_values("loss", ascending=False, kind="stable").head(n)
+    lowest = frame.sort_values("loss", ascending=True, kind="stable").head(n)
+    return highest.reset_index(drop=True), lowest.reset_index(drop=True)
 
 
 def evaluate_run(
@@ -448,11 +553,15 @@ def evaluate_run(
     tokenizer = load_tokenizer(str(run.model))
     model = load_tf_model(TFAutoModelForSequenceClassification, str(run.model))
     encoded = tokenize(dataset_dict[split], tokenizer, record.max_length)
+    if record.multi_label:
+        from tfemotion.multilabel import with_multi_hot_labels
+
+        encoded = with_multi_hot_labels(encoded, len(record.label_names))
     out = run.evaluation(split)
     result = evaluate_split(
         model, tokenizer, encoded, record.label_names, out, batch_size=batch_size,
         error_examples=record.finetune.error_examples,
-        title=f"Normalized confusion matrix ({split})",
+        title=f"Normalized confusion matrix ({split})", thresholds=record.thresholds,
     )
     result = {"split": split, **result}
     metrics_path = write_json({k: v for k, v in result.items() if k not in ("report", "files")},

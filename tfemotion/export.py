@@ -38,8 +38,9 @@ from typing import Any, Optional, Sequence
 from tfemotion.config import DataConfig, ExportConfig
 from tfemotion.signatures import (ATTENTION_MASK, CLASSES, CLASSIFY, ENCODED, ENCODED_INT64,
                                   ENCODED_SIGNATURES, EXAMPLES, EXPORT_INFO_FILE, INPUT_IDS,
-                                  LABEL, LABEL_ID, LOGITS, PREDICT, PROBABILITIES, SCORES,
-                                  SIGNATURES, TEXT, TOKENIZE, WARMUP_FILE, next_version)
+                                  LABEL, LABEL_ID, LABELS, LOGITS, PREDICT, PREDICTED,
+                                  PROBABILITIES, SCORES, TEXT, TOKENIZE, WARMUP_FILE,
+                                  next_version, signature_table)
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +98,16 @@ def export_run(run_dir: str | Path, config: ExportConfig) -> dict[str, Any]:
     texts, note = _validation_texts(record.data)
     if config.max_length is None:
         config = config.replace(max_length=record.max_length)
-    report = export_model(run.model, config, texts=texts, label_names=record.label_names)
+    report = export_model(run.model, config, texts=texts, label_names=record.label_names,
+                          thresholds=record.thresholds)
     report.update(run=str(run.root), validation_texts=len(texts), validation_note=note)
     return report
 
 
 def export_model(model_dir: str | Path, config: ExportConfig,
                  texts: Optional[Sequence[str]] = None,
-                 label_names: Optional[Sequence[str]] = None) -> dict[str, Any]:
+                 label_names: Optional[Sequence[str]] = None,
+                 thresholds: Optional[Sequence[float]] = None) -> dict[str, Any]:
     """Export a saved sequence classifier folder (no run folder needed).
 
     Args:
@@ -116,6 +119,9 @@ def export_model(model_dir: str | Path, config: ExportConfig,
             stress list. Default: none.
         label_names: sequence of str. Used only when the model config's ``id2label`` holds
             generic names (``LABEL_0``...).
+        thresholds: sequence of float. A multi-label model's decision threshold per label (a
+            run's tuned ones); default 0.5 each. The model config's ``problem_type`` tells a
+            multi-label model (``multi_label_classification``).
 
     Returns:
         ``{"path", "base_path", "name", "version", "signatures", "raw_text", "unsupported_reason",
@@ -138,7 +144,8 @@ def export_model(model_dir: str | Path, config: ExportConfig,
     _check_version_free(model_root, config.version)
     tokenizer = load_tokenizer(str(model_dir))
     model = load_tf_model(TFAutoModelForSequenceClassification, str(model_dir))
-    report = _export(model, tokenizer, config, model_root, list(texts or ()), label_names)
+    report = _export(model, tokenizer, config, model_root, list(texts or ()), label_names,
+                     thresholds)
     report["source"] = str(model_dir)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
@@ -148,7 +155,8 @@ def export_model(model_dir: str | Path, config: ExportConfig,
 
 
 def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, texts: list[str],
-            label_names: Optional[Sequence[str]]) -> dict[str, Any]:
+            label_names: Optional[Sequence[str]],
+            thresholds: Optional[Sequence[float]] = None) -> dict[str, Any]:
     import tensorflow as tf
 
     from tfemotion.checkpoints import model_max_length
@@ -156,12 +164,14 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
 
     max_length = model_max_length(tokenizer, model.config, config.max_length)
     labels = _labels(model.config, label_names)
+    thresholds = _thresholds(model.config, labels, thresholds)
     try:
         in_graph, reason = from_hf_tokenizer(tokenizer, max_length), None
     except UnsupportedTokenizerError as error:
         in_graph, reason = None, str(error)
         logger.warning("Exporting the 'encoded' signatures only (ids in, no raw text): %s", reason)
-    module, signatures = _serving_module(model, in_graph, labels, config.length_group_size)
+    module, signatures = _serving_module(model, in_graph, labels, config.length_group_size,
+                                         thresholds)
     model_root.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_root))
     try:
@@ -173,6 +183,8 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
                 "unsupported_reason": reason, "signatures": sorted(signatures),
                 "length_group_size": config.length_group_size,
                 "warmup_batch_sizes": list(config.warmup_batch_sizes),
+                "problem_type": "multi_label" if thresholds else "single_label",
+                "thresholds": thresholds,
                 "tensorflow_version": tf.__version__,
                 "tokenizer": dict(in_graph.description if in_graph else {},
                                   **{"class": type(tokenizer).__name__})}
@@ -180,7 +192,7 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
         verification = None
         if config.verify:
             verification = _verify(temporary, model, tokenizer, texts, labels, max_length,
-                                   raw_text=in_graph is not None)
+                                   raw_text=in_graph is not None, thresholds=thresholds)
             info["tensorflow_serving_check"] = _check_with_tensorflow_serving(temporary)
             (temporary / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2),
                                                       encoding="utf-8")
@@ -203,9 +215,29 @@ def _labels(model_config: Any, label_names: Optional[Sequence[str]]) -> list[str
     return labels
 
 
+def _thresholds(model_config: Any, labels: list[str],
+                thresholds: Optional[Sequence[float]]) -> Optional[list[float]]:
+    """A multi-label model's decision thresholds (0.5 each unless given); None for single-label."""
+    if getattr(model_config, "problem_type", None) != "multi_label_classification":
+        if thresholds is not None:
+            raise ValueError("thresholds are for multi-label models; this model's problem_type "
+                             f"is {getattr(model_config, 'problem_type', None)!r}")
+        return None
+    values = [0.5] * len(labels) if thresholds is None else [float(t) for t in thresholds]
+    if len(values) != len(labels) or not all(0.0 < t < 1.0 for t in values):
+        raise ValueError(f"thresholds must be one number in (0, 1) per label ({len(labels)}). "
+                         f"Received: thresholds={list(thresholds or [])}")
+    return values
+
+
 def _serving_module(model: Any, in_graph: Any, labels: list[str],
-                    group_size: int = LENGTH_GROUP_SIZE) -> tuple[Any, dict[str, Any]]:
-    """A tf.Module with the model's variables and tokenizer, and its signature functions."""
+                    group_size: int = LENGTH_GROUP_SIZE,
+                    thresholds: Optional[Sequence[float]] = None) -> tuple[Any, dict[str, Any]]:
+    """A tf.Module with the model's variables and tokenizer, and its signature functions.
+
+    With ``thresholds`` (a multi-label model) probabilities are sigmoids, and
+    ``serving_default`` returns which labels reach their threshold and their names.
+    """
     import tensorflow as tf
 
     module = tf.Module()
@@ -216,7 +248,9 @@ def _serving_module(model: Any, in_graph: Any, labels: list[str],
     def scores(input_ids, attention_mask):
         logits = model(input_ids=input_ids, attention_mask=attention_mask, training=False).logits
         logits = tf.cast(logits, tf.float32)
-        return {LOGITS: logits, PROBABILITIES: tf.nn.softmax(logits, axis=-1)}
+        probabilities = (tf.sigmoid(logits) if thresholds is not None
+                         else tf.nn.softmax(logits, axis=-1))
+        return {LOGITS: logits, PROBABILITIES: probabilities}
 
     # One trace of the model, called by every other signature.
     ids = (INPUT_IDS, ATTENTION_MASK)
@@ -239,6 +273,8 @@ def _serving_module(model: Any, in_graph: Any, labels: list[str],
 
     def predict(text):
         probabilities = probabilities_by_length(text)
+        if thresholds is not None:
+            return _multi_label_outputs(probabilities, labels, thresholds)
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {LABEL: tf.gather(tf.constant(labels), label_id), LABEL_ID: label_id,
                 PROBABILITIES: probabilities}
@@ -258,6 +294,19 @@ def _serving_module(model: Any, in_graph: Any, labels: list[str],
         setattr(module, name, tf.function(function, input_signature=[spec]))
         signatures[name] = getattr(module, name).get_concrete_function()
     return module, signatures
+
+
+def _multi_label_outputs(probabilities: Any, labels: list[str],
+                         thresholds: Sequence[float]) -> dict[str, Any]:
+    """``predicted``: probability >= the label's threshold; ``labels``: the predicted names
+    first (in label order), then empty strings, so every row has the same width."""
+    import tensorflow as tf
+
+    predicted = probabilities >= tf.constant(thresholds, tf.float32)[None, :]
+    order = tf.argsort(tf.cast(~predicted, tf.int32), axis=1, stable=True)
+    names = tf.gather(tf.constant(labels), order)
+    names = tf.where(tf.gather(predicted, order, batch_dims=1), names, "")
+    return {PROBABILITIES: probabilities, PREDICTED: predicted, LABELS: names}
 
 
 def _run_in_length_groups(encoded: Any, input_ids: Any, attention_mask: Any,
@@ -344,12 +393,14 @@ def _example(text: str) -> Any:
 
 
 def _verify(folder: Path, model: Any, tokenizer: Any, texts: list[str], labels: list[str],
-            max_length: int, raw_text: bool) -> dict[str, Any]:
+            max_length: int, raw_text: bool,
+            thresholds: Optional[Sequence[float]] = None) -> dict[str, Any]:
     from tfemotion._verify_export import verify_in_fresh_process
 
-    signatures = {k: v for k, v in SIGNATURES.items() if raw_text or k in ENCODED_SIGNATURES}
+    table = signature_table(multi_label=thresholds is not None)
+    signatures = {k: v for k, v in table.items() if raw_text or k in ENCODED_SIGNATURES}
     report = verify_in_fresh_process(folder, model, tokenizer, texts, labels, max_length,
-                                     raw_text, signatures, TOLERANCE)
+                                     raw_text, signatures, TOLERANCE, thresholds)
     if not report.get("passed"):
         raise ExportVerificationError(
             "The export failed verification and was not published: "

@@ -310,6 +310,10 @@ def run_baseline(dataset_dict: Any, config: FeatureConfig,
     cached in ``config.cache_dir`` (default ``OUT/cache``). Splits missing from
     ``dataset_dict`` are left out of the metrics.
 
+    Multi-label data gets one-vs-rest logistic regression (one classifier per label, decisions
+    at probability 0.5) against the per-label most-frequent dummy, the multi-label metrics of
+    ``tfemotion.multilabel`` and ``OUT/label_confusion.png`` instead of the confusion matrix.
+
     Args:
         dataset_dict: DatasetDict. Splits among train/validation/test with ``text`` and a
             ``label`` ClassLabel column.
@@ -333,16 +337,17 @@ def run_baseline(dataset_dict: Any, config: FeatureConfig,
     """
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
 
+    from tfemotion.data import is_multi_label, label_names, multi_hot
     from tfemotion.evaluate import classification_metrics, plot_confusion_matrix
     from tfemotion.files import write_json
+    from tfemotion.multilabel import multilabel_metrics
 
     if "train" not in dataset_dict:
         raise ValueError("The baseline needs a 'train' split to fit the classifiers. "
                          f"Received: splits={list(dataset_dict)}")
-    from tfemotion.data import require_single_label
-
-    require_single_label(dataset_dict, "The baseline")
+    multi_label = is_multi_label(dataset_dict)
     if config.umap:
         _import_umap()  # fail before minutes of feature extraction, not after
     out = Path(out_dir)
@@ -355,11 +360,21 @@ def run_baseline(dataset_dict: Any, config: FeatureConfig,
     features = extract_features({s: dataset_dict[s] for s in splits}, config=config,
                                 cache_dir=config.cache_dir or out / "cache")
     seconds = time.perf_counter() - start
-    labels = {s: np.asarray(list(dataset_dict[s]["label"])) for s in splits}
-    classifiers = {
-        "logistic_regression": LogisticRegression(max_iter=config.max_iter),
-        "dummy": DummyClassifier(strategy="most_frequent"),
-    }
+    if multi_label:
+        count = len(label_names(dataset_dict))
+        labels = {s: multi_hot(dataset_dict[s]["label"], count).astype(int) for s in splits}
+        classifiers = {
+            "logistic_regression": OneVsRestClassifier(LogisticRegression(max_iter=config.max_iter)),
+            "dummy": DummyClassifier(strategy="most_frequent"),
+        }
+        score = multilabel_metrics
+    else:
+        labels = {s: np.asarray(list(dataset_dict[s]["label"])) for s in splits}
+        classifiers = {
+            "logistic_regression": LogisticRegression(max_iter=config.max_iter),
+            "dummy": DummyClassifier(strategy="most_frequent"),
+        }
+        score = classification_metrics
     metrics: dict[str, Any] = {}
     predictions: dict[str, np.ndarray] = {}
     for name, classifier in classifiers.items():
@@ -367,7 +382,7 @@ def run_baseline(dataset_dict: Any, config: FeatureConfig,
         metrics[name] = {}
         for split in splits[1:]:
             predicted = classifier.predict(features[split])
-            metrics[name][split] = classification_metrics(labels[split], predicted)
+            metrics[name][split] = score(labels[split], predicted)
             if name == "logistic_regression":
                 predictions[split] = predicted
     texts = sum(len(f) for f in features.values())
@@ -378,19 +393,28 @@ def run_baseline(dataset_dict: Any, config: FeatureConfig,
     shown = next((s for s in ("validation", "test") if s in predictions), None)
     if shown is None:
         logger.warning("No validation or test split: no confusion matrix")
+    elif multi_label:
+        from tfemotion.evaluate import plot_label_confusion
+        from tfemotion.multilabel import per_label_report
+
+        plot_label_confusion(per_label_report(labels[shown], predictions[shown], names),
+                             out / "label_confusion.png")
     else:
         plot_confusion_matrix(labels[shown], predictions[shown], names,
                               out / "confusion_matrix.png",
                               title=f"Logistic regression, {shown} (normalized)")
     if config.umap:
-        _plot_umap(_umap_embedding(features["train"]), labels["train"], names, out / "umap.png")
+        train_labels = labels["train"]
+        members = ([np.flatnonzero(train_labels[:, i]) for i in range(len(names))] if multi_label
+                   else [np.flatnonzero(train_labels == i) for i in range(len(names))])
+        _plot_umap(_umap_embedding(features["train"]), members, names, out / "umap.png")
     write_json(metrics, out / "metrics.json")
     return metrics
 
 
 def _label_names(dataset_dict: Any, train_labels: np.ndarray) -> list[str]:
     feature = dataset_dict["train"].features.get("label")
-    names = getattr(feature, "names", None)
+    names = getattr(getattr(feature, "feature", feature), "names", None)
     if names:
         return list(names)
     return [str(i) for i in range(int(train_labels.max()) + 1)]
@@ -415,8 +439,9 @@ def _umap_embedding(features: np.ndarray, seed: int = 42) -> np.ndarray:
     return reducer.fit(scaled).embedding_
 
 
-def _plot_umap(embedding: np.ndarray, labels: np.ndarray, names: Sequence[str], path: Path) -> Path:
-    """One hexbin panel per label, as in the book."""
+def _plot_umap(embedding: np.ndarray, members: Sequence[np.ndarray], names: Sequence[str],
+               path: Path) -> Path:
+    """One hexbin panel per label (``members[i]``: rows carrying label i), as in the book."""
     from tfemotion.files import new_figure, save_figure
 
     columns = min(3, len(names))
@@ -427,7 +452,7 @@ def _plot_umap(embedding: np.ndarray, labels: np.ndarray, names: Sequence[str], 
         if i >= len(names):
             ax.axis("off")
             continue
-        points = embedding[labels == i]
+        points = embedding[members[i]]
         if len(points):
             ax.hexbin(points[:, 0], points[:, 1], cmap=cmaps[i % len(cmaps)], gridsize=20,
                       linewidths=(0,))

@@ -36,12 +36,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import numpy as np
 import tf_keras
 
 from tfemotion.callbacks import (EpochKeeper, NaNGuard, ValidationMetrics, epoch_checkpoint,
                                  restore_checkpoint, tensorboard_callbacks)
-from tfemotion.config import DataConfig, FinetuneConfig, Schedule, choose_schedule
-from tfemotion.evaluate import evaluate_split
+from tfemotion.config import (MULTI_LABEL, SINGLE_LABEL, DataConfig, FinetuneConfig, Schedule,
+                              choose_schedule)
+from tfemotion.evaluate import evaluate_split, summary_metrics
 from tfemotion.files import write_json
 from tfemotion.hardware import Hardware, precision_policy, resolve_hardware
 from tfemotion.inputs import TrainData, train_dataset
@@ -102,9 +104,11 @@ def train(
         ...                 "runs/emotion")  # doctest: +SKIP
     """
     from tfemotion.checkpoints import load_tokenizer, model_max_length
-    from tfemotion.data import tokenize
+    from tfemotion.data import is_multi_label, tokenize
+    from tfemotion.multilabel import with_multi_hot_labels
 
     names = _check_splits(dataset_dict)
+    multi_label = is_multi_label(dataset_dict)
     config = finetune_config
     run = RunFolder(run_dir)
     # MultiWorkerMirroredStrategy must exist before TensorFlow does any other work.
@@ -114,18 +118,21 @@ def train(
     tf_keras.utils.set_random_seed(config.seed)
     tokenizer = load_tokenizer(config.model)
     with precision_policy(config.mixed_precision), hardware.strategy.scope():
-        model = build_classifier(config.model, names)
+        model = build_classifier(config.model, names, multi_label)
         schedule = choose_schedule(config, hidden_size(model.config))
         if rows:
             schedule = _kept_schedule(run, config, schedule)
         max_length = model_max_length(tokenizer, model.config, config.max_length)
         encoded = tokenize(dataset_dict, tokenizer, max_length)
+        if multi_label:
+            encoded = with_multi_hot_labels(encoded, len(names))
         data = train_dataset(encoded["train"], tokenizer, config, max_length, hardware)
-        compile_classifier(model, schedule, config, data.steps * config.epochs)
+        compile_classifier(model, schedule, config, data.steps * config.epochs, multi_label)
         checkpoint = epoch_checkpoint(model)
         if rows:
             restore_checkpoint(checkpoint, model, run.checkpoint(len(rows)))
-    record = _run_record(data_config, config, names, max_length, schedule, hardware, data)
+    record = _run_record(data_config, config, names, max_length, schedule, hardware, data,
+                         multi_label)
     if hardware.is_chief:
         record.save(run)
     logger.info("Fine-tuning %s: %s", config.model, schedule.reason)
@@ -155,15 +162,18 @@ def train(
     return metrics
 
 
-def build_classifier(checkpoint: str, label_names: Sequence[str]) -> Any:
+def build_classifier(checkpoint: str, label_names: Sequence[str],
+                     multi_label: bool = False) -> Any:
     """The checkpoint's encoder with a new classification head for ``label_names``.
 
     The head's labels go into the model config (``id2label``/``label2id``), so the saved model,
     its pipeline and its export name the labels.
 
     Args:
-        checkpoint: str. Hub id or local folder of any BERT-family checkpoint.
+        checkpoint: str. Hub id or local folder of any BERT- or RoBERTa-family checkpoint.
         label_names: sequence of str. Name of each label id.
+        multi_label: bool. Several labels per text: the config's ``problem_type`` becomes
+            ``multi_label_classification`` (sigmoid outputs, as Hugging Face's pipeline reads).
 
     Returns:
         A ``TFAutoModelForSequenceClassification`` model.
@@ -178,9 +188,11 @@ def build_classifier(checkpoint: str, label_names: Sequence[str]) -> Any:
     from tfemotion.checkpoints import load_tf_model
 
     names = [str(name) for name in label_names]
+    extra = {"problem_type": "multi_label_classification"} if multi_label else {}
     return load_tf_model(
         TFAutoModelForSequenceClassification, checkpoint, num_labels=len(names),
         id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)},
+        **extra,
     )
 
 
@@ -200,13 +212,15 @@ def hidden_size(model_config: Any) -> Optional[int]:
 
 
 def compile_classifier(model: Any, schedule: Schedule, config: FinetuneConfig,
-                       total_steps: int) -> None:
+                       total_steps: int, multi_label: bool = False) -> None:
     """``model.compile`` with the optimizer of ``config.recipe``, the loss and accuracy.
 
     ``default``: AdamW (LayerNorm weights and biases not decayed, ``config.weight_decay``) with a
     linear warm-up over ``schedule.warmup_ratio`` of the steps and a linear decay to 0.
     ``book-keras``: Adam at a constant rate. Both use
-    ``SparseCategoricalCrossentropy(from_logits=True)`` and accuracy, from ``tf_keras``.
+    ``SparseCategoricalCrossentropy(from_logits=True)`` and accuracy, from ``tf_keras``; with
+    ``multi_label``, ``BinaryCrossentropy(from_logits=True)`` over multi-hot targets and the
+    share of label decisions right at probability 0.5 (``accuracy``).
 
     Args:
         model: a transformers TF sequence classifier.
@@ -227,12 +241,13 @@ def compile_classifier(model: Any, schedule: Schedule, config: FinetuneConfig,
             num_warmup_steps=int(schedule.warmup_ratio * total_steps),
             weight_decay_rate=config.weight_decay,
         )
-    model.compile(
-        optimizer=optimizer,
-        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=config.xla,
-    )
+    if multi_label:
+        loss = tf_keras.losses.BinaryCrossentropy(from_logits=True)
+        accuracy = tf_keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)  # logit 0 = p 0.5
+    else:
+        loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        accuracy = tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy], jit_compile=config.xla)
 
 
 def save_run(run_dir: str | Path, model: Any, tokenizer: Any, encoded: Any, record: RunRecord,
@@ -269,6 +284,9 @@ def save_run(run_dir: str | Path, model: Any, tokenizer: Any, encoded: Any, reco
     tokenizer.save_pretrained(str(run.model))
     record.save(run)
     config = record.finetune
+    if record.multi_label:
+        record = _with_tuned_thresholds(record, model, tokenizer, encoded["validation"])
+        record.save(run)
     results = {}
     for split in ("validation", "test"):
         if split in encoded:
@@ -276,19 +294,22 @@ def save_run(run_dir: str | Path, model: Any, tokenizer: Any, encoded: Any, reco
             results[split] = evaluate_split(
                 model, tokenizer, encoded[split], record.label_names, out,
                 batch_size=config.batch_size, error_examples=config.error_examples,
-                title=f"Normalized confusion matrix ({split})")
+                title=f"Normalized confusion matrix ({split})", thresholds=record.thresholds)
     seconds = float(sum(r["train_seconds"] for r in rows))
+    epoch_keys = EPOCH_KEYS + (("val_f1_micro",) if record.multi_label else ())
     metrics = {
-        "epochs": [{k: row[k] for k in EPOCH_KEYS} for row in rows],
+        "epochs": [{k: row[k] for k in epoch_keys} for row in rows],
         "best_epoch": int(best or rows[-1]["epoch"]),
-        **{split: {k: result[k] for k in ("accuracy", "f1_weighted", "f1_macro")}
-           for split, result in results.items()},
+        **{split: summary_metrics(result) for split, result in results.items()},
         "train_seconds": seconds,
         "train_examples_per_second": float(sum(r["train_examples"] for r in rows)) / seconds
         if seconds else 0.0,
         "schedule": record.schedule.to_dict(),
         "advice": training_advice(rows),
     }
+    if record.multi_label:
+        metrics.update(thresholds=dict(zip(record.label_names, record.thresholds)),
+                       global_threshold=record.global_threshold)
     write_json(metrics, run.metrics)
     if metrics["advice"]:
         logger.warning("%s", metrics["advice"])
@@ -313,7 +334,8 @@ def history_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def best_epoch(rows: Sequence[dict[str, Any]]) -> int:
-    """The epoch (1-based) with the highest validation weighted F1; the earliest on ties.
+    """The epoch (1-based) with the highest validation weighted F1 (micro F1 for multi-label
+    runs, whose rows hold ``val_f1_micro``); the earliest on ties.
 
     Example:
         >>> best_epoch([{"epoch": 1, "val_f1_weighted": 0.8}, {"epoch": 2, "val_f1_weighted": 0.9},
@@ -322,13 +344,31 @@ def best_epoch(rows: Sequence[dict[str, Any]]) -> int:
     """
     if not rows:
         raise ValueError("no completed epoch to choose from. Received: rows=[]")
-    return int(max(rows, key=lambda r: (r["val_f1_weighted"], -r["epoch"]))["epoch"])
+    key = "val_f1_micro" if "val_f1_micro" in rows[-1] else "val_f1_weighted"
+    return int(max(rows, key=lambda r: (r[key], -r["epoch"]))["epoch"])
+
+
+def _with_tuned_thresholds(record: RunRecord, model: Any, tokenizer: Any,
+                           validation: Any) -> RunRecord:
+    """The record with each label's decision threshold tuned on the validation split."""
+    from tfemotion.evaluate import predict_logits
+    from tfemotion.multilabel import sigmoid, tune_thresholds
+
+    probabilities = sigmoid(predict_logits(model, validation, tokenizer,
+                                           record.finetune.batch_size))
+    thresholds, global_threshold = tune_thresholds(probabilities,
+                                                   np.asarray(validation["label"]))
+    logger.info("Decision thresholds tuned on the validation split: %s (global %.2f)",
+                dict(zip(record.label_names, thresholds)), global_threshold)
+    return dataclasses.replace(record, thresholds=tuple(thresholds),
+                               global_threshold=global_threshold)
 
 
 def training_advice(rows: Sequence[dict[str, Any]]) -> Optional[str]:
     """One line when the validation F1 was still rising steeply in the last epoch, else None.
 
-    Steeply: the last epoch gained at least ``STEEP_F1_GAIN`` (2 points) of weighted F1.
+    Steeply: the last epoch gained at least ``STEEP_F1_GAIN`` (2 points) of weighted F1 (micro
+    F1 for multi-label runs).
 
     Example:
         >>> training_advice([{"epoch": 1, "val_f1_weighted": 0.60},
@@ -340,7 +380,8 @@ def training_advice(rows: Sequence[dict[str, Any]]) -> Optional[str]:
     """
     if len(rows) < 2:
         return None
-    before, last = rows[-2]["val_f1_weighted"], rows[-1]["val_f1_weighted"]
+    key = "val_f1_micro" if "val_f1_micro" in rows[-1] else "val_f1_weighted"
+    before, last = rows[-2][key], rows[-1][key]
     if last - before < STEEP_F1_GAIN:
         return None
     return (f"Validation F1 was still rising steeply in the last epoch ({before:.4f} -> "
@@ -354,23 +395,24 @@ def training_advice(rows: Sequence[dict[str, Any]]) -> Optional[str]:
 def _check_splits(dataset_dict: Any) -> list[str]:
     from datasets import ClassLabel
 
-    from tfemotion.data import require_single_label
+    from tfemotion.data import label_names
 
-    require_single_label(dataset_dict, "Fine-tuning")
     missing = [s for s in ("train", "validation") if s not in dataset_dict]
     if missing:
         raise ValueError(f"training needs train and validation splits; missing {missing}. "
                          f"Received: splits={sorted(dataset_dict)}")
     for split, dataset in dataset_dict.items():
-        if "text" not in dataset.column_names or not isinstance(dataset.features.get("label"),
-                                                                ClassLabel):
+        label = dataset.features.get("label")
+        if "text" not in dataset.column_names or not isinstance(
+                getattr(label, "feature", label), ClassLabel):
             raise ValueError(
-                f"split {split!r} needs a 'text' column and a ClassLabel 'label' column (see "
-                f"tfemotion.data.load_splits). Received: features={dataset.features}"
+                f"split {split!r} needs a 'text' column and a ClassLabel 'label' column (or a "
+                f"Sequence of ClassLabel for multi-label data; see tfemotion.data.load_splits). "
+                f"Received: features={dataset.features}"
             )
         if len(dataset) == 0:
             raise ValueError(f"split {split!r} is empty. Received: rows=0")
-    return list(dataset_dict["train"].features["label"].names)
+    return label_names(dataset_dict)
 
 
 def _prepare_run(run: RunFolder, config: FinetuneConfig) -> list[dict[str, Any]]:
@@ -418,14 +460,14 @@ def _kept_schedule(run: RunFolder, config: FinetuneConfig, chosen: Schedule) -> 
 
 def _run_record(data_config: DataConfig, config: FinetuneConfig, names: list[str],
                 max_length: int, schedule: Schedule, hardware: Hardware,
-                data: TrainData) -> RunRecord:
+                data: TrainData, multi_label: bool = False) -> RunRecord:
     padding = 1 - data.real_tokens / data.padded_tokens if data.padded_tokens else None
     return RunRecord(
         data=data_config, finetune=config, label_names=tuple(names), max_length=max_length,
         schedule=schedule, strategy=hardware.kind, replicas=hardware.replicas,
         steps_per_epoch=data.steps, train_examples_per_epoch=data.examples,
         padding_share=None if padding is None else round(padding, 4),
-        versions=library_versions(),
+        versions=library_versions(), problem_type=MULTI_LABEL if multi_label else SINGLE_LABEL,
     )
 
 

@@ -102,6 +102,7 @@ def _bucketed_dataset(encoded: Any, pad_id: int, batch_size: int, seed: int,
     examples = encoded.to_tf_dataset(columns=["input_ids", "attention_mask"], label_cols="label",
                                      batch_size=None, shuffle=False, prefetch=False)
     pad = tf.constant(pad_id, tf.int64), tf.constant(0, tf.int64)
+    no_label = tf.constant(0, examples.element_spec[1].dtype)  # ids, or multi-hot floats
     dataset = (
         examples.cache()
         .shuffle(len(encoded), seed=seed, reshuffle_each_iteration=True)
@@ -109,7 +110,7 @@ def _bucketed_dataset(encoded: Any, pad_id: int, batch_size: int, seed: int,
             lambda features, label: tf.shape(features["input_ids"])[0],
             bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-            padding_values=({"input_ids": pad[0], "attention_mask": pad[1]}, pad[1]),
+            padding_values=({"input_ids": pad[0], "attention_mask": pad[1]}, no_label),
             pad_to_bucket_boundary=True,
             drop_remainder=static,
         )

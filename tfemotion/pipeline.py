@@ -69,8 +69,7 @@ def run_all(
         ValueError: an unknown stage name.
         HubUnreachableError: a hub id for data or checkpoint while the hub is unreachable,
             before any work starts.
-        DataError: the data cannot be read, or is multi-label while a stage other than
-            explore is asked for (before any stage starts).
+        DataError: the data cannot be read (before any stage starts).
 
     Example:
         >>> run_all(DataConfig(source="d/"), FeatureConfig(model="m/"), FinetuneConfig(model="m/"),
@@ -85,13 +84,10 @@ def run_all(
                        *((model, "checkpoint", "--model")
                          for model in dict.fromkeys([feature_config.model, finetune_config.model]))])
 
-    from tfemotion.data import load_splits, require_single_label
+    from tfemotion.data import load_splits
 
     started = time.perf_counter()
     splits = load_splits(data_config)
-    if set(stages) - {"explore"}:  # fail before the first stage, not after it
-        require_single_label(splits, "The " + next(s for s in STAGES if s in stages
-                                                   and s != "explore") + " stage")
     dirs = stage_dirs(out_dir)
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {"load": round(time.perf_counter() - started, 1)}

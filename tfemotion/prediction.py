@@ -12,6 +12,10 @@
 
 ``predict_stream`` classifies an iterable of texts of any length batch by batch.
 
+A multi-label model answers ``{"text", "labels": [every predicted label], "scores"}``: the labels
+whose probability (a sigmoid) reaches the label's threshold (the run's tuned thresholds for a run
+folder or an export, 0.5 for a bare model folder).
+
 Example:
     >>> predict("runs/emotion/run", ["I saw a movie today and it was good."])  # doctest: +SKIP
     [{'text': 'I saw a movie today and it was really good.', 'label': 'joy', 'scores': {...}}]
@@ -27,7 +31,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from tfemotion.signatures import EXPORT_INFO_FILE, PREDICT, PROBABILITIES, TEXT, find_export
+from tfemotion.signatures import (EXPORT_INFO_FILE, PREDICT, PREDICTED, PROBABILITIES, TEXT,
+                                  find_export)
 
 
 def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
@@ -78,7 +83,8 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: 
         max_length: int, optional. Truncation length (default: the model's limit).
 
     Returns:
-        float64 array of probabilities; each row sums to 1.
+        float64 array of probabilities; each row sums to 1 (a multi-label model's rows hold one
+        sigmoid per label).
 
     Raises:
         ValueError: no texts. TypeError: a text that is not a string.
@@ -98,8 +104,16 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: 
         logits = model(dict(batch), training=False).logits
         rows.append(np.asarray(logits, dtype=np.float64))
     logits = np.concatenate(rows)
+    if _is_multi_label(model):
+        from tfemotion.multilabel import sigmoid
+
+        return sigmoid(logits)
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _is_multi_label(model: Any) -> bool:
+    return getattr(model.config, "problem_type", None) == "multi_label_classification"
 
 
 def predict(model: Any, texts: Sequence[str], *, batch_size: int = 64,
@@ -171,16 +185,33 @@ def load_predictor(model: Any, *, max_length: Optional[int] = None,
     export = find_export(model)
     if export is not None:
         return _export_predictor(export)
-    return _keras_predictor(*load_classifier(model), max_length=max_length)
+    return _keras_predictor(*load_classifier(model), max_length=max_length,
+                            thresholds=_run_thresholds(model))
 
 
-def _keras_predictor(model: Any, tokenizer: Any, max_length: Optional[int] = None
+def _run_thresholds(model: Any) -> Optional[tuple[float, ...]]:
+    """The tuned thresholds of a multi-label run folder (None elsewhere)."""
+    from tfemotion.checkpoints import is_local_path
+    from tfemotion.runfolder import RunRecord, find_run
+
+    if not is_local_path(str(model)):
+        return None
+    try:
+        return RunRecord.load(find_run(Path(str(model)).expanduser())).thresholds
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _keras_predictor(model: Any, tokenizer: Any, max_length: Optional[int] = None,
+                     thresholds: Optional[Sequence[float]] = None,
                      ) -> Callable[[list[str]], list[dict[str, Any]]]:
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if _is_multi_label(model) and thresholds is None:
+        thresholds = [0.5] * len(names)
 
     def classify(texts: list[str]) -> list[dict[str, Any]]:
         probabilities = predict_proba(model, tokenizer, texts, len(texts), max_length)
-        return _results(texts, probabilities, names)
+        return _results(texts, probabilities, names, thresholds)
 
     return classify
 
@@ -203,14 +234,23 @@ def _export_predictor(version_dir: Path) -> Callable[[list[str]], list[dict[str,
         outputs = signature(**{TEXT: tf.constant(texts, dtype=tf.string)})
         probabilities = outputs[PROBABILITIES].numpy().astype(np.float64)
         labels = names or [f"LABEL_{i}" for i in range(probabilities.shape[1])]
+        if PREDICTED in outputs:  # multi-label: the export's own decisions
+            return [{"text": text, "labels": [n for n, on in zip(labels, flags) if on],
+                     "scores": {n: float(p) for n, p in zip(labels, row)}}
+                    for text, flags, row in zip(texts, outputs[PREDICTED].numpy(),
+                                                probabilities)]
         return _results(texts, probabilities, labels)
 
     classify.saved_model = loaded  # type: ignore[attr-defined]  (keeps the model alive)
     return classify
 
 
-def _results(texts: Sequence[str], probabilities: np.ndarray,
-             names: Sequence[str]) -> list[dict[str, Any]]:
+def _results(texts: Sequence[str], probabilities: np.ndarray, names: Sequence[str],
+             thresholds: Optional[Sequence[float]] = None) -> list[dict[str, Any]]:
+    if thresholds is not None:
+        return [{"text": text, "labels": [n for n, p, t in zip(names, row, thresholds) if p >= t],
+                 "scores": {name: float(p) for name, p in zip(names, row)}}
+                for text, row in zip(texts, probabilities)]
     return [
         {"text": text, "label": names[int(row.argmax())],
          "scores": {name: float(p) for name, p in zip(names, row)}}

@@ -36,13 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from tfemotion.config import DataConfig, FinetuneConfig, Schedule, choose_schedule
+from tfemotion.config import (MULTI_LABEL, SINGLE_LABEL, DataConfig, FinetuneConfig, Schedule,
+                              choose_schedule)
 from tfemotion.files import write_json
 
 # Where `tfemotion run` puts the run folder inside its output folder.
 PIPELINE_RUN_DIR = "run"
 RECORD_FORMAT = 1
-# Columns of history.csv: one row per epoch.
+# Columns of history.csv: one row per epoch (multi-label runs add val_f1_micro).
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_f1_weighted",
                    "learning_rate", "train_seconds", "val_seconds", "train_examples")
 
@@ -159,6 +160,10 @@ class RunRecord:
         train_examples_per_epoch: int.
         padding_share: float or None. Share of padded tokens in the training batches.
         versions: dict. Python and library versions that trained the run.
+        problem_type: str. ``single_label`` or ``multi_label``.
+        thresholds: tuple of float or None. Multi-label: each label's decision threshold,
+            tuned on the validation split.
+        global_threshold: float or None. Multi-label: the one threshold that maximised micro F1.
     """
 
     data: DataConfig
@@ -172,6 +177,14 @@ class RunRecord:
     train_examples_per_epoch: int = 0
     padding_share: Optional[float] = None
     versions: dict[str, str] = field(default_factory=dict)
+    problem_type: str = SINGLE_LABEL
+    thresholds: Optional[tuple[float, ...]] = None
+    global_threshold: Optional[float] = None
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the run classifies several labels per text."""
+        return self.problem_type == MULTI_LABEL
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to ``config.json``.
@@ -196,6 +209,9 @@ class RunRecord:
             "train_examples_per_epoch": self.train_examples_per_epoch,
             "padding_share": self.padding_share,
             "versions": dict(self.versions),
+            "problem_type": self.problem_type,
+            "thresholds": None if self.thresholds is None else list(self.thresholds),
+            "global_threshold": self.global_threshold,
         }
 
     @classmethod
@@ -221,6 +237,10 @@ class RunRecord:
             train_examples_per_epoch=int(values.get("train_examples_per_epoch", 0)),
             padding_share=values.get("padding_share"),
             versions=dict(values.get("versions") or {}),
+            problem_type=values.get("problem_type", SINGLE_LABEL),
+            thresholds=None if values.get("thresholds") is None
+            else tuple(float(t) for t in values["thresholds"]),
+            global_threshold=values.get("global_threshold"),
         )
 
     def save(self, run: RunFolder) -> Path:
@@ -260,7 +280,9 @@ def write_history(run: RunFolder, rows: list[dict[str, Any]]) -> None:
     write_json({"rows": rows, "completed_epochs": len(rows)}, run.state)
     temporary = run.history.with_name(f".{run.history.name}.tmp")
     with temporary.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
+        multi_label = any("val_f1_micro" in row for row in rows)
+        columns = HISTORY_COLUMNS + (("val_f1_micro",) if multi_label else ())
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     temporary.replace(run.history)

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from tfemotion.config import ServingConfig
-from tfemotion.signatures import CLASSIFY, LABEL, PREDICT, PROBABILITIES, TEXT
+from tfemotion.signatures import CLASSIFY, LABEL, LABELS, PREDICT, PROBABILITIES, TEXT
 
 logger = logging.getLogger(__name__)
 
@@ -90,16 +90,22 @@ class Prediction:
         label: str. The predicted label (highest score).
         scores: dict[str, float]. Score (probability) per label, in the model's label order.
         version: int or None. The model version that answered.
+        labels: list of str or None. A multi-label model's predicted labels (each reached its
+            threshold; possibly none); None for a single-label model.
     """
 
     text: str
     label: str
     scores: dict = field(default_factory=dict)
     version: Optional[int] = None
+    labels: Optional[list] = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the prediction as a JSON-ready dict."""
-        return dataclasses.asdict(self)
+        """Return the prediction as a JSON-ready dict (``labels`` only for multi-label)."""
+        values = dataclasses.asdict(self)
+        if self.labels is None:
+            del values["labels"]
+        return values
 
 
 def _apis() -> SimpleNamespace:
@@ -327,16 +333,24 @@ class ServingClient:
         request.inputs[TEXT].CopyFrom(tf.make_tensor_proto(texts, dtype=tf.string))
         response = self._call(self._prediction, "Predict", request)
         outputs = {key: self._api.tf.make_ndarray(value) for key, value in response.outputs.items()}
-        missing = {LABEL, PROBABILITIES} - set(outputs)
+        missing = {LABELS if LABELS in outputs else LABEL, PROBABILITIES} - set(outputs)
         if missing:
             raise ServingError("Predict", self.address, self.model, "BAD_RESPONSE",
                                f"signature '{self.signature}' did not return {sorted(missing)}; "
                                f"it returned {sorted(outputs)}")
         version = _answering_version(response)
         names = self._label_names(version, outputs[PROBABILITIES].shape[-1])
-        return [Prediction(text, label.decode("utf-8"),
-                           {name: float(p) for name, p in zip(names, row)}, version)
-                for text, label, row in zip(texts, outputs[LABEL], outputs[PROBABILITIES])]
+        predictions = []
+        for i, (text, row) in enumerate(zip(texts, outputs[PROBABILITIES])):
+            scores = {name: float(p) for name, p in zip(names, row)}
+            if LABELS in outputs:  # multi-label: the names the server predicted, then ""
+                found = [b.decode("utf-8") for b in outputs[LABELS][i] if b]
+                predictions.append(Prediction(text, names[int(row.argmax())], scores, version,
+                                              labels=found))
+            else:
+                predictions.append(Prediction(text, outputs[LABEL][i].decode("utf-8"), scores,
+                                              version))
+        return predictions
 
     def classify(self, texts: Any) -> list[Prediction]:
         """Classify texts with the Classify API (one ``tf.Example`` per text).
@@ -562,9 +576,16 @@ def format_prediction(prediction: dict[str, Any], width: int = 60) -> str:
     Example:
         >>> format_prediction({"text": "so happy", "label": "joy", "scores": {"joy": 0.9}})
         'joy       0.900  so happy'
+        >>> format_prediction({"text": "wow", "labels": ["joy", "surprise"],
+        ...                    "scores": {"joy": 0.9, "surprise": 0.7}})
+        'joy 0.900, surprise 0.700  wow'
     """
     text = prediction["text"]
     text = text if len(text) <= width else text[: width - 1] + "…"
+    if "labels" in prediction:  # multi-label: every predicted label with its probability
+        found = ", ".join(f"{name} {prediction['scores'].get(name, float('nan')):.3f}"
+                          for name in prediction["labels"]) or "(no label)"
+        return f"{found}  {text}"
     score = prediction["scores"].get(prediction["label"], float("nan"))
     return f"{prediction['label']:<9} {score:.3f}  {text}"
 

@@ -8,7 +8,10 @@ VERSION an integer; anything else is ignored, which is how a half-written export
 Signatures of a raw-text export:
 
 - ``serving_default``: ``text`` string ``[batch]`` -> ``label`` string ``[batch]``, ``label_id``
-  int64 ``[batch]``, ``probabilities`` float ``[batch, num_labels]``;
+  int64 ``[batch]``, ``probabilities`` float ``[batch, num_labels]``; for a multi-label model
+  (``signature_table(multi_label=True)``): ``probabilities`` (sigmoid) float, ``predicted`` bool
+  (probability >= the label's tuned threshold) and ``labels`` string, all ``[batch, num_labels]``
+  (``labels``: each text's predicted label names first, in label order, then ``""``);
 - ``classify`` (the Classify API): ``inputs`` serialized ``tf.Example`` protos with a bytes
   feature ``text`` -> ``classes`` string and ``scores`` float, both ``[batch, num_labels]``;
 - ``tokenize``: ``text`` -> ``input_ids``, ``attention_mask`` int32 ``[batch, length]``;
@@ -42,6 +45,7 @@ TEXT = "text"  # raw-text input, and the bytes feature of classify's tf.Examples
 EXAMPLES = "inputs"  # serialized tf.Examples: the one input of a Classify signature
 LABEL, LABEL_ID, PROBABILITIES, LOGITS = "label", "label_id", "probabilities", "logits"
 CLASSES, SCORES = "classes", "scores"  # the outputs a Classify signature may have
+PREDICTED, LABELS = "predicted", "labels"  # multi-label serving_default
 INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
 
 _IDS = {INPUT_IDS: "int32", ATTENTION_MASK: "int32"}
@@ -56,6 +60,23 @@ SIGNATURES: dict[str, dict[str, dict[str, str]]] = {
     ENCODED: {"inputs": dict(_IDS), "outputs": dict(_SCORE_OUTPUTS)},
     ENCODED_INT64: {"inputs": {k: "int64" for k in _IDS}, "outputs": dict(_SCORE_OUTPUTS)},
 }
+
+
+
+def signature_table(multi_label: bool = False) -> dict[str, dict[str, dict[str, str]]]:
+    """The signature table of a single-label (``SIGNATURES``) or multi-label export.
+
+    Example:
+        >>> signature_table(multi_label=True)[PREDICT]["outputs"]
+        {'probabilities': 'float32', 'predicted': 'bool', 'labels': 'string'}
+    """
+    table = {name: {side: dict(keys) for side, keys in spec.items()}
+             for name, spec in SIGNATURES.items()}
+    if multi_label:
+        table[PREDICT]["outputs"] = {PROBABILITIES: "float32", PREDICTED: "bool",
+                                     LABELS: "string"}
+    return table
+
 
 # Files inside a version folder.
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
