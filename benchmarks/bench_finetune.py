@@ -157,6 +157,28 @@ def run_throughput(splits, checkpoint: str, args) -> dict:
 # region Full run
 
 
+def step_timer():
+    """A Keras callback that keeps the seconds of every training step, per epoch (``.epochs``)."""
+    import tf_keras
+
+    class StepTimes(tf_keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epochs: list[list[float]] = []
+            self.start = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs.append([])
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.epochs[-1].append(time.perf_counter() - self.start)
+
+    return StepTimes()
+
+
 def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default") -> dict:
     from tfemotion.finetune import train
     from tfemotion.runfolder import RunFolder, completed_epochs
@@ -164,8 +186,9 @@ def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default"
     out = Path(args.out) / recipe if args.out else \
         Path(tempfile.mkdtemp(prefix="bench-finetune-")) / recipe
     config = finetune_config(checkpoint, args, recipe)
+    steps = step_timer()
     start = time.perf_counter()
-    metrics = train(splits, data_config, config, out, verbose=2)
+    metrics = train(splits, data_config, config, out, verbose=2, callbacks=[steps])
     wall = time.perf_counter() - start
     history = completed_epochs(RunFolder(out))
     print(f"\n[full run, {recipe}] {checkpoint}: epochs {config.epochs}, batch {config.batch_size}, "
@@ -176,6 +199,13 @@ def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default"
         print(f"{row['epoch']:>5} {row['loss']:>8.4f} {row['val_accuracy']:>8.4f} "
               f"{row['val_f1_weighted']:>8.4f} {row['train_seconds']:>8.1f} {row['val_seconds']:>7.1f} "
               f"{row['train_examples'] / row['train_seconds']:>7.1f}")
+    for epoch, times in enumerate(steps.epochs, 1):
+        ordered = sorted(times)
+        median = ordered[len(ordered) // 2]
+        slow = [t for t in times if t > 3 * median]
+        print(f"[full run, {recipe}] epoch {epoch}: {len(times)} steps, {sum(times):.1f} s in "
+              f"steps (median {median:.3f} s); {len(slow)} steps over 3x the median took "
+              f"{sum(slow):.1f} s (tracing a new shape, the first epoch's cache fill)")
     for split in ("validation", "test"):
         m = metrics[split]
         print(f"[full run, {recipe}] {split:<10} accuracy {m['accuracy']:.4f}  weighted F1 "

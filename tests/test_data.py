@@ -231,7 +231,8 @@ def _write_multi(folder, fmt: str, rows=MULTI_ROWS):
 def test_multi_label_data_loads_as_lists_of_label_ids_in_each_format(tmp_path, fmt):
     from datasets import ClassLabel, Sequence
 
-    from tfemotion.data import is_multi_label, label_names
+    from tfemotion.data import label_names
+    from tfemotion.multilabel import is_multi_label
 
     splits = load(_write_multi(tmp_path, fmt))
     feature = splits["train"].features["label"]
@@ -241,7 +242,7 @@ def test_multi_label_data_loads_as_lists_of_label_ids_in_each_format(tmp_path, f
 
 
 def test_single_label_data_stays_single_label_unless_forced(tmp_path):
-    from tfemotion.data import is_multi_label
+    from tfemotion.multilabel import is_multi_label
 
     write_split(tmp_path / "train.txt", [("x", "joy"), ("y", "sadness")], "txt")
     assert not is_multi_label(load(tmp_path))
@@ -293,8 +294,29 @@ def test_the_label_separator_is_a_setting(tmp_path):
     splits = load(tmp_path, label_separator="|")
     assert splits["train"]["text"] == ["a, b", "c"]
     assert splits["train"]["label"] == [[1, 2], [0]]  # sorted names: fear, joy, love
-    with pytest.raises(ValueError, match="label_separator must be one character other than"):
-        DataConfig(source="x", label_separator=";")
+    with pytest.raises(ValueError, match="label_separator must be one character"):
+        DataConfig(source="x", label_separator="||")
+
+
+def test_a_comma_text_separator_still_reads_single_label_data(tmp_path):
+    (tmp_path / "train.txt").write_text("hello, world,joy\nbye,sadness\n", encoding="utf-8")
+    splits = load(tmp_path, separator=",")
+    assert splits["train"]["text"] == ["hello, world", "bye"]
+    assert splits["train"]["label"] == [0, 1]  # joy, sadness: single-label
+    with pytest.raises(DataError, match="need a label separator other than the text separator"):
+        load(tmp_path, separator=",", problem_type="multi_label")
+
+
+def test_only_txt_and_csv_labels_are_split_on_the_label_separator(tmp_path):
+    from tfemotion.multilabel import is_multi_label
+
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "label": "Clothing, Shoes"}\n'
+                                          '{"text": "b", "label": "Tools"}\n')
+    splits = load(tmp_path)
+    assert not is_multi_label(splits)
+    assert splits["train"].features["label"].names == ["Clothing, Shoes", "Tools"]
+    forced = load(tmp_path, problem_type="multi_label")
+    assert forced["train"]["label"] == [[0], [1]]
 
 
 def test_save_splits_round_trips_multi_label_data(tmp_path):
@@ -323,3 +345,17 @@ def test_hub_multi_label_column_loads_as_it_is(monkeypatch):
     assert splits["train"].features["label"].feature.names == names
     with pytest.raises(DataError, match=r"validation example 3 carries no label"):
         load("google-research-datasets/go_emotions")
+
+
+def test_a_hub_single_label_set_forced_multi_label_keeps_its_names(monkeypatch):
+    import datasets
+
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["sadness", "joy", "love"])})
+    hub = datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"text": ["a", "b"], "label": [2, 0]}, features=features)})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *args, **kwargs: hub)
+    monkeypatch.setattr("tfemotion.data.require_hub", lambda *args: None)
+    splits = load("dair-ai/emotion", problem_type="multi_label")
+    assert splits["train"]["label"] == [[2], [0]]
+    assert splits["train"].features["label"].feature.names == ["sadness", "joy", "love"]

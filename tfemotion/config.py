@@ -50,6 +50,8 @@ SPLITS = ("train", "validation", "test")
 # One label per text, or any number of labels per text.
 SINGLE_LABEL, MULTI_LABEL = "single_label", "multi_label"
 PROBLEM_TYPES = ("auto", SINGLE_LABEL, MULTI_LABEL)
+# What transformers' model configs call a multi-label classifier (its pipeline then uses sigmoid).
+HF_MULTI_LABEL = "multi_label_classification"
 
 
 def _help(text: str, *, choices: Optional[tuple] = None, flags: tuple[str, ...] = (),
@@ -97,7 +99,8 @@ class DataConfig(_ConfigMixin):
 
     source: str = _help(
         "Hub dataset id, local folder with train/validation/test files, local file or URL "
-        "(.txt 'text;label', .csv 'text,label', .jsonl).",
+        "(.txt 'text;label', .csv 'text,label', .jsonl with 'label', or a 'labels' list for "
+        "multi-label data).",
         default=BOOK_DATASET,
         flags=("--data",),
     )
@@ -111,10 +114,12 @@ class DataConfig(_ConfigMixin):
     problem_type: str = _help(
         "One label per text ('single_label') or several ('multi_label': a 'labels' list in "
         ".jsonl, labels joined by --label-separator in .csv/.txt, a Sequence(ClassLabel) column "
-        "on the hub). 'auto' tells from the data.",
+        "on the hub). 'auto' tells from the data: a 'labels' list, or a .csv/.txt label that "
+        "holds the label separator (logged with its file and line).",
         default="auto", choices=PROBLEM_TYPES)
     label_separator: str = _help(
-        "Separator between the labels of one text in .csv and .txt files (multi-label data).",
+        "Separator between the labels of one text in .csv and .txt files (multi-label data; "
+        "in .txt it must differ from --separator, in .csv quote the joined field).",
         default=",")
     allow_no_label: bool = _help(
         "Multi-label data: allow texts that carry no label (else such a text is an error).",
@@ -127,10 +132,9 @@ class DataConfig(_ConfigMixin):
             raise ValueError(
                 f"separator must be one character. Received: separator={self.separator!r}"
             )
-        if len(self.label_separator) != 1 or self.label_separator == self.separator:
-            raise ValueError(
-                "label_separator must be one character other than separator. Received: "
-                f"label_separator={self.label_separator!r}, separator={self.separator!r}")
+        if len(self.label_separator) != 1:
+            raise ValueError("label_separator must be one character. Received: "
+                             f"label_separator={self.label_separator!r}")
         _check_choice("problem_type", self.problem_type, PROBLEM_TYPES)
         if self.labels is not None:
             labels = tuple(self.labels)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import tempfile
 import urllib.request
@@ -35,6 +36,9 @@ from urllib.parse import urlparse
 
 from tfemotion.checkpoints import is_local_path, require_hub
 from tfemotion.config import EMOTION_LABELS, MULTI_LABEL, SINGLE_LABEL, SPLITS, DataConfig
+from tfemotion.multilabel import is_multi_label
+
+logger = logging.getLogger(__name__)
 
 FORMATS = (".txt", ".csv", ".jsonl")
 # File stems accepted for each split, in order of preference.
@@ -185,34 +189,6 @@ def label_names(dataset_dict: Any) -> list[str]:
     """
     feature = next(iter(dataset_dict.values())).features["label"]
     return list(getattr(feature, "feature", feature).names)
-
-
-def is_multi_label(dataset: Any) -> bool:
-    """Whether a loaded ``Dataset`` or ``DatasetDict`` gives each text a list of labels.
-
-    Example:
-        >>> is_multi_label(load_splits(DataConfig(source="go_emotions.jsonl")))  # doctest: +SKIP
-        True
-    """
-    from datasets import Sequence
-
-    first = next(iter(dataset.values())) if hasattr(dataset, "values") else dataset
-    return isinstance(first.features["label"], Sequence)
-
-
-def multi_hot(label_lists: Sequence[Sequence[int]], num_labels: int) -> Any:
-    """``[texts, num_labels]`` float32 array: 1 where a text carries the label.
-
-    Example:
-        >>> multi_hot([[0, 2], []], 3).tolist()
-        [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
-    """
-    import numpy as np
-
-    out = np.zeros((len(label_lists), num_labels), np.float32)
-    for row, ids in enumerate(label_lists):
-        out[row, list(ids)] = 1.0
-    return out
 
 
 def order_label_names(names: Sequence[str]) -> list[str]:
@@ -455,6 +431,8 @@ def _apply_problem_type(rows: dict[str, list[_Row]], config: DataConfig) -> dict
     every = [row for split in rows.values() for row in split]
     listed = next((row for row in every if row.listed), None)
     scalar = next((row for row in every if not row.listed and row.file.endswith(".jsonl")), None)
+    # Only .txt and .csv join labels; a scalar jsonl or hub label stays one label.
+    joinable = [row for row in every if row.file.endswith((".txt", ".csv"))]
     if listed and scalar:
         raise DataError(
             f"{scalar.file}:{scalar.line}: a single 'label' here, but a 'labels' list at "
@@ -462,7 +440,7 @@ def _apply_problem_type(rows: dict[str, list[_Row]], config: DataConfig) -> dict
     if config.problem_type == SINGLE_LABEL and listed:
         raise DataError(f"{listed.file}:{listed.line}: a 'labels' list, but problem_type is "
                         f"{SINGLE_LABEL!r}")
-    joined = next((row for row in every if config.label_separator in row.label), None)
+    joined = next((row for row in joinable if config.label_separator in row.label), None)
     if config.problem_type == SINGLE_LABEL or (
             config.problem_type != MULTI_LABEL and not listed and not joined):
         empty = next((row for row in every if not row.label), None)
@@ -470,13 +448,27 @@ def _apply_problem_type(rows: dict[str, list[_Row]], config: DataConfig) -> dict
             raise DataError(f"{empty.file}:{empty.line}: empty label (for multi-label data with "
                             "texts that carry no label: problem_type multi_label, allow_no_label)")
         return rows
+    if joinable and config.label_separator == config.separator and any(
+            row.file.endswith(".txt") for row in joinable):
+        raise DataError(f"{joinable[0].file}: multi-label .txt files need a label separator "
+                        f"other than the text separator {config.separator!r}. Received: "
+                        f"label_separator={config.label_separator!r}")
+    if config.problem_type != MULTI_LABEL:
+        first = listed or joined
+        logger.info("Multi-label data: %s at %s:%d", "a 'labels' list" if listed else
+                    f"labels joined by {config.label_separator!r}", first.file, first.line)
     return {split: [_split_labels(row, config) for row in split_rows]
             for split, split_rows in rows.items()}
 
 
 def _split_labels(row: _Row, config: DataConfig) -> _Row:
-    labels = row.labels if row.listed else tuple(
-        part.strip() for part in row.label.split(config.label_separator)) if row.label else ()
+    if row.listed:
+        labels = row.labels
+    elif row.file.endswith((".txt", ".csv")):
+        labels = tuple(part.strip() for part in row.label.split(config.label_separator)) \
+            if row.label else ()
+    else:  # a scalar jsonl or hub label: one label
+        labels = (row.label,) if row.label else ()
     if any(not name for name in labels):
         raise DataError(f"{row.file}:{row.line}: an empty label name in {row.label!r}")
     if len(set(labels)) != len(labels):
@@ -591,9 +583,13 @@ def _load_hub_dataset(source: str, config: DataConfig) -> Any:
     if multi and config.problem_type == SINGLE_LABEL:
         raise DataError(f"{source}: the label column holds lists, but problem_type is "
                         f"{SINGLE_LABEL!r}")
-    if isinstance(getattr(feature, "feature", feature), datasets.ClassLabel) and (
-            multi or config.problem_type != MULTI_LABEL):
-        if multi and not config.allow_no_label:
+    if isinstance(getattr(feature, "feature", feature), datasets.ClassLabel):
+        if not multi and config.problem_type == MULTI_LABEL:  # one label each, kept by name
+            loaded = loaded.map(lambda row: {"label": [row["label"]]},
+                                features=datasets.Features({
+                                    "text": datasets.Value("string"),
+                                    "label": datasets.Sequence(feature)}))
+        elif multi and not config.allow_no_label:
             _refuse_texts_without_labels(loaded, source)
         return _rename_hub_labels(loaded, config)
     return _encode_hub_labels(loaded, config)

@@ -521,7 +521,9 @@ def evaluate_run(
 
     Returns:
         ``{"split", "accuracy", "f1_weighted", "f1_macro", "loss", "examples", "per_class",
-        "report", "files"}``.
+        "report", "files"}``; a multi-label run has ``f1_micro``, ``f1_macro``,
+        ``f1_weighted``, ``subset_accuracy``, ``hamming_loss``, ``at_threshold_0.5`` and
+        ``thresholds`` instead of the first three.
 
     Raises:
         FileNotFoundError: the folder is not a finished run.
@@ -550,6 +552,14 @@ def evaluate_run(
         raise ValueError(f"the data has no {split!r} split (it has {sorted(dataset_dict)}). "
                          f"Received: split={split!r}")
     check_labels(record, dataset_label_names(dataset_dict))
+    from tfemotion.multilabel import is_multi_label
+
+    if is_multi_label(dataset_dict) != record.multi_label:
+        raise ValueError(
+            f"the run is {record.problem_type} but the data loaded as "
+            f"{'multi_label' if is_multi_label(dataset_dict) else 'single_label'}; load it the "
+            f"way the run did (problem_type={record.data.problem_type!r}). "
+            f"Received: run_dir={str(run.root)!r}")
     tokenizer = load_tokenizer(str(run.model))
     model = load_tf_model(TFAutoModelForSequenceClassification, str(run.model))
     encoded = tokenize(dataset_dict[split], tokenizer, record.max_length)

@@ -40,7 +40,8 @@ def split_frames(dataset_dict: Any) -> Any:
     """
     import pandas as pd
 
-    from tfemotion.data import is_multi_label, label_names, to_dataframe
+    from tfemotion.data import label_names, to_dataframe
+    from tfemotion.multilabel import is_multi_label
 
     frames = []
     for split, dataset in dataset_dict.items():
@@ -73,7 +74,8 @@ def summarize(dataset_dict: Any, tokenizer: Any = None, max_length: Optional[int
         >>> summarize(splits)["splits"]["validation"]["labels"]["joy"]  # doctest: +SKIP
         704
     """
-    from tfemotion.data import is_multi_label, label_names
+    from tfemotion.data import label_names
+    from tfemotion.multilabel import is_multi_label
 
     names = label_names(dataset_dict)
     multi = is_multi_label(dataset_dict)
@@ -151,7 +153,8 @@ def cooccurrence(dataset: Any) -> Any:
         >>> cooccurrence(splits["train"])[1, 2]  # doctest: +SKIP
         57
     """
-    from tfemotion.data import label_names, multi_hot
+    from tfemotion.data import label_names
+    from tfemotion.multilabel import multi_hot
 
     hot = multi_hot(dataset["label"], len(label_names({"split": dataset})))
     return (hot.T @ hot).astype(int)

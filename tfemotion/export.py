@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from tfemotion.config import DataConfig, ExportConfig
+from tfemotion.config import HF_MULTI_LABEL, MULTI_LABEL, SINGLE_LABEL, DataConfig, ExportConfig
 from tfemotion.signatures import (ATTENTION_MASK, CLASSES, CLASSIFY, ENCODED, ENCODED_INT64,
                                   ENCODED_SIGNATURES, EXAMPLES, EXPORT_INFO_FILE, INPUT_IDS,
                                   LABEL, LABEL_ID, LABELS, LOGITS, PREDICT, PREDICTED,
@@ -183,7 +183,7 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
                 "unsupported_reason": reason, "signatures": sorted(signatures),
                 "length_group_size": config.length_group_size,
                 "warmup_batch_sizes": list(config.warmup_batch_sizes),
-                "problem_type": "multi_label" if thresholds else "single_label",
+                "problem_type": MULTI_LABEL if thresholds else SINGLE_LABEL,
                 "thresholds": thresholds,
                 "tensorflow_version": tf.__version__,
                 "tokenizer": dict(in_graph.description if in_graph else {},
@@ -218,7 +218,7 @@ def _labels(model_config: Any, label_names: Optional[Sequence[str]]) -> list[str
 def _thresholds(model_config: Any, labels: list[str],
                 thresholds: Optional[Sequence[float]]) -> Optional[list[float]]:
     """A multi-label model's decision thresholds (0.5 each unless given); None for single-label."""
-    if getattr(model_config, "problem_type", None) != "multi_label_classification":
+    if getattr(model_config, "problem_type", None) != HF_MULTI_LABEL:
         if thresholds is not None:
             raise ValueError("thresholds are for multi-label models; this model's problem_type "
                              f"is {getattr(model_config, 'problem_type', None)!r}")

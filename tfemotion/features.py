@@ -339,7 +339,8 @@ def run_baseline(dataset_dict: Any, config: FeatureConfig,
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
 
-    from tfemotion.data import is_multi_label, label_names, multi_hot
+    from tfemotion.data import label_names
+    from tfemotion.multilabel import is_multi_label, multi_hot
     from tfemotion.evaluate import classification_metrics, plot_confusion_matrix
     from tfemotion.files import write_json
     from tfemotion.multilabel import multilabel_metrics

@@ -41,8 +41,8 @@ import tf_keras
 
 from tfemotion.callbacks import (EpochKeeper, NaNGuard, ValidationMetrics, epoch_checkpoint,
                                  restore_checkpoint, tensorboard_callbacks)
-from tfemotion.config import (MULTI_LABEL, SINGLE_LABEL, DataConfig, FinetuneConfig, Schedule,
-                              choose_schedule)
+from tfemotion.config import (HF_MULTI_LABEL, MULTI_LABEL, SINGLE_LABEL, DataConfig,
+                              FinetuneConfig, Schedule, choose_schedule)
 from tfemotion.evaluate import evaluate_split, summary_metrics
 from tfemotion.files import write_json
 from tfemotion.hardware import Hardware, precision_policy, resolve_hardware
@@ -104,8 +104,8 @@ def train(
         ...                 "runs/emotion")  # doctest: +SKIP
     """
     from tfemotion.checkpoints import load_tokenizer, model_max_length
-    from tfemotion.data import is_multi_label, tokenize
-    from tfemotion.multilabel import with_multi_hot_labels
+    from tfemotion.data import tokenize
+    from tfemotion.multilabel import is_multi_label, with_multi_hot_labels
 
     names = _check_splits(dataset_dict)
     multi_label = is_multi_label(dataset_dict)
@@ -188,7 +188,7 @@ def build_classifier(checkpoint: str, label_names: Sequence[str],
     from tfemotion.checkpoints import load_tf_model
 
     names = [str(name) for name in label_names]
-    extra = {"problem_type": "multi_label_classification"} if multi_label else {}
+    extra = {"problem_type": HF_MULTI_LABEL} if multi_label else {}
     return load_tf_model(
         TFAutoModelForSequenceClassification, checkpoint, num_labels=len(names),
         id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)},
@@ -227,6 +227,7 @@ def compile_classifier(model: Any, schedule: Schedule, config: FinetuneConfig,
         schedule: Schedule. From ``tfemotion.config.choose_schedule``.
         config: FinetuneConfig. ``recipe``, ``weight_decay``, ``xla``.
         total_steps: int. Optimizer steps of the whole run (epochs x steps per epoch).
+        multi_label: bool. Multi-hot targets: binary cross-entropy.
 
     Example:
         >>> compile_classifier(model, choose_schedule(config, 384), config, 500)  # doctest: +SKIP

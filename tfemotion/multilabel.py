@@ -24,6 +24,32 @@ THRESHOLD_GRID = tuple(round(0.05 + 0.01 * i, 2) for i in range(91))
 DEFAULT_THRESHOLD = 0.5
 
 
+def is_multi_label(dataset: Any) -> bool:
+    """Whether a loaded ``Dataset`` or ``DatasetDict`` gives each text a list of labels.
+
+    Example:
+        >>> is_multi_label(load_splits(DataConfig(source="go_emotions.jsonl")))  # doctest: +SKIP
+        True
+    """
+    from datasets import Sequence
+
+    first = next(iter(dataset.values())) if hasattr(dataset, "values") else dataset
+    return isinstance(first.features["label"], Sequence)
+
+
+def multi_hot(label_lists: Sequence[Sequence[int]], num_labels: int) -> Any:
+    """``[texts, num_labels]`` float32 array: 1 where a text carries the label.
+
+    Example:
+        >>> multi_hot([[0, 2], []], 3).tolist()
+        [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    """
+    out = np.zeros((len(label_lists), num_labels), np.float32)
+    for row, ids in enumerate(label_lists):
+        out[row, list(ids)] = 1.0
+    return out
+
+
 def with_multi_hot_labels(dataset: Any, num_labels: int) -> Any:
     """A copy of a ``Dataset``/``DatasetDict`` whose ``label`` lists became float32 vectors.
 
@@ -35,8 +61,6 @@ def with_multi_hot_labels(dataset: Any, num_labels: int) -> Any:
     from datasets import Sequence, Value
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        from tfemotion.data import multi_hot
-
         return {"label": multi_hot(batch["label"], num_labels).tolist()}
 
     return dataset.map(encode, batched=True,
@@ -127,10 +151,12 @@ def tune_thresholds(probabilities: np.ndarray, targets: np.ndarray,
     probabilities = np.asarray(probabilities, dtype=np.float64)
     truth = np.asarray(targets) > 0.5
     candidates = np.asarray(sorted(grid, key=lambda t: (abs(t - DEFAULT_THRESHOLD), t)))
-    predicted = probabilities[None, :, :] >= candidates[:, None, None]  # [grid, examples, labels]
-    tp = (predicted & truth).sum(axis=1)
-    fp = (predicted & ~truth).sum(axis=1)
-    fn = (~predicted & truth).sum(axis=1)
+    counts = np.empty((3, len(candidates), truth.shape[1]), np.int64)  # tp, fp, fn per grid
+    for index, threshold in enumerate(candidates):  # one threshold at a time: bounded memory
+        predicted = probabilities >= threshold
+        counts[:, index] = [(predicted & truth).sum(axis=0), (predicted & ~truth).sum(axis=0),
+                            (~predicted & truth).sum(axis=0)]
+    tp, fp, fn = counts
     per_label_f1 = _f1(tp, fp, fn)
     micro_f1 = _f1(tp.sum(axis=1), fp.sum(axis=1), fn.sum(axis=1))
     global_threshold = float(candidates[int(np.argmax(micro_f1))])

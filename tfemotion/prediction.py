@@ -113,7 +113,9 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: 
 
 
 def _is_multi_label(model: Any) -> bool:
-    return getattr(model.config, "problem_type", None) == "multi_label_classification"
+    from tfemotion.config import HF_MULTI_LABEL
+
+    return getattr(model.config, "problem_type", None) == HF_MULTI_LABEL
 
 
 def predict(model: Any, texts: Sequence[str], *, batch_size: int = 64,
@@ -131,7 +133,8 @@ def predict(model: Any, texts: Sequence[str], *, batch_size: int = 64,
 
     Returns:
         One dict per text: ``{"text": t, "label": best label name, "scores": {name: p, ...}}``
-        with the scores in label id order.
+        with the scores in label id order; for a multi-label model ``{"text", "labels": [every
+        predicted label, in label order], "scores"}``.
 
     Raises:
         FileNotFoundError: no model there. ValueError: no texts.

@@ -91,7 +91,8 @@ class Prediction:
         scores: dict[str, float]. Score (probability) per label, in the model's label order.
         version: int or None. The model version that answered.
         labels: list of str or None. A multi-label model's predicted labels (each reached its
-            threshold; possibly none); None for a single-label model.
+            threshold; possibly none); None for a single-label model. ``label`` is then the most
+            probable of them, or "" when none was predicted.
     """
 
     text: str
@@ -345,8 +346,8 @@ class ServingClient:
             scores = {name: float(p) for name, p in zip(names, row)}
             if LABELS in outputs:  # multi-label: the names the server predicted, then ""
                 found = [b.decode("utf-8") for b in outputs[LABELS][i] if b]
-                predictions.append(Prediction(text, names[int(row.argmax())], scores, version,
-                                              labels=found))
+                best = max(found, key=lambda name: scores.get(name, 0.0), default="")
+                predictions.append(Prediction(text, best, scores, version, labels=found))
             else:
                 predictions.append(Prediction(text, outputs[LABEL][i].decode("utf-8"), scores,
                                               version))

@@ -62,7 +62,6 @@ SIGNATURES: dict[str, dict[str, dict[str, str]]] = {
 }
 
 
-
 def signature_table(multi_label: bool = False) -> dict[str, dict[str, dict[str, str]]]:
     """The signature table of a single-label (``SIGNATURES``) or multi-label export.
 

@@ -39,6 +39,7 @@ STRESS_TEXTS: tuple[str, ...] = (
     "x" * 100_000,
 )
 
+
 class UnsupportedTokenizerError(ValueError):
     """The tokenizer has a setting that no in-graph tokenizer reproduces exactly."""
 
@@ -51,5 +52,3 @@ def re2_literal(text: str) -> str:
         '\\\\x{3C}s\\\\x{3E}'
     """
     return "".join(c if c.isalnum() else f"\\x{{{ord(c):X}}}" for c in text)
-
-
