@@ -173,3 +173,18 @@ def test_added_tokens_with_rstrip_match_hf():
 def test_max_length_must_leave_room_for_the_template():
     with pytest.raises(ValueError, match="max_length must leave room"):
         from_hf_tokenizer(roberta_tokenizer(), 1)
+
+
+def test_character_classes_are_cached_on_disk_and_equal_a_fresh_probe(tmp_path, monkeypatch):
+    from tfemotion import tokenizer_bpe
+
+    monkeypatch.setenv("TFEMOTION_CACHE", str(tmp_path))
+    monkeypatch.setattr(tokenizer_bpe, "_CLASSES", {})
+    fresh = tokenizer_bpe._char_classes()
+    assert tokenizer_bpe.class_cache_file().parent == tmp_path
+    assert tokenizer_bpe.class_cache_file().is_file()
+    monkeypatch.setattr(tokenizer_bpe, "_CLASSES", {})
+    monkeypatch.setattr(tokenizer_bpe, "_probe_classes", lambda: pytest.fail("probed again"))
+    cached = tokenizer_bpe._char_classes()
+    for key in ("starts", "kinds"):
+        np.testing.assert_array_equal(cached[key], fresh[key])

@@ -360,7 +360,9 @@ class ServingClient:
             texts: str or list of str. Texts to classify.
 
         Returns:
-            One :class:`Prediction` per text, in order.
+            One :class:`Prediction` per text, in order. The Classify API returns every label's
+            score and no decision: ``label`` is the highest-scoring one, and for a multi-label
+            model ``labels`` stays None (use :meth:`predict` for the thresholded labels).
 
         Raises:
             TypeError: texts are not strings.

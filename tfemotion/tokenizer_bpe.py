@@ -35,12 +35,19 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import tensorflow as tf
 
 from tfemotion.tokenizer_common import UnsupportedTokenizerError, re2_literal
+
+logger = logging.getLogger(__name__)
 
 _MAX_CODE_POINT = 0x110000
 _SURROGATES = range(0xD800, 0xE000)
@@ -174,26 +181,66 @@ def _added_tokens(tokenizer: Any) -> list[tuple[str, int, bool, bool]]:
 _CLASSES: dict[str, dict[str, np.ndarray]] = {}
 
 
+def class_cache_file() -> Path:
+    """Where the character classes are cached: they depend only on the tokenizers library.
+
+    ``$TFEMOTION_CACHE`` (default ``~/.cache/tfemotion``)/``gpt2-classes-<tokenizers version>.npz``.
+
+    Example:
+        >>> class_cache_file().name.startswith("gpt2-classes-")
+        True
+    """
+    import tokenizers
+
+    folder = Path(os.environ.get("TFEMOTION_CACHE") or Path.home() / ".cache" / "tfemotion")
+    return folder / f"gpt2-classes-{tokenizers.__version__}.npz"
+
+
 def _char_classes() -> dict[str, np.ndarray]:
     """Ranges of code points and their class in GPT-2's split pattern, as tokenizers sees them.
 
-    Each code point c is probed in ``"a" c``, ``"1" c`` and ``"!" c``: it is a letter, number
-    or other character when the pre-tokenizer keeps the pair as one piece; else whitespace.
+    Probing every code point takes ~15 s, so the table is kept in memory and on disk
+    (:func:`class_cache_file`); a cache that cannot be read or written is rebuilt or skipped.
     """
     if not _CLASSES:
-        from tokenizers.pre_tokenizers import ByteLevel
-
-        splitter = ByteLevel(add_prefix_space=False, use_regex=True)
-        points = np.array([p for p in range(_MAX_CODE_POINT) if p not in _SURROGATES], np.int64)
-        classes = np.full(_MAX_CODE_POINT, _SPACE, np.int8)
-        for lead, kind in (("a", _LETTER), ("1", _NUMBER), ("!", _OTHER)):
-            text = "".join(lead + chr(p) + "\n" for p in points)
-            starts = np.array([begin for _, (begin, end) in splitter.pre_tokenize_str(text)
-                               if end - begin == 2 and text[begin] == lead], np.int64)
-            classes[points[starts // 3]] = kind
-        change = np.flatnonzero(np.r_[True, classes[1:] != classes[:-1]])
-        _CLASSES.update(starts=change.astype(np.int32), kinds=classes[change].astype(np.int32))
+        path = class_cache_file()
+        try:
+            with np.load(path) as saved:
+                _CLASSES.update(starts=saved["starts"], kinds=saved["kinds"])
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            _CLASSES.update(_probe_classes())
+            _save_classes(path, _CLASSES)
     return _CLASSES
+
+
+def _probe_classes() -> dict[str, np.ndarray]:
+    """Each code point c is probed in ``"a" c``, ``"1" c`` and ``"!" c``: it is a letter,
+    number or other character when the pre-tokenizer keeps the pair as one piece; else
+    whitespace."""
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    splitter = ByteLevel(add_prefix_space=False, use_regex=True)
+    points = np.array([p for p in range(_MAX_CODE_POINT) if p not in _SURROGATES], np.int64)
+    classes = np.full(_MAX_CODE_POINT, _SPACE, np.int8)
+    for lead, kind in (("a", _LETTER), ("1", _NUMBER), ("!", _OTHER)):
+        text = "".join(lead + chr(p) + "\n" for p in points)
+        starts = np.array([begin for _, (begin, end) in splitter.pre_tokenize_str(text)
+                           if end - begin == 2 and text[begin] == lead], np.int64)
+        classes[points[starts // 3]] = kind
+    change = np.flatnonzero(np.r_[True, classes[1:] != classes[:-1]])
+    return {"starts": change.astype(np.int32), "kinds": classes[change].astype(np.int32)}
+
+
+def _save_classes(path: Path, classes: dict[str, np.ndarray]) -> None:
+    """Write the table atomically; a read-only home only costs the probe next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(handle, "wb") as out:
+            np.savez(out, **classes)
+        os.replace(temporary, path)
+    except OSError as error:
+        logger.debug("Character classes not cached in %s: %s", path, error)
 
 
 class ByteLevelBPETokenizer(tf.Module):
