@@ -188,3 +188,19 @@ def test_character_classes_are_cached_on_disk_and_equal_a_fresh_probe(tmp_path, 
     cached = tokenizer_bpe._char_classes()
     for key in ("starts", "kinds"):
         np.testing.assert_array_equal(cached[key], fresh[key])
+
+
+def test_ignore_merges_takes_whole_vocabulary_words_as_hf_does():
+    """Llama-3-style BPE: a word that is itself in the vocabulary skips the merges."""
+    from tokenizers import Tokenizer
+    from transformers import RobertaTokenizerFast
+
+    spec = json.loads(roberta_tokenizer().backend_tokenizer.to_str())
+    spec["model"]["ignore_merges"] = True
+    # A vocabulary word the merges would not build: BPE alone would split it.
+    spec["model"]["vocab"]["Ġzzyzx"] = len(spec["model"]["vocab"]) + 10
+    hf_tokenizer = RobertaTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)))
+    in_graph = from_hf_tokenizer(hf_tokenizer, MAX_LENGTH)
+    texts = ["a zzyzx b", "zzyzx", " zzyzx zzyzx"] + random_texts(300, seed=6, words=WORDS)
+    assert hf_tokenizer(" zzyzx")["input_ids"][1] == spec["model"]["vocab"]["Ġzzyzx"]
+    assert mismatches(in_graph, hf_tokenizer, texts, MAX_LENGTH) == []

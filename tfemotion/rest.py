@@ -110,8 +110,8 @@ class RestApi:
                                 f"version label ({label}) cannot be supplied.")
         apis = _apis()
         if method == "GET":
-            spec = apis.model.ModelSpec(name=name)
-            _fill_spec(spec, version, label)
+            spec = apis.model.ModelSpec()
+            _fill_spec(spec, name, version, label)
             if subresource:
                 request = apis.metadata.GetModelMetadataRequest(metadata_field=["signature_def"])
                 request.model_spec.CopyFrom(spec)
@@ -128,9 +128,7 @@ class RestApi:
                  document: dict) -> dict:
         apis = _apis()
         request = apis.predict.PredictRequest()
-        request.model_spec.name = name
-        _fill_spec(request.model_spec, version, label)
-        request.model_spec.signature_name = document.get("signature_name") or PREDICT
+        _fill_spec(request.model_spec, name, version, label, document)
         loaded = self.store.resolve(request.model_spec)
         signature = loaded.signature(request.model_spec.signature_name)
         row = "instances" in document
@@ -158,9 +156,7 @@ class RestApi:
                   document: dict) -> dict:
         apis = _apis()
         request = apis.classification.ClassificationRequest()
-        request.model_spec.name = name
-        _fill_spec(request.model_spec, version, label)
-        request.model_spec.signature_name = document.get("signature_name") or PREDICT
+        _fill_spec(request.model_spec, name, version, label, document)
         examples = document.get("examples")
         if not isinstance(examples, list):
             raise ServableError("INVALID_ARGUMENT", "'examples' must be a list of objects, one "
@@ -254,7 +250,13 @@ def _json_body(body: bytes) -> dict:
     return document
 
 
-def _fill_spec(spec: Any, version: Optional[int], label: Optional[str]) -> None:
+def _fill_spec(spec: Any, name: str, version: Optional[int], label: Optional[str],
+               document: Optional[dict] = None) -> None:
+    """The ModelSpec a REST call names: model, version or label from the URL; for a request
+    with a body, the signature it names (default ``serving_default``, as TF Serving)."""
+    spec.name = name
+    if document is not None:
+        spec.signature_name = document.get("signature_name") or PREDICT
     if version is not None:
         spec.version.value = version
     if label is not None:
