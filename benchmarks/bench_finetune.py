@@ -203,9 +203,14 @@ def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default"
         ordered = sorted(times)
         median = ordered[len(ordered) // 2]
         slow = [t for t in times if t > 3 * median]
+        steady = sum(times) - sum(slow) + len(slow) * median  # outliers counted at the median
+        row = history[epoch - 1]
         print(f"[full run, {recipe}] epoch {epoch}: {len(times)} steps, {sum(times):.1f} s in "
               f"steps (median {median:.3f} s); {len(slow)} steps over 3x the median took "
-              f"{sum(slow):.1f} s (tracing a new shape, the first epoch's cache fill)")
+              f"{sum(slow):.1f} s (tracing, first runs of a shape); whole epoch "
+              f"{row['train_examples'] / row['train_seconds']:.1f} examples/s = "
+              f"{steady / row['train_seconds']:.0%} of its steady-state steps "
+              f"({row['train_examples'] / steady:.1f} examples/s)")
     for split in ("validation", "test"):
         m = metrics[split]
         print(f"[full run, {recipe}] {split:<10} accuracy {m['accuracy']:.4f}  weighted F1 "

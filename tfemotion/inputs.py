@@ -39,8 +39,8 @@ def train_dataset(encoded: Any, tokenizer: Any, config: FinetuneConfig, max_leng
                   hardware: Optional[Any] = None) -> TrainData:
     """The training input pipeline of ``config.recipe``.
 
-    ``default``: ``to_tf_dataset`` yields one unpadded example at a time (cached after the
-    first epoch), reshuffled every epoch, grouped by ``bucket_by_sequence_length`` into batches
+    ``default``: one unpadded example at a time, sliced in the graph from the tokens held in
+    memory, reshuffled every epoch, grouped by ``bucket_by_sequence_length`` into batches
     of similar length, each padded only to its bucket's top (a multiple of 8), prefetched.
     ``book-keras``: the book's pipeline, every text padded to the split's longest one
     (``padding=True`` over the whole split), then ``to_tf_dataset(batch_size=..., shuffle=True)``.
@@ -99,12 +99,11 @@ def _bucketed_dataset(encoded: Any, pad_id: int, batch_size: int, seed: int,
     kept = counts - rest if static else counts
     padded = int(sum(kept[b] * (boundaries[b] - 1) for b in range(len(boundaries))))
 
-    examples = encoded.to_tf_dataset(columns=["input_ids", "attention_mask"], label_cols="label",
-                                     batch_size=None, shuffle=False, prefetch=False)
+    examples = _in_memory_examples(encoded, lengths)
     pad = tf.constant(pad_id, tf.int64), tf.constant(0, tf.int64)
     no_label = tf.constant(0, examples.element_spec[1].dtype)  # ids, or multi-hot floats
     dataset = (
-        examples.cache()
+        examples
         .shuffle(len(encoded), seed=seed, reshuffle_each_iteration=True)
         .bucket_by_sequence_length(
             lambda features, label: tf.shape(features["input_ids"])[0],
@@ -116,6 +115,29 @@ def _bucketed_dataset(encoded: Any, pad_id: int, batch_size: int, seed: int,
         )
     )
     return TrainData(dataset, steps, int(kept.sum()), padded, int(lengths.sum()))
+
+
+def _in_memory_examples(encoded: Any, lengths: np.ndarray) -> Any:
+    """One unpadded example at a time, sliced in the graph from the split's tokens in memory.
+
+    What ``to_tf_dataset(batch_size=None)`` yields, without its Python generator: that pass
+    over the split (about 8 s for 16,000 texts) stalled the first training step while the
+    shuffle buffer filled.
+    """
+    import tensorflow as tf
+
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    ids = tf.constant(np.concatenate(encoded["input_ids"]).astype(np.int64))
+    mask = tf.constant(np.concatenate(encoded["attention_mask"]).astype(np.int64))
+    labels = np.asarray(encoded["label"])
+    labels = labels.astype(np.float32 if labels.dtype.kind == "f" else np.int64)
+
+    def example(start, length, label):
+        return {"input_ids": ids[start: start + length],
+                "attention_mask": mask[start: start + length]}, label
+
+    return tf.data.Dataset.from_tensor_slices((starts, lengths.astype(np.int64), labels)).map(
+        example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _book_keras_dataset(encoded: Any, tokenizer: Any, batch_size: int,
