@@ -188,3 +188,19 @@ def test_multi_label_resume_continues_with_micro_f1_rows(multi_label_data, tiny_
         rows = list(csv.DictReader(handle))
     assert [float(r["val_f1_micro"]) for r in rows] == [e["val_f1_micro"]
                                                           for e in metrics["epochs"]]
+
+
+def test_multi_label_training_runs_in_mixed_bfloat16_where_the_hardware_has_it(
+        multi_label_data, tiny_bert_dir, tmp_path):
+    from tfemotion import hardware
+    from tfemotion.data import load_splits
+    from tfemotion.finetune import train
+
+    if not hardware._bfloat16_hardware([]):
+        pytest.skip("this CPU has no bfloat16 units")
+    data = DataConfig(source=str(multi_label_data))
+    config = FinetuneConfig(model=str(tiny_bert_dir), epochs=1, batch_size=32,
+                            learning_rate=1e-2, mixed_precision="mixed_bfloat16")
+    metrics = train(load_splits(data), data, config, tmp_path, verbose=0)
+    assert np.isfinite(metrics["epochs"][0]["loss"]) and len(metrics["thresholds"]) == 6
+    assert 0.0 <= metrics["test"]["f1_micro"] <= 1.0
