@@ -115,7 +115,11 @@ def make_tiny_bert(folder: Path, cased: bool = False) -> Path:
     tokenizer = _tokenizer(folder, cased)
     config = BertConfig(vocab_size=len(tokenizer.vocab), hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
-    model = TFBertModel(config)
+    return _save_built(TFBertModel(config), tokenizer, folder)
+
+
+def _save_built(model, tokenizer, folder: Path) -> Path:
+    """Build the model's weights, then save model and tokenizer as ``save_pretrained`` does."""
     model(model.dummy_inputs)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -157,11 +161,7 @@ def make_tiny_roberta(folder: Path) -> Path:
                            num_attention_heads=2, intermediate_size=37,
                            max_position_embeddings=66, pad_token_id=tokenizer.pad_token_id,
                            bos_token_id=0, eos_token_id=2, type_vocab_size=1)
-    model = TFRobertaModel(config)
-    model(model.dummy_inputs)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _save_built(TFRobertaModel(config), tokenizer, folder)
 
 
 def make_tiny_distilbert_safetensors(folder: Path) -> Path:

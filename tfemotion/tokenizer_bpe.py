@@ -324,11 +324,8 @@ class ByteLevelBPETokenizer(tf.Module):
         # "plain CUT added AFTER plain CUT added AFTER plain": cut at CUT, then at AFTER.
         pieces = tf.strings.split(marked, sep=_CUT)
         parts = tf.strings.split(pieces.flat_values, sep=_AFTER)
-        piece_index = tf.range(tf.size(pieces.flat_values, out_type=tf.int64)) - tf.gather(
-            pieces.row_starts(), pieces.value_rowids())
-        part_index = tf.range(tf.size(parts.flat_values, out_type=tf.int64)) - tf.gather(
-            parts.row_starts(), parts.value_rowids())
-        is_added = (tf.gather(piece_index, parts.value_rowids()) > 0) & (part_index == 0)
+        is_added = (tf.gather(_positions(pieces), parts.value_rowids()) > 0) & (
+            _positions(parts) == 0)
         text_of_segment = tf.gather(pieces.value_rowids(), parts.value_rowids())
         return parts.flat_values, text_of_segment, is_added
 
@@ -363,8 +360,7 @@ class ByteLevelBPETokenizer(tf.Module):
         count = tf.size(words, out_type=tf.int64)
         if self._ignore_merges:  # whole words of the vocabulary skip the merges
             whole = tf.gather(self._vocab.lookup(words) >= 0, symbols.value_rowids())
-            first = tf.gather(symbols.row_starts(), symbols.value_rowids()) == tf.range(
-                tf.size(symbols.flat_values, out_type=tf.int64))
+            first = _positions(symbols) == 0
             values = tf.where(whole, tf.gather(words, symbols.value_rowids()), symbols.flat_values)
             keep = ~whole | first
             symbols = tf.RaggedTensor.from_value_rowids(
@@ -383,8 +379,7 @@ class ByteLevelBPETokenizer(tf.Module):
             done = best == _NO_MERGE
             # Words with nothing left to merge leave the loop with their tokens.
             symbol_row = rows.value_rowids()
-            position = tf.range(tf.size(values, out_type=tf.int64)) - tf.gather(
-                rows.row_starts(), symbol_row)
+            position = _positions(rows)
             leaving = tf.gather(done, symbol_row)
             out_word = tf.concat([out_word, tf.boolean_mask(tf.gather(active, symbol_row),
                                                             leaving)], 0)
@@ -431,6 +426,12 @@ class ByteLevelBPETokenizer(tf.Module):
         mask = tf.sequence_mask(framed.row_lengths(),
                                 maxlen=tf.shape(input_ids, out_type=tf.int64)[1])
         return {"input_ids": tf.cast(input_ids, tf.int32), "attention_mask": tf.cast(mask, tf.int32)}
+
+
+def _positions(rows: tf.RaggedTensor) -> tf.Tensor:
+    """Each flat value's position within its row (int64)."""
+    return tf.range(tf.size(rows.flat_values, out_type=tf.int64)) - tf.gather(
+        rows.row_starts(), rows.value_rowids())
 
 
 def _table(keys: list, values: list, default: int) -> tf.lookup.StaticHashTable:
@@ -496,8 +497,7 @@ def _interleave(plain: tf.RaggedTensor, added: tf.Tensor, is_added: tf.Tensor,
     plain_segment = tf.boolean_mask(segment, ~is_added)
     added_segment = tf.boolean_mask(segment, is_added)
     plain_owner = tf.gather(plain_segment, plain.value_rowids())
-    position = tf.range(tf.size(plain.flat_values, out_type=tf.int64)) - tf.gather(
-        plain.row_starts(), plain.value_rowids())
+    position = _positions(plain)
     owner = tf.concat([plain_owner, added_segment], 0)
     order = tf.argsort(owner * (1 << 32) + tf.concat([position, tf.zeros_like(added_segment)], 0),
                        stable=True)
