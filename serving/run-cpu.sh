@@ -7,7 +7,8 @@
 # The release and the model base path come from serving/.env (TF_SERVING_VERSION, MODELS); the
 # environment wins over the file. Same flags and config files as docker-compose.gpu.yml, without
 # a GPU, and the CPU batching choices of batching-cpu.config.
-# No Docker? `tfemotion serve --base-path runs/emotion/serving --model-config serving/models.config`
+# No Docker? `tfemotion serve --base-path runs/emotion/serving --model-config serving/models.config
+# --session-config serving/session.config`
 # runs the development server (the same gRPC and REST APIs; not for production).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,6 +30,7 @@ exec docker run --rm --name tfemotion-serving \
   -v "$here/models.config:/config/models.config:ro" \
   -v "$here/batching-cpu.config:/config/batching.config:ro" \
   -v "$here/monitoring.config:/config/monitoring.config:ro" \
+  -v "$here/session.config:/config/session.config:ro" \
   --entrypoint tensorflow_model_server \
   "tensorflow/serving:$version" \
   --port=8500 \
@@ -39,4 +41,5 @@ exec docker run --rm --name tfemotion-serving \
   --enable_batching=true \
   --batching_parameters_file=/config/batching.config \
   --monitoring_config_file=/config/monitoring.config \
+  --tensorflow_session_config_file=/config/session.config \
   --enable_model_warmup=true

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from test_serving import write_fake_export
-from tfemotion.servable import (ServableError, SessionServable, check, replay_warmup,
-                                scan_ops)
+from tfemotion.servable import (ServableError, SessionServable, check, read_session_config,
+                                replay_warmup, scan_ops)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,18 @@ def test_session_servable_answers_like_the_tf2_loaded_model(fake_export):
     np.testing.assert_allclose(session["probabilities"], tf2["probabilities"].numpy(), atol=1e-6)
     only = servable.run("serving_default", {"text": texts}, ["label_id"])
     assert list(only) == ["label_id"]
+
+
+def test_the_shipped_session_config_gives_the_same_answers(fake_export):
+    shipped = Path(__file__).resolve().parents[1] / "serving" / "session.config"
+    texts = np.array([b"i am so happy", b"sad and gloomy", b"", "\u00e9t\u00e9 \U0001f600".encode()],
+                     dtype=object)
+    default = SessionServable(fake_export).run("serving_default", {"text": texts})
+    configured = SessionServable(fake_export, read_session_config(shipped))
+    got = configured.run("serving_default", {"text": texts})
+    assert list(got["label"]) == list(default["label"])
+    np.testing.assert_allclose(got["probabilities"], default["probabilities"], atol=1e-6)
+    assert replay_warmup(configured) > 0
 
 
 def test_session_servable_checks_input_names_only_like_the_server(fake_export):

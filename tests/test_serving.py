@@ -539,6 +539,10 @@ def test_devserver_refuses_bad_arguments_and_busy_ports(tmp_path, server):
                           (bad_config, "nme")):
         with pytest.raises(ValueError, match=message):
             DevServer(tmp_path, ServingConfig(model_config_file=str(path)))
+    bad_session = tmp_path / "session.config"
+    bad_session.write_text("graph_options { rewrite_options { function_optimization: MAYBE } }")
+    with pytest.raises(ValueError, match=r"session config .*session.config, line 1.*MAYBE"):
+        DevServer(tmp_path, ServingConfig(session_config_file=str(bad_session)))
     assert ServingConfig(port=0).port == 0
     with pytest.raises(ValueError, match="port must be in 0..65535"):
         ServingConfig(port=70000)

@@ -26,7 +26,8 @@ from tfemotion.config import ExportConfig, ServingConfig
 SERVING = Path(__file__).resolve().parent.parent / "serving"
 CONFIG_FLAGS = {"model_config_file": "models.config",
                 "batching_parameters_file": "batching.config",
-                "monitoring_config_file": "monitoring.config"}
+                "monitoring_config_file": "monitoring.config",
+                "tensorflow_session_config_file": "session.config"}
 
 
 # region protos missing from the pip package
@@ -288,6 +289,28 @@ def test_cpu_batching_config_is_valid_without_padding_shapes():
     cpu = text_format.Parse((SERVING / "batching-cpu.config").read_text(), cls())
     assert cpu.max_batch_size.value == ServingConfig().max_batch_size
     assert list(cpu.allowed_batch_sizes) == [] and cpu.pad_variable_length_inputs is False
+
+
+def test_session_config_parses_and_turns_the_function_optimizer_off():
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    from tfemotion.servable import read_session_config
+
+    config = read_session_config(SERVING / "session.config")
+    rewrite = config.graph_options.rewrite_options
+    assert rewrite.function_optimization == rewriter_config_pb2.RewriterConfig.OFF
+    assert config.intra_op_parallelism_threads == config.inter_op_parallelism_threads == 0
+
+
+def test_a_bad_session_config_names_the_file_and_line(tmp_path):
+    from tfemotion.servable import read_session_config
+
+    bad = tmp_path / "session.config"
+    bad.write_text("graph_options {\n  rewrite_options { funktion_optimization: OFF }\n}\n")
+    with pytest.raises(ValueError, match=r"session.config, line 2: .*funktion_optimization"):
+        read_session_config(bad)
+    with pytest.raises(ValueError, match="Cannot read the session config"):
+        read_session_config(tmp_path / "missing.config")
 
 
 def test_readme_covers_gpu_cpu_grpc_rest_and_rollout():

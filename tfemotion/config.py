@@ -416,6 +416,11 @@ class ServingConfig(_ConfigMixin):
         "Default: serve the highest version of every model under the base path.",
         default=None, flags=("--model-config",),
     )
+    session_config_file: Optional[str] = _help(
+        "Text TensorFlow ConfigProto for the sessions that run the models, as TF Serving's "
+        "--tensorflow_session_config_file (serving/session.config: the one shipped). Default: "
+        "TensorFlow's defaults.", default=None, flags=("--session-config",),
+    )
     timeout: float = _help("Client deadline per call, in seconds.", default=10.0)
     retries: int = _help("Client retries on UNAVAILABLE, with exponential backoff.", default=3)
     retry_backoff: float = _help("Client wait before the first retry, in seconds; doubles "

@@ -128,10 +128,11 @@ class DevServer:
             the base paths written in ``config.model_config_file``.
         config: ServingConfig or None. host, port and rest_port (0: any free port; rest_port
             None: no REST), name, limits, workers, poll_interval, model_config_file,
-            enable_batching and batching_parameters_file.
+            session_config_file, enable_batching and batching_parameters_file.
 
     Raises:
-        ValueError: the base path is not a folder, or the model config cannot be read.
+        ValueError: the base path is not a folder, or the model or session config cannot be
+            read.
 
     Example:
         >>> server = DevServer("serving/models", ServingConfig(port=0)).start()  # doctest: +SKIP
@@ -324,7 +325,7 @@ def serve(base_path: Any, config: Optional[ServingConfig] = None) -> dict[str, A
         base_path: str or Path. Folder holding ``NAME/VERSION`` SavedModels (TF Serving's
             model base path, e.g. ``ExportConfig.base_path``).
         config: ServingConfig or None. host (default 127.0.0.1), port (default 8500), limits,
-            poll_interval, model_config_file.
+            poll_interval, model_config_file, session_config_file.
 
     Returns:
         ``{"address", "models"}`` as they were when the server stopped.

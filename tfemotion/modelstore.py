@@ -26,7 +26,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from tfemotion.config import ServingConfig
-from tfemotion.servable import ServableError, SessionServable, replay_warmup
+from tfemotion.servable import (ServableError, SessionServable, read_session_config,
+                                replay_warmup)
 from tfemotion.signatures import is_version_folder
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,8 @@ class ModelStore:
         self._config_stamp: Optional[int] = None
         if self.config_file is not None:
             self._reload_config(strict=True)
+        self.session_config = (read_session_config(config.session_config_file)
+                               if config.session_config_file else None)
 
     def _reload_config(self, strict: bool = False) -> None:
         try:
@@ -243,7 +246,7 @@ class ModelStore:
             self.states.setdefault(name, {})[version] = VersionState("LOADING")
         logger.info("Loading %s version %d from %s", name, version, folder)
         try:
-            servable = SessionServable(folder)  # TensorFlow Serving's loading path
+            servable = SessionServable(folder, self.session_config)  # TF Serving's loading path
             loaded = LoadedVersion(name, version, folder, servable)
             if self.make_runner is not None:
                 loaded.runner = self.make_runner(loaded)

@@ -68,6 +68,9 @@ class SessionServable:
 
     Args:
         path: str or Path. The version folder (``BASE/NAME/VERSION``).
+        session_config: a ``tf.compat.v1.ConfigProto`` for the session, as TF Serving's
+            ``--tensorflow_session_config_file`` gives one (see ``read_session_config``);
+            ``None``: TensorFlow's defaults, as the server without that flag.
 
     Attributes:
         path: Path. The version folder.
@@ -81,10 +84,10 @@ class SessionServable:
         dict_keys(['__saved_model_init_op', 'classify', 'encoded', ...])
     """
 
-    def __init__(self, path: Any):
+    def __init__(self, path: Any, session_config: Optional[Any] = None):
         self.path = Path(path)
         self.graph = tf.Graph()
-        self.session = tf.compat.v1.Session(graph=self.graph)
+        self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)
         with self.graph.as_default():
             # restore op, then the init op (tables, assets): what the server runs at load time
             meta_graph = tf.compat.v1.saved_model.loader.load(self.session, [SERVE_TAG],
@@ -127,6 +130,38 @@ class SessionServable:
     def close(self) -> None:
         """Release the session."""
         self.session.close()
+
+
+def read_session_config(path: Any) -> Any:
+    """The text ``ConfigProto`` of ``path``, as TF Serving's ``--tensorflow_session_config_file``.
+
+    The server then overwrites the thread counts with its own flags
+    (``--tensorflow_session_parallelism``, default 0: TensorFlow picks), so they are reset here
+    too: a file that sets them would behave differently here and in production.
+
+    Raises:
+        ValueError: the file cannot be read or parsed; the message names the file and the line.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".config", delete=False) as f:
+        ...     _ = f.write("graph_options { rewrite_options { function_optimization: OFF } }")
+        >>> read_session_config(f.name).graph_options.rewrite_options.function_optimization
+        2
+    """
+    from google.protobuf import text_format
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        config = text_format.Parse(text, tf.compat.v1.ConfigProto())
+    except (OSError, UnicodeDecodeError, text_format.ParseError) as error:
+        where = (f", line {error.GetLine()}" if isinstance(error, text_format.ParseError)
+                 and error.GetLine() else "")
+        raise ValueError(f"Cannot read the session config {path}{where}: {error} (a text "
+                         "tensorflow.ConfigProto, as TF Serving's "
+                         "--tensorflow_session_config_file reads)") from None
+    config.intra_op_parallelism_threads = config.inter_op_parallelism_threads = 0
+    return config
 
 
 def scan_ops(path: Any) -> list[str]:
