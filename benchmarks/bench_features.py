@@ -9,7 +9,11 @@ longest text and runs a ``tf.function`` traced once.
 Printed: texts/s of both ways and their ratio, the max abs difference between the two
 ``[CLS]`` feature matrices, peak memory of each way (the book way runs in a subprocess so
 that the two peaks are separate), and validation accuracy of logistic regression on ``cls``
-and ``mean`` features. Figures depend on other load on the machine: run it on a quiet one.
+and ``mean`` features. Where the CPU has bfloat16 units (or ``--bfloat16``), the ``cls`` features
+again with ``FeatureConfig(mixed_precision="mixed_bfloat16")``: texts/s against float32, the
+largest difference of the features (absolute and relative to the largest feature) and the
+classifier's validation accuracy. Figures depend on other load on the machine: run it on a quiet
+one; the load average before and after is printed.
 
 Usage:
     python benchmarks/bench_features.py --data DIR                      # all texts, both ways
@@ -152,6 +156,24 @@ def our_way(splits, encoder, pooling: str, **settings) -> tuple[dict[str, np.nda
     return features, timing.stop()
 
 
+def bfloat16_way(splits, model_path: str) -> tuple[dict[str, np.ndarray], Timing]:
+    """The cls features with the encoder built under mixed_bfloat16; timed like ``our_way``
+    (tracing included, loading not)."""
+    from transformers import TFAutoModel
+
+    from tfemotion.checkpoints import load_tf_model, load_tokenizer
+    from tfemotion.config import FeatureConfig
+    from tfemotion.features import extract_features
+    from tfemotion.hardware import precision_policy
+
+    with precision_policy("mixed_bfloat16"):
+        encoder = load_tf_model(TFAutoModel, model_path), load_tokenizer(model_path)
+    config = FeatureConfig(pooling="cls", mixed_precision="mixed_bfloat16")
+    timing = Timing()
+    features = extract_features(splits, encoder, config, cache_dir=None)
+    return features, timing.stop()
+
+
 def validation_accuracy(features: dict[str, np.ndarray], splits) -> float | None:
     from sklearn.linear_model import LogisticRegression
 
@@ -187,6 +209,9 @@ def main() -> None:
     parser.add_argument("--skip-book", action="store_true", help="do not run the book's way")
     parser.add_argument("--skip-mean", action="store_true", help="do not extract mean pooling")
     parser.add_argument("--sweep", action="store_true", help="compare batch settings, ours only")
+    parser.add_argument("--bfloat16", action=argparse.BooleanOptionalAction, default=None,
+                        help="also extract in mixed_bfloat16 (default: where the CPU has "
+                             "bfloat16 units)")
     parser.add_argument("--book-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.model = str(args.model or default_model())
@@ -195,6 +220,7 @@ def main() -> None:
 
     settings = {k: v for k, v in (("batch_size", args.batch_size), ("max_tokens", args.max_tokens),
                                   ("pad_to_multiple_of", args.pad_to_multiple_of)) if v}
+    load_before = os.getloadavg()[0]
     splits = load_data(args.data, args.limit)
     texts = sum(len(s) for s in splits.values())
     encoder = load_encoder(args.model)
@@ -207,6 +233,11 @@ def main() -> None:
         mean, mean_timing = our_way(splits, encoder, "mean", **settings)
         results["ours_mean"] = (mean_timing, validation_accuracy(mean, splits))
     ours_peak = peak_memory_mb()
+    if args.bfloat16 is None:
+        from tfemotion.hardware import _cpu_has_bfloat16
+
+        args.bfloat16 = _cpu_has_bfloat16()
+    half = bfloat16_way(splits, args.model) if args.bfloat16 else None
     book = None if args.skip_book else run_book(args)
 
     print(f"\n{texts} texts, model {args.model}, settings {settings or 'defaults'}")
@@ -215,6 +246,16 @@ def main() -> None:
         print(f"{name:<10} {timing.rates(texts)}  validation accuracy (logistic regression) "
               f"{shown}")
     print(f"ours       peak memory {ours_peak:7.0f} MB (both poolings and the classifiers)")
+    if half is not None:
+        features, timing = half
+        accuracy = validation_accuracy(features, splits)
+        shown = "n/a" if accuracy is None else f"{accuracy:.4f}"
+        diff = max(float(np.abs(features[k] - cls[k]).max()) for k in cls)
+        scale = max(float(np.abs(cls[k]).max()) for k in cls)
+        print(f"{'bf16_cls':<10} {timing.rates(texts)}  validation accuracy (logistic regression) "
+              f"{shown}")
+        print(f"bfloat16 / float32 (cls): {cls_timing.wall / timing.wall:.2f}x wall; largest "
+              f"feature difference {diff:.3g} ({diff / scale:.2%} of the largest feature)")
     if book is not None:
         book_timing = Timing()
         book_timing.wall, book_timing.cpu = book["seconds"], book["cpu"]
@@ -225,6 +266,18 @@ def main() -> None:
               f"{book_timing.cpu / cls_timing.cpu:.2f}x CPU time")
         print(f"max abs difference of [CLS] features: "
               f"{np.abs(ours_matrix - book['features']).max():.2e}")
+    from compute_limit import for_texts
+
+    texts_all = [t for split in splits.values() for t in split["text"]]
+    limit = for_texts(args.model, texts_all)
+    print(limit.describe())
+    line = f"ours cls = {texts / cls_timing.wall / limit.texts_per_s():.0%} of the float32 limit"
+    if half is not None:
+        line += (f"; bf16 cls = {texts / half[1].wall / limit.texts_per_s('bfloat16'):.0%} of "
+                 "the bfloat16 limit")
+    print(line)
+    print(f"load average before/after: {load_before:.2f} / {os.getloadavg()[0]:.2f} (other "
+          "work on the machine skews the figures)")
 
 
 if __name__ == "__main__":

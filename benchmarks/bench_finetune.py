@@ -9,6 +9,10 @@
    training time, and the learning rate chosen for the checkpoint.
 3. With ``--book-full``: the book's Keras recipe trained in full too (2 epochs), in the same run,
    so that the accuracy of both is measured side by side.
+4. With ``--compare-precision mixed_bfloat16`` (or ``mixed_float16`` on a GPU): the full run of 2.
+   again in that policy, same seed and recipe: whole-epoch throughput against float32's and the
+   validation/test weighted F1 of both. The compute limit (float32 and bfloat16 matmul rates, the
+   model's FLOPs on the train texts) is printed with the summary.
 
 Usage:
     python benchmarks/bench_finetune.py --data DIR                          # 1 and 2, full data
@@ -46,6 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup-ratio", type=float, default=None,
                         help="default: chosen with the learning rate")
     parser.add_argument("--mixed-precision", default="none")
+    parser.add_argument("--compare-precision", default=None,
+                        help="also run the full training in this mixed-precision policy and "
+                             "compare (e.g. mixed_bfloat16)")
     parser.add_argument("--xla", action="store_true")
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N train texts (and N/8 validation/test texts)")
@@ -179,13 +186,17 @@ def step_timer():
     return StepTimes()
 
 
-def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default") -> dict:
+def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default",
+             precision: str | None = None) -> dict:
     from tfemotion.finetune import train
     from tfemotion.runfolder import RunFolder, completed_epochs
 
-    out = Path(args.out) / recipe if args.out else \
-        Path(tempfile.mkdtemp(prefix="bench-finetune-")) / recipe
+    name = recipe if precision is None else f"{recipe}-{precision}"
+    out = Path(args.out) / name if args.out else \
+        Path(tempfile.mkdtemp(prefix="bench-finetune-")) / name
     config = finetune_config(checkpoint, args, recipe)
+    if precision is not None:
+        config = config.replace(mixed_precision=precision)
     steps = step_timer()
     start = time.perf_counter()
     metrics = train(splits, data_config, config, out, verbose=2, callbacks=[steps])
@@ -239,12 +250,33 @@ def main(argv=None) -> int:
         results["full"] = run_full(data_config, splits, checkpoint, args)
     if args.book_full:
         results["book"] = run_full(data_config, splits, checkpoint, args, "book-keras")
+    if args.compare_precision and not args.skip_full:
+        results["compare"] = run_full(data_config, splits, checkpoint, args,
+                                      precision=args.compare_precision)
+        base, other = results["full"]["metrics"], results["compare"]["metrics"]
+        ratio = other["train_examples_per_second"] / base["train_examples_per_second"]
+        print(f"[summary] {args.compare_precision} / {args.mixed_precision}: {ratio:.2f}x the "
+              f"whole-epoch examples/s ({other['train_examples_per_second']:.1f} against "
+              f"{base['train_examples_per_second']:.1f})")
+        for split in ("validation", "test"):
+            delta = 100 * (other[split]["f1_weighted"] - base[split]["f1_weighted"])
+            print(f"[summary] {split} weighted F1: {base[split]['f1_weighted']:.4f} -> "
+                  f"{other[split]['f1_weighted']:.4f} ({delta:+.2f} points)")
     if "full" in results and "book" in results:
         ours, book = results["full"]["metrics"], results["book"]["metrics"]
         print(f"[summary] validation / test weighted F1: ours {ours['validation']['f1_weighted']:.4f}"
               f" / {ours['test']['f1_weighted']:.4f} in {ours['train_seconds']:.0f} s; the book's "
               f"recipe {book['validation']['f1_weighted']:.4f} / {book['test']['f1_weighted']:.4f}"
               f" in {book['train_seconds']:.0f} s")
+    if "full" in results:
+        from compute_limit import for_texts
+
+        limit = for_texts(checkpoint, list(splits["train"]["text"]),
+                          results["full"]["metrics"].get("max_length"))
+        print("[summary] " + limit.describe(passes=3) + " (training: ~3 forward passes)")
+        rate = results["full"]["metrics"]["train_examples_per_second"]
+        print(f"[summary] full-run throughput {rate:.1f} examples/s = "
+              f"{rate / limit.texts_per_s(passes=3):.0%} of the float32 limit")
     if "throughput" in results and "full" in results:
         full_rate = results["full"]["metrics"]["train_examples_per_second"]
         book_rate = results["throughput"]["book-keras"]["examples_per_second"]

@@ -3,7 +3,9 @@
 On the texts of a ``text;label`` file (the emotion validation split: 2,000 texts) it
 measures texts/s and p50/p99 latency per call of:
 
-1. ``serving_default`` (raw text in, in-graph tokenizer) in this process, batch 1 and batch 64;
+1. ``serving_default`` (raw text in, in-graph tokenizer) in this process, batch 1 and batch 64,
+   with ``tf.saved_model.load`` and in a TF1 session as TensorFlow Serving runs it, with
+   TensorFlow's default session settings and with serving/session.config's (batch 1, 32, 64);
 2. ``encoded`` fed with ids from the Hugging Face tokenizer (dynamic padding per batch), batch 1
    and 64, with the tokenizer's own time apart: the difference to 1. is what in-graph
    tokenization costs;
@@ -11,8 +13,13 @@ measures texts/s and p50/p99 latency per call of:
    same texts, batch_size 64 and one text per call;
 4. the development server (``tfemotion serve``): 8 and 32 concurrent gRPC clients sending one
    text per request, without and with TensorFlow Serving's batching (serving/batching-cpu.config),
-   the server in its own process as deployed:
+   both with serving/session.config, the server in its own process as deployed:
    texts/s, p50/p99, errors.
+
+With ``--compare-export`` (e.g. the same run exported with ``--precision bfloat16``), that
+export's session rows too, and the ratio at batch 64 against the first (the compute precision of
+each is read from its export record). ``--profile`` prints where the time of one batch of 64
+goes, by op type (TensorFlow's step stats), for each export.
 
 Targets: serving_default at batch 64 >= 220 texts/s and >= 80% of ``encoded``'s throughput;
 batch-1 p50 < 20 ms; with batching, 32 clients get at least twice the texts/s of no batching,
@@ -35,6 +42,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -49,6 +58,13 @@ def read_texts(path: Path, limit: int | None) -> list[str]:
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = [line.rsplit(";", 1)[0] for line in lines]
     return texts[:limit] if limit else texts
+
+
+def precision_of(version_dir: Path) -> str:
+    """The compute precision in an export's record (exports before it existed: float32)."""
+    record = version_dir / "assets.extra" / "tfemotion_export.json"
+    info = json.loads(record.read_text()) if record.is_file() else {}
+    return info.get("precision", "float32")
 
 
 def find_version(path: Path) -> Path:
@@ -105,6 +121,65 @@ def bench_raw_text(loaded, texts: list[str], sizes: tuple[int, ...]) -> list[dic
     return rows
 
 
+def bench_session(version_dir: Path, texts: list[str], sizes: tuple[int, ...],
+                  session_config: Path | None, suffix: str = "") -> list[dict]:
+    """serving_default through TensorFlow Serving's loading path, with ``session_config``."""
+    from tfemotion.servable import SessionServable, read_session_config
+
+    servable = SessionServable(version_dir, read_session_config(session_config)
+                               if session_config else None)
+    name = f"session, {session_config.name if session_config else 'TF defaults'}{suffix}"
+    rows = []
+    try:
+        for size in sizes:
+            seconds = timed(lambda b: servable.run("serving_default",
+                                                   {"text": np.array(b, dtype=object)}),
+                            batches(texts, size))
+            rows.append(summary(name, size, seconds, len(texts)))
+    finally:
+        servable.close()
+    return rows
+
+
+def op_profile(version_dir: Path, texts: list[str], session_config: Path | None,
+               top: int = 12) -> dict[str, float]:
+    """Milliseconds per op type of serving_default on a batch of 64, summed over the ops
+    (TensorFlow's step stats of the session path; the enclosing call ops are left out)."""
+    import collections
+
+    import tensorflow as tf
+
+    from tfemotion.servable import SessionServable, read_session_config
+
+    servable = SessionServable(version_dir, read_session_config(session_config)
+                               if session_config else None)
+    signature = servable.signature("serving_default")
+    feeds = {signature.inputs["text"].name: np.array(texts[:64], dtype=object)}
+    fetches = [t.name for t in signature.outputs.values()]
+    options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+    totals: collections.Counter = collections.Counter()
+    runs = 3
+    try:
+        for _ in range(2):
+            servable.session.run(fetches, feeds)
+        for _ in range(runs):
+            metadata = tf.compat.v1.RunMetadata()
+            servable.session.run(fetches, feeds, options=options, run_metadata=metadata)
+            for device in metadata.step_stats.dev_stats:
+                for node in device.node_stats:
+                    label = node.timeline_label
+                    kind = label.split(" = ", 1)[1].split("(", 1)[0] if " = " in label else "?"
+                    if kind not in ("StatefulPartitionedCall", "PartitionedCall", "While"):
+                        totals[kind] += node.all_end_rel_micros / 1000 / runs
+    finally:
+        servable.close()
+    whole = sum(totals.values())
+    print(f"where one batch of 64 goes ({version_dir}): {whole:.0f} ms of op time")
+    for kind, ms in totals.most_common(top):
+        print(f"  {kind:<28} {ms:8.1f} ms {ms / whole:6.1%}")
+    return dict(totals)
+
+
 def bench_encoded(loaded, tokenizer, max_length: int, texts: list[str],
                   sizes: tuple[int, ...]) -> list[dict]:
     import tensorflow as tf
@@ -145,10 +220,10 @@ def bench_pipeline(model_dir: str, texts: list[str], single: int) -> list[dict]:
 
 
 def bench_devserver(version_dir: Path, texts: list[str], clients: int, requests: int,
-                    batching: Path | None = None) -> dict:
+                    batching: Path | None = None, session_config: Path | None = None) -> dict:
     """``clients`` concurrent gRPC clients, one text per request, against the dev server run as
     its own process (``tfemotion serve``, as deployed), with TensorFlow Serving's batching and
-    the parameters of ``batching`` when given."""
+    the parameters of ``batching`` when given, and the session settings of ``session_config``."""
     import socket
     import subprocess
     import sys
@@ -166,6 +241,8 @@ def bench_devserver(version_dir: Path, texts: list[str], clients: int, requests:
                    "--workers", str(max(clients, 8)), "--poll-interval", "3600"]
         if batching:
             command += ["--enable-batching", "--batching-parameters-file", str(batching)]
+        if session_config:
+            command += ["--session-config", str(session_config)]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         address = f"127.0.0.1:{port}"
         try:
@@ -226,12 +303,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32],
                         help="concurrent clients of the dev server runs (default: 8 32)")
-    parser.add_argument("--requests", type=int, default=100, help="requests per client")
+    parser.add_argument("--requests", type=int, default=200,
+                        help="requests per client (default: %(default)s; fewer weigh the first "
+                             "batch cycles, while clients and batches fall into step, more)")
     parser.add_argument("--batching-config", type=Path,
                         default=Path(__file__).resolve().parents[1] / "serving" /
                         "batching-cpu.config",
                         help="batching parameters of the batched runs (default: "
                              "serving/batching-cpu.config, the CPU choices)")
+    parser.add_argument("--session-config", type=Path,
+                        default=Path(__file__).resolve().parents[1] / "serving" /
+                        "session.config",
+                        help="session settings of the dev server runs (default: "
+                             "serving/session.config, what run-cpu.sh gives TF Serving)")
+    parser.add_argument("--compare-export", type=Path,
+                        help="another export of the same model (e.g. --precision bfloat16): its "
+                             "session rows and its ratio to the first at batch 64")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the op types one batch of 64 spends its time in")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -248,19 +337,45 @@ def main(argv: list[str] | None = None) -> dict:
           f"{'p99 ms':>8}")
     loaded = tf.saved_model.load(str(version_dir))
     rows = bench_raw_text(loaded, texts, (1, 64))
+    for session_config in (None, args.session_config):
+        rows += bench_session(version_dir, texts, (1, 32, 64), session_config)
+    compared = {}
+    if args.compare_export:
+        other = find_version(args.compare_export)
+        other_rows = bench_session(other, texts, (1, 32, 64), args.session_config,
+                                   f", {precision_of(other)} export")
+        rows += other_rows
+        mine = {r["batch"]: r for r in rows if r["name"] == f"session, "
+                f"{args.session_config.name}"}
+        ratio = other_rows[-1]["texts_per_s"] / mine[64]["texts_per_s"]
+        compared = {"export": str(other), "precision": precision_of(other),
+                    "ratio_at_64": ratio}
+        print(f"{precision_of(other)} export / {precision_of(version_dir)} export at batch 64: "
+              f"{ratio:.2f}x the texts/s")
+    if args.profile:
+        for folder in filter(None, (version_dir, args.compare_export and
+                                    find_version(args.compare_export))):
+            op_profile(folder, texts, args.session_config)
     if args.model:
         from tfemotion.checkpoints import load_tokenizer
 
         tokenizer = load_tokenizer(args.model)
         max_length = int(info.get("max_length") or min(tokenizer.model_max_length, 512))
         rows += bench_encoded(loaded, tokenizer, max_length, texts, (1, 64))
+        from compute_limit import for_texts
+
+        limit = for_texts(args.model, texts, max_length)
+        print(limit.describe())
+        best = max(r["texts_per_s"] for r in rows if r["batch"] == 64)
+        print(f"fastest batch of 64 = {best / limit.texts_per_s():.0%} of the float32 limit")
         if not args.skip_pipeline:
             rows += bench_pipeline(args.model, texts, args.pipeline_single)
     del loaded
     batching = {}
     for clients in args.clients:
         for config in (None, args.batching_config):
-            row = bench_devserver(version_dir, texts, clients, args.requests, config)
+            row = bench_devserver(version_dir, texts, clients, args.requests, config,
+                                  args.session_config)
             rows.append(row)
             batching[(clients, config is not None)] = row
 
@@ -284,6 +399,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"load average before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           "(other work on the machine skews the figures)")
     result = {"export": str(version_dir), "texts": len(texts), "rows": rows, "targets": checks,
+              "compared": compared,
               "load_average": [load_before[0], os.getloadavg()[0]], "cpus": os.cpu_count()}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -183,6 +183,52 @@ def test_export_failed_verification_publishes_nothing(classifier_dir, tmp_path, 
     assert list((tmp_path / "emotion").iterdir()) == []  # neither a version nor a temp folder
 
 
+def test_a_bfloat16_export_computes_in_bfloat16_and_is_verified_against_float32(
+        classifier_dir, tmp_path):
+    texts = ["i feel happy today", "so sad", "what a surprise", "i am scared"] * 10
+    config = ExportConfig(base_path=str(tmp_path), precision="bfloat16")
+    report = export_model(classifier_dir, config, texts=texts)
+    verification = report["verification"]
+    assert report["precision"] == "bfloat16" and verification["passed"]
+    assert verification["tolerance"] == 0.1 and verification["min_label_agreement"] == 0.995
+    # Inputs and outputs keep the float32 export's dtypes (checked against the table); the
+    # answers differ from float32 by a bfloat16 rounding, not by zero.
+    assert 0 < verification["max_abs_diff"]["serving_default"] <= 0.1
+    agreed, total = verification["label_agreement"]["serving_default (session)"]
+    assert total == verification["texts"] and agreed / total >= 0.995
+    info = json.loads((Path(report["path"]) / "assets.extra" / "tfemotion_export.json")
+                      .read_text())
+    assert info["precision"] == "bfloat16"
+    graph = tf.saved_model.load(report["path"]).signatures["encoded"].graph.as_graph_def()
+    dtypes = {attr.type for f in graph.library.function for node in f.node_def
+              for attr in node.attr.values()}
+    assert tf.bfloat16.as_datatype_enum in dtypes
+
+
+def test_export_refuses_an_export_that_changes_labels(classifier_dir, tmp_path, monkeypatch):
+    import tfemotion._verify_export as verify
+    import tfemotion.export as exporting
+
+    real = verify._keras_probabilities
+    # The expected answers with the two most probable labels swapped, probabilities within
+    # the bfloat16 tolerance: the label check fails the export on its own.
+    def swapped(*args):
+        rows = np.asarray(real(*args))
+        order = np.argsort(rows, axis=1)
+        for row, (second, first) in zip(rows, order[:, -2:]):
+            row[first], row[second] = row[second], row[first]
+        return rows.tolist()
+
+    monkeypatch.setattr(verify, "_keras_probabilities", swapped)
+    monkeypatch.setitem(exporting.TOLERANCES, "float32", 1.0)
+    with pytest.raises(ExportVerificationError, match=r"the same labels as the Keras model "
+                       r"on \d+ of \d+ texts .*at least 99.5% needed"):
+        export_model(classifier_dir, ExportConfig(base_path=str(tmp_path)))
+    assert list((tmp_path / "emotion").iterdir()) == []
+    with pytest.raises(ValueError, match="precision must be one of"):
+        ExportConfig(precision="int8")
+
+
 def test_export_versions_count_up_and_are_never_overwritten(classifier_dir, tmp_path):
     root = tmp_path / "emotion"
     for existing in ("1", "3", ".tmp-export-x", "7.partial"):

@@ -106,7 +106,8 @@ def test_extract_features_cache_hit_skips_the_model(tiny_bert_dir, tmp_path, mon
     again = extract_features(TEXTS, config=config, cache_dir=tmp_path, show_progress=False)
     np.testing.assert_array_equal(again, first)
     changes = [(TEXTS[:-1], config), (TEXTS, config.replace(pooling="mean")),
-               (TEXTS, config.replace(max_length=16))]
+               (TEXTS, config.replace(max_length=16)),
+               (TEXTS, config.replace(mixed_precision="mixed_bfloat16"))]
     for changed_texts, changed_config in changes:
         with pytest.raises(AssertionError, match="the model ran"):
             extract_features(changed_texts, config=changed_config, cache_dir=tmp_path,
@@ -124,6 +125,37 @@ def test_extract_features_cache_misses_when_weights_change(tiny_bert_dir, tmp_pa
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     extract_features(TEXTS[:4], config=config, cache_dir=tmp_path / "cache", show_progress=False)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_bfloat16_features_are_float32_arrays_close_to_float32s(tiny_bert_dir, caplog):
+    from tfemotion import hardware
+
+    if not hardware._cpu_has_bfloat16():
+        pytest.skip("this CPU has no bfloat16 units")
+    config = FeatureConfig(model=str(tiny_bert_dir), batch_size=16)
+    hardware._SUGGESTED.clear()
+    with caplog.at_level("INFO", logger="tfemotion.hardware"):
+        full = extract_features(TEXTS, config=config, cache_dir=None, show_progress=False)
+        extract_features(TEXTS[:2], config=config, cache_dir=None, show_progress=False)
+    hints = [r.getMessage() for r in caplog.records if "bfloat16 units" in r.getMessage()]
+    assert len(hints) == 1 and "mixed_bfloat16" in hints[0]  # said once, never chosen
+    half = extract_features(TEXTS, config=config.replace(mixed_precision="mixed_bfloat16"),
+                            cache_dir=None, show_progress=False)
+    assert half.dtype == np.float32 and half.shape == full.shape
+    # bfloat16 keeps 8 bits of mantissa: close to float32's, but not equal to them
+    scale = np.abs(full).max()
+    assert 0 < np.abs(half - full).max() <= 0.05 * scale
+
+
+def test_mixed_precision_needs_the_hardware(monkeypatch):
+    from tfemotion import hardware
+
+    monkeypatch.setattr(hardware, "_cpu_has_bfloat16", lambda: False)
+    with pytest.raises(ValueError, match="mixed_bfloat16 needs bfloat16 hardware"):
+        hardware.check_mixed_precision("mixed_bfloat16")
+    assert hardware.suggest_bfloat16("none", "--some-flag") is False
+    with pytest.raises(ValueError, match="mixed_precision must be one of"):
+        FeatureConfig(mixed_precision="bfloat16")
 
 
 def test_plan_batches_respects_token_budget_and_covers_every_row():

@@ -39,12 +39,13 @@ _MAX_EXAMPLES = 5
 def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: list[str],
                             labels: list[str], max_length: int, raw_text: bool,
                             signatures: dict[str, Any], tolerance: float,
-                            thresholds: Any = None) -> dict[str, Any]:
+                            thresholds: Any = None,
+                            min_label_agreement: float = 1.0) -> dict[str, Any]:
     """Verify the export in ``folder`` in a fresh process; return the report (``passed``...).
 
     Args:
         folder: Path. The SavedModel folder (not yet published).
-        model: TFPreTrainedModel. The Keras classifier that was exported.
+        model: TFPreTrainedModel. The float32 Keras classifier the export must answer like.
         tokenizer: PreTrainedTokenizerFast. Its Hugging Face tokenizer.
         texts: list of str. Texts to check besides the stress list.
         labels: list of str. Label names in id order.
@@ -52,6 +53,9 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
         raw_text: bool. Whether the export has the raw-text signatures.
         signatures: dict. Expected signatures: name -> {"inputs"|"outputs": {key: dtype}}.
         tolerance: float. Largest accepted probability difference.
+        min_label_agreement: float. Smallest accepted share of texts on which every signature
+            predicts the Keras model's labels (a reduced-precision export may flip a few
+            borderline texts).
         thresholds: list of float, optional. A multi-label export's decision thresholds: its
             probabilities are sigmoids, and ``serving_default`` must predict exactly the labels
             whose probability reaches them.
@@ -82,7 +86,8 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
                                                               thresholds is not None)})
     payload = {"export_dir": str(folder), "raw_text": raw_text, "batches": batches,
                "labels": labels, "signatures": signatures, "tolerance": tolerance,
-               "pad_id": pad_id, "thresholds": thresholds}
+               "pad_id": pad_id, "thresholds": thresholds,
+               "min_label_agreement": min_label_agreement}
     report = _run_fresh_process(payload)
     report.update(validation_texts=len(texts), stress_texts=len(STRESS_TEXTS))
     return report
@@ -126,7 +131,9 @@ def main(payload_path: str, report_path: str) -> int:
     payload = json.loads(open(payload_path, encoding="utf-8").read())
     started = time.perf_counter()
     report = {"failures": [], "texts": 0, "token_id_mismatches": 0, "mismatch_examples": [],
-              "max_abs_diff": {}, "checked_texts": {}, "tolerance": payload["tolerance"]}
+              "max_abs_diff": {}, "label_agreement": {}, "checked_texts": {},
+              "tolerance": payload["tolerance"],
+              "min_label_agreement": payload["min_label_agreement"]}
     loaded = tf.saved_model.load(payload["export_dir"])
     report["signatures"] = _check_signatures(loaded, payload["signatures"], report["failures"])
     if not report["failures"]:
@@ -146,6 +153,11 @@ def main(payload_path: str, report_path: str) -> int:
             report["failures"].append(
                 f"{name}: probabilities differ from the Keras model's by up to {diff:.3g} "
                 f"(tolerance {payload['tolerance']:g})")
+    for name, (agreed, total) in report["label_agreement"].items():
+        if total and agreed / total < payload["min_label_agreement"]:
+            report["failures"].append(
+                f"{name}: the same labels as the Keras model on {agreed} of {total} texts "
+                f"({agreed / total:.1%}; at least {payload['min_label_agreement']:.1%} needed)")
     report["passed"] = not report["failures"]
     report["seconds"] = round(time.perf_counter() - started, 2)
     with open(report_path, "w", encoding="utf-8") as f:
@@ -246,7 +258,7 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str 
         out = signatures[name](input_ids=tf.constant(ids, dtype),
                                attention_mask=tf.constant(mask, dtype))
         _shape(report, name + tag, out["logits"], (n, want.shape[1]))
-        _diff(report, name + tag, out["probabilities"].numpy(), want)
+        _diff(report, name + tag, out["probabilities"].numpy(), want, payload["thresholds"])
     if not payload["raw_text"]:
         return
     if not tag:
@@ -258,7 +270,8 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str 
                  tokens["attention_mask"].numpy(), tag)
     out = signatures["serving_default"](text=text)
     _count(report, "serving_default" + tag, n)
-    _diff(report, "serving_default" + tag, out["probabilities"].numpy(), want)
+    _diff(report, "serving_default" + tag, out["probabilities"].numpy(), want,
+          payload["thresholds"])
     if payload.get("thresholds") is not None:
         _check_multi_label(out, payload, report, tag)
     else:
@@ -268,7 +281,7 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str 
     _count(report, "classify" + tag, n)
     examples = [_example(t) for t in texts]
     out = signatures["classify"](inputs=tf.constant(examples, tf.string))
-    _diff(report, "classify" + tag, out["scores"].numpy(), want)
+    _diff(report, "classify" + tag, out["scores"].numpy(), want, payload["thresholds"])
     classes = out["classes"].numpy()
     if classes.shape != want.shape or any(
             [c.decode("utf-8") for c in row] != payload["labels"] for row in classes):
@@ -333,13 +346,23 @@ def _compare_ids(report: dict, texts: list, want_ids: list, ids: np.ndarray,
                     {"text": texts[i][:200], "expected": want[:40], "got": got[:40]})
 
 
-def _diff(report: dict, name: str, got: np.ndarray, want: np.ndarray) -> None:
+def _diff(report: dict, name: str, got: np.ndarray, want: np.ndarray,
+          thresholds: Any = None) -> None:
+    """The largest probability difference, and on how many texts the predicted labels agree
+    (the most probable one; for a multi-label model, every label's side of its threshold)."""
     if got.shape != want.shape:
         report["failures"].append(f"{name}: probabilities shape {list(got.shape)}, "
                                   f"expected {list(want.shape)}")
         return
     diff = float(np.max(np.abs(got - want))) if want.size else 0.0
     report["max_abs_diff"][name] = max(report["max_abs_diff"].get(name, 0.0), diff)
+    if thresholds is None:
+        same = np.argmax(got, axis=1) == np.argmax(want, axis=1)
+    else:
+        cut = np.asarray(thresholds, np.float32)
+        same = np.all((got >= cut) == (want >= cut), axis=1)
+    agreed, total = report["label_agreement"].get(name, (0, 0))
+    report["label_agreement"][name] = (agreed + int(same.sum()), total + len(same))
 
 
 def _shape(report: dict, name: str, tensor, shape: tuple) -> None:

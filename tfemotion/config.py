@@ -46,6 +46,8 @@ POOLINGS = ("cls", "mean")
 RECIPES = ("default", "book-keras")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+# Compute precisions of an export (variables, inputs and outputs stay as in float32).
+EXPORT_PRECISIONS = ("float32", "bfloat16", "float16")
 SPLITS = ("train", "validation", "test")
 # One label per text, or any number of labels per text.
 SINGLE_LABEL, MULTI_LABEL = "single_label", "multi_label"
@@ -179,12 +181,19 @@ class FeatureConfig(_ConfigMixin):
         "Folder for cached features (.npz). Default: cache/ in the baseline's output folder.",
         default=None
     )
+    mixed_precision: str = _help(
+        "Compute the features in 'mixed_bfloat16' (TPUs, CPUs with bfloat16 units, NVIDIA GPUs "
+        "of compute capability >= 8.0) or 'mixed_float16' (NVIDIA GPUs); features stay float32 "
+        "arrays, equal to float32's within bfloat16's rounding (benchmarks/bench_features.py "
+        "prints the difference and the classifier's accuracy for both). 'none': float32.",
+        default="none", choices=MIXED_PRECISION)
     max_iter: int = _help("LogisticRegression max_iter (the book: 3000).", default=3000)
     umap: bool = _help("Also plot the UMAP projection of the train features (extra 'umap').",
                        default=False)
 
     def __post_init__(self) -> None:
         _check_choice("pooling", self.pooling, POOLINGS)
+        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_positive("batch_size", self.batch_size)
         _check_positive("max_tokens", self.max_tokens, allow_none=True)
         _check_positive("pad_to_multiple_of", self.pad_to_multiple_of)
@@ -358,9 +367,16 @@ class ExportConfig(_ConfigMixin):
     length_group_size: int = _help(
         "The raw-text signatures run the model on groups of this many texts of similar length, "
         "each group padded to its own longest text: on CPUs a batch of short texts then pays "
-        "little for its longest one (16 was fastest on 2 cores). 0 runs the whole batch at once, "
-        "padded to its longest text: the choice for GPUs, which prefer one large product.",
-        default=16)
+        "little for its longest one (12 was fastest on 2 cores with serving/session.config: "
+        "at batch 32, ~480 texts/s against ~395 with 16 and ~285 with 32). 0 runs the whole "
+        "batch at once, padded to its longest text: the choice for GPUs, which prefer one large "
+        "product.", default=12)
+    precision: str = _help(
+        "Compute precision of the exported model: 'float32'; 'bfloat16' (TPUs, NVIDIA GPUs of "
+        "compute capability >= 8.0, CPUs with bfloat16 units, where it may or may not be faster: "
+        "measure with benchmarks/bench_serving.py); 'float16' (NVIDIA GPUs). Inputs and outputs "
+        "keep their dtypes (scores stay DT_FLOAT); verification compares with the float32 model.",
+        default="float32", choices=EXPORT_PRECISIONS)
     warmup_batch_sizes: tuple[int, ...] = _help(
         "Batch sizes of the warm-up requests TF Serving replays before a version takes traffic: "
         "1 and the allowed_batch_sizes of serving/batching.config, so that every batch shape "
@@ -372,6 +388,7 @@ class ExportConfig(_ConfigMixin):
             raise ValueError(f"name must be a plain folder name. Received: name={self.name!r}")
         _check_positive("version", self.version, allow_none=True)
         _check_positive("max_length", self.max_length, allow_none=True)
+        _check_choice("precision", self.precision, EXPORT_PRECISIONS)
         if self.length_group_size < 0:
             raise ValueError("length_group_size must be >= 0 (0: no grouping). "
                              f"Received: length_group_size={self.length_group_size!r}")

@@ -45,6 +45,11 @@ from tfemotion.signatures import (ATTENTION_MASK, CLASSES, CLASSIFY, ENCODED, EN
 logger = logging.getLogger(__name__)
 
 TOLERANCE = 1e-5  # largest accepted probability difference from the Keras model
+# ... per compute precision of the export, against the float32 model. bfloat16 keeps 8 bits of
+# mantissa (float16 10): a text near a decision boundary may move by some hundredths.
+TOLERANCES = {"float32": TOLERANCE, "bfloat16": 0.1, "float16": 0.02}
+# Smallest share of the verification texts that must get the float32 model's labels.
+MIN_LABEL_AGREEMENT = 0.995
 # The Python of an environment with the TensorFlow of the TensorFlow Serving release in
 # serving/.env (make test builds .venv-serving): exports are also checked there.
 SERVING_PYTHON_VARIABLE = "TFEMOTION_SERVING_PYTHON"
@@ -53,7 +58,7 @@ _WARMUP_TEXTS = ("i feel happy today", "i am so scared of what comes next",
                  "i feel sad and lonely", "", "Ça va? 中文 😀")
 # Raw-text signatures run the model on groups of this many texts of similar length, so a
 # batch of short tweets does not pay for its longest one (2-3x less work on the emotion data).
-LENGTH_GROUP_SIZE = 16
+LENGTH_GROUP_SIZE = ExportConfig.length_group_size
 
 
 class ExportVerificationError(RuntimeError):
@@ -138,14 +143,19 @@ def export_model(model_dir: str | Path, config: ExportConfig,
     from transformers import TFAutoModelForSequenceClassification
 
     from tfemotion.checkpoints import load_tf_model, load_tokenizer
+    from tfemotion.hardware import precision_policy
 
     started = time.perf_counter()
     model_root = Path(config.base_path) / config.name
     _check_version_free(model_root, config.version)
     tokenizer = load_tokenizer(str(model_dir))
     model = load_tf_model(TFAutoModelForSequenceClassification, str(model_dir))
-    report = _export(model, tokenizer, config, model_root, list(texts or ()), label_names,
-                     thresholds)
+    served = model
+    if config.precision != "float32":  # the float32 model stays the reference of verification
+        with precision_policy(f"mixed_{config.precision}"):
+            served = load_tf_model(TFAutoModelForSequenceClassification, str(model_dir))
+    report = _export(served, tokenizer, config, model_root, list(texts or ()), label_names,
+                     thresholds, reference=model)
     report["source"] = str(model_dir)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
@@ -156,7 +166,9 @@ def export_model(model_dir: str | Path, config: ExportConfig,
 
 def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, texts: list[str],
             label_names: Optional[Sequence[str]],
-            thresholds: Optional[Sequence[float]] = None) -> dict[str, Any]:
+            thresholds: Optional[Sequence[float]] = None,
+            reference: Optional[Any] = None) -> dict[str, Any]:
+    """Write, verify (against ``reference``, the float32 model; default ``model``) and publish."""
     import tensorflow as tf
 
     from tfemotion.checkpoints import model_max_length
@@ -182,6 +194,7 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
         info = {"labels": labels, "max_length": max_length, "raw_text": in_graph is not None,
                 "unsupported_reason": reason, "signatures": sorted(signatures),
                 "length_group_size": config.length_group_size,
+                "precision": config.precision,
                 "warmup_batch_sizes": list(config.warmup_batch_sizes),
                 "problem_type": MULTI_LABEL if thresholds else SINGLE_LABEL,
                 "thresholds": thresholds,
@@ -191,8 +204,9 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
         (temporary / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
         verification = None
         if config.verify:
-            verification = _verify(temporary, model, tokenizer, texts, labels, max_length,
-                                   raw_text=in_graph is not None, thresholds=thresholds)
+            verification = _verify(temporary, reference or model, tokenizer, texts, labels,
+                                   max_length, raw_text=in_graph is not None,
+                                   thresholds=thresholds, precision=config.precision)
             info["tensorflow_serving_check"] = _check_with_tensorflow_serving(temporary)
             (temporary / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2),
                                                       encoding="utf-8")
@@ -394,13 +408,15 @@ def _example(text: str) -> Any:
 
 def _verify(folder: Path, model: Any, tokenizer: Any, texts: list[str], labels: list[str],
             max_length: int, raw_text: bool,
-            thresholds: Optional[Sequence[float]] = None) -> dict[str, Any]:
+            thresholds: Optional[Sequence[float]] = None,
+            precision: str = "float32") -> dict[str, Any]:
     from tfemotion._verify_export import verify_in_fresh_process
 
     table = signature_table(multi_label=thresholds is not None)
     signatures = {k: v for k, v in table.items() if raw_text or k in ENCODED_SIGNATURES}
     report = verify_in_fresh_process(folder, model, tokenizer, texts, labels, max_length,
-                                     raw_text, signatures, TOLERANCE, thresholds)
+                                     raw_text, signatures, TOLERANCES[precision], thresholds,
+                                     MIN_LABEL_AGREEMENT)
     if not report.get("passed"):
         raise ExportVerificationError(
             "The export failed verification and was not published: "

@@ -127,8 +127,14 @@ class _Extractor:
             from transformers import TFAutoModel
 
             from tfemotion.checkpoints import load_tf_model
+            from tfemotion.hardware import (check_mixed_precision, precision_policy,
+                                            suggest_bfloat16)
 
-            self.model = load_tf_model(TFAutoModel, self.checkpoint)
+            check_mixed_precision(self.config.mixed_precision)
+            suggest_bfloat16(self.config.mixed_precision,
+                             "FeatureConfig(mixed_precision='mixed_bfloat16')")
+            with precision_policy(self.config.mixed_precision):
+                self.model = load_tf_model(TFAutoModel, self.checkpoint)
         encoded = tokenize(dataset.select_columns(["text"]), self.tokenizer, self.max_length)
         ids, lengths = list(encoded["input_ids"]), np.asarray(encoded["length"], dtype=np.int64)
         pad_id = self.tokenizer.pad_token_id or 0
@@ -157,6 +163,7 @@ class _Extractor:
             return None
         key = {"format": _CACHE_FORMAT, "checkpoint": _checkpoint_identity(self.checkpoint),
                "pooling": self.config.pooling, "max_length": self.max_length,
+               "mixed_precision": self.config.mixed_precision,
                "texts": _texts_digest(texts)}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         return self.cache_dir / f"features-{self.config.pooling}-{digest}.npz"
@@ -180,6 +187,7 @@ def _forward_fn(model: Any, pooling: str) -> Any:
         def forward(input_ids, attention_mask):
             hidden = model_ref()(input_ids=input_ids, attention_mask=attention_mask,
                                  training=False).last_hidden_state
+            hidden = tf.cast(hidden, tf.float32)  # pooled in float32 whatever the precision
             if pooling == "cls":
                 return hidden[:, 0]
             mask = tf.cast(attention_mask, hidden.dtype)[:, :, None]

@@ -45,7 +45,8 @@ from tfemotion.config import (HF_MULTI_LABEL, MULTI_LABEL, SINGLE_LABEL, DataCon
                               FinetuneConfig, Schedule, choose_schedule)
 from tfemotion.evaluate import evaluate_split, summary_metrics
 from tfemotion.files import write_json
-from tfemotion.hardware import Hardware, precision_policy, resolve_hardware
+from tfemotion.hardware import (Hardware, precision_policy, resolve_hardware,
+                                suggest_bfloat16)
 from tfemotion.inputs import TrainData, train_dataset
 from tfemotion.runfolder import RunFolder, RunRecord, completed_epochs, library_versions
 
@@ -113,6 +114,7 @@ def train(
     run = RunFolder(run_dir)
     # MultiWorkerMirroredStrategy must exist before TensorFlow does any other work.
     hardware = resolve_hardware(config)
+    suggest_bfloat16(config.mixed_precision)
     rows = _prepare_run(run, config)
     work = run if hardware.is_chief else RunFolder(tempfile.mkdtemp(prefix="tfemotion-worker-"))
     tf_keras.utils.set_random_seed(config.seed)

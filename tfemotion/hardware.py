@@ -6,7 +6,9 @@ strategy object, its kind, the number of replicas and whether this process is th
 that writes the run folder). It refuses, with a ``ValueError``, any option this machine cannot
 honour: missing GPUs, TPU or cluster (``TF_CONFIG``), mixed precision without hardware support,
 a TensorFlow build without XLA, or a global batch the replicas cannot share.
-``precision_policy`` sets the Keras mixed-precision policy while a model is built.
+``precision_policy`` sets the Keras mixed-precision policy while a model is built;
+``check_mixed_precision`` refuses a policy without hardware outside training (features);
+``suggest_bfloat16`` says once that the CPU has bfloat16 units, and never picks them itself.
 
 Example:
     >>> from tfemotion.config import FinetuneConfig
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,8 @@ from typing import Any, Iterator
 import tf_keras
 
 from tfemotion.config import FinetuneConfig
+
+logger = logging.getLogger(__name__)
 
 # region Strategy
 
@@ -164,17 +169,64 @@ def _check_precision(policy: str, kind: str, gpus: list) -> None:
         )
 
 
+def check_mixed_precision(policy: str) -> None:
+    """Refuse a mixed-precision policy this machine has no units for (outside training too).
+
+    Raises:
+        ValueError: ``mixed_float16`` without an NVIDIA GPU, ``mixed_bfloat16`` without a TPU,
+            an Ampere+ GPU or a CPU with bfloat16 units.
+
+    Example:
+        >>> check_mixed_precision("none")
+    """
+    if policy == "none":
+        return
+    import tensorflow as tf
+
+    kind = "tpu" if _tpu_attached() else "default"
+    _check_precision(policy, kind, tf.config.list_physical_devices("GPU"))
+
+
+_SUGGESTED: set[str] = set()
+
+
+def suggest_bfloat16(policy: str, flag: str = "--mixed-precision mixed_bfloat16") -> bool:
+    """Say once per process that this CPU has bfloat16 units and which option uses them.
+
+    Never switches anything on: the user decides (on some CPUs it is not faster; the
+    benchmarks measure both). Returns whether the hint was given.
+
+    Example:
+        >>> suggest_bfloat16("mixed_bfloat16")  # already chosen: nothing to say
+        False
+    """
+    if policy != "none" or flag in _SUGGESTED or not _cpu_has_bfloat16():
+        return False
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):  # the GPU does the work: its own advice applies
+        return False
+    _SUGGESTED.add(flag)
+    logger.info("This CPU has bfloat16 units: %s may run faster (accuracy within a few tenths "
+                "of a point; the benchmarks in benchmarks/ measure both on this machine).", flag)
+    return True
+
+
+def _cpu_has_bfloat16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def _bfloat16_hardware(gpus: list) -> bool:
     import tensorflow as tf
 
     if gpus:
         details = [tf.config.experimental.get_device_details(g) for g in gpus]
         return all(d.get("compute_capability", (0, 0)) >= (8, 0) for d in details)
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
+    return _cpu_has_bfloat16()
 
 
 def _is_chief(strategy: Any, kind: str) -> bool:
