@@ -132,12 +132,28 @@ def fake_export(tmp_path_factory) -> Path:
     return write_fake_export(tmp_path_factory.mktemp("fake-export") / "1")
 
 
+SHIPPED_SESSION_CONFIG = Path(__file__).resolve().parents[1] / "serving" / "session.config"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, fake_export):
+    """The development server as the docs run it: with serving/session.config."""
     base = tmp_path_factory.mktemp("base")
     publish(fake_export, base, 1)
-    with start_server(base, ServingConfig(port=0, poll_interval=60, **LIMITS)) as running:
+    config = ServingConfig(port=0, poll_interval=60,
+                           session_config_file=str(SHIPPED_SESSION_CONFIG), **LIMITS)
+    with start_server(base, config) as running:
         yield running
+
+
+def test_the_server_runs_its_sessions_with_the_session_config(server):
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    rewrite = server.store.session_config.graph_options.rewrite_options
+    assert rewrite.function_optimization == rewriter_config_pb2.RewriterConfig.OFF
+    loaded = server.store.servables["emotion"][1]
+    assert loaded.servable.session._config.graph_options.rewrite_options.function_optimization \
+        == rewriter_config_pb2.RewriterConfig.OFF
 
 
 @pytest.fixture(scope="module")
