@@ -132,7 +132,9 @@ class _Extractor:
 
             check_mixed_precision(self.config.mixed_precision)
             suggest_bfloat16(self.config.mixed_precision,
-                             "FeatureConfig(mixed_precision='mixed_bfloat16')")
+                             "FeatureConfig(mixed_precision='mixed_bfloat16') (command line: "
+                             "--mixed-precision of `baseline`, --baseline-mixed-precision of "
+                             "`run`)")
             with precision_policy(self.config.mixed_precision):
                 self.model = load_tf_model(TFAutoModel, self.checkpoint)
         encoded = tokenize(dataset.select_columns(["text"]), self.tokenizer, self.max_length)

@@ -114,7 +114,8 @@ def train(
     run = RunFolder(run_dir)
     # MultiWorkerMirroredStrategy must exist before TensorFlow does any other work.
     hardware = resolve_hardware(config)
-    suggest_bfloat16(config.mixed_precision)
+    suggest_bfloat16(config.mixed_precision, "FinetuneConfig(mixed_precision='mixed_bfloat16') "
+                     "(command line: --mixed-precision mixed_bfloat16)")
     rows = _prepare_run(run, config)
     work = run if hardware.is_chief else RunFolder(tempfile.mkdtemp(prefix="tfemotion-worker-"))
     tf_keras.utils.set_random_seed(config.seed)

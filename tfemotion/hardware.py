@@ -190,7 +190,7 @@ def check_mixed_precision(policy: str) -> None:
 _SUGGESTED: set[str] = set()
 
 
-def suggest_bfloat16(policy: str, flag: str = "--mixed-precision mixed_bfloat16") -> bool:
+def suggest_bfloat16(policy: str, flag: str = "mixed_precision='mixed_bfloat16'") -> bool:
     """Say once per process that this CPU has bfloat16 units and which option uses them.
 
     Never switches anything on: the user decides (on some CPUs it is not faster; the
