@@ -83,7 +83,8 @@ def export_run(run_dir: str | Path, config: ExportConfig) -> dict[str, Any]:
 
     Args:
         run_dir: str or Path. The run folder, or the ``OUT`` folder of ``tfemotion run``.
-        config: ExportConfig. Base path, name, version, max length, verification.
+        config: ExportConfig. Base path, name, version, max length, verification, compute
+            precision (a bfloat16 or float16 export is verified against the float32 model).
 
     Returns:
         The report of :func:`export_model`, plus ``run`` and ``validation_texts``.
@@ -119,7 +120,8 @@ def export_model(model_dir: str | Path, config: ExportConfig,
         model_dir: str or Path. Folder with a ``TFAutoModelForSequenceClassification``
             checkpoint and its tokenizer (``save_pretrained`` output; safetensors-only folders
             work too).
-        config: ExportConfig. Base path, name, version, max length, verification.
+        config: ExportConfig. Base path, name, version, max length, verification, compute
+            precision (a bfloat16 or float16 export is verified against the float32 model).
         texts: sequence of str. Extra texts to verify on (e.g. validation texts), besides the
             stress list. Default: none.
         label_names: sequence of str. Used only when the model config's ``id2label`` holds
@@ -130,7 +132,8 @@ def export_model(model_dir: str | Path, config: ExportConfig,
 
     Returns:
         ``{"path", "base_path", "name", "version", "signatures", "raw_text", "unsupported_reason",
-        "max_length", "labels", "tokenizer", "warmup_requests", "verification", "seconds"}``.
+        "max_length", "labels", "precision", "tokenizer", "warmup_requests", "verification",
+        "seconds"}``.
 
     Raises:
         FileExistsError: ``config.version`` already exists under ``BASE/NAME``.
