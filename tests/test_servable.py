@@ -4,6 +4,7 @@ names, the op scan, the warm-up replay, and the standalone check another environ
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,17 @@ def test_the_shipped_session_config_gives_the_same_answers(fake_export):
     assert list(got["label"]) == list(default["label"])
     np.testing.assert_allclose(got["probabilities"], default["probabilities"], atol=1e-6)
     assert replay_warmup(configured) > 0
+
+
+def test_loading_prints_no_deprecation_notice(fake_export):
+    """The TF1 loader is the point: `tfemotion serve` must not tell users it is deprecated."""
+    code = ("import sys; from tfemotion.servable import SessionServable; "
+            "SessionServable(sys.argv[1]).close()")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", code, str(fake_export)], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "deprecated" not in done.stderr, done.stderr[-2000:]
 
 
 def test_session_servable_checks_input_names_only_like_the_server(fake_export):

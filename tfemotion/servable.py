@@ -88,7 +88,7 @@ class SessionServable:
         self.path = Path(path)
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)
-        with self.graph.as_default():
+        with self.graph.as_default(), _no_deprecation_notice():
             # restore op, then the init op (tables, assets): what the server runs at load time
             meta_graph = tf.compat.v1.saved_model.loader.load(self.session, [SERVE_TAG],
                                                               str(self.path))
@@ -130,6 +130,18 @@ class SessionServable:
     def close(self) -> None:
         """Release the session."""
         self.session.close()
+
+
+def _no_deprecation_notice() -> Any:
+    """Silence TensorFlow's "load is deprecated" notice: the TF1 loader is the point here."""
+    try:
+        from tensorflow.python.util import deprecation
+
+        return deprecation.silence()
+    except (ImportError, AttributeError):  # a TensorFlow without it: the notice stays
+        import contextlib
+
+        return contextlib.nullcontext()
 
 
 def read_session_config(path: Any) -> Any:
