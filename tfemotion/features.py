@@ -56,7 +56,9 @@ def extract_features(
         encoder: str, PathLike or (model, tokenizer). A checkpoint (hub id or local folder,
             safetensors-only included) or an already loaded TF model and its tokenizer.
             Default: ``config.model``.
-        config: FeatureConfig. Pooling, batch size, token budget, maximum length.
+        config: FeatureConfig. Pooling, batch size, token budget, maximum length, mixed
+            precision (applied when the encoder is loaded from a checkpoint; a model passed in
+            keeps the policy it was built with).
         cache_dir: str or PathLike. Folder of cached ``.npz`` features; ``None`` disables the
             cache. Only checkpoints given by name or folder are cached (a model object has no
             stable identity).
