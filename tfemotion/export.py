@@ -240,7 +240,10 @@ def _thresholds(model_config: Any, labels: list[str],
             raise ValueError("thresholds are for multi-label models; this model's problem_type "
                              f"is {getattr(model_config, 'problem_type', None)!r}")
         return None
-    values = [0.5] * len(labels) if thresholds is None else [float(t) for t in thresholds]
+    from tfemotion.multilabel import DEFAULT_THRESHOLD
+
+    values = ([DEFAULT_THRESHOLD] * len(labels) if thresholds is None
+              else [float(t) for t in thresholds])
     if len(values) != len(labels) or not all(0.0 < t < 1.0 for t in values):
         raise ValueError(f"thresholds must be one number in (0, 1) per label ({len(labels)}). "
                          f"Received: thresholds={list(thresholds or [])}")

@@ -348,8 +348,13 @@ def best_epoch(rows: Sequence[dict[str, Any]]) -> int:
     """
     if not rows:
         raise ValueError("no completed epoch to choose from. Received: rows=[]")
-    key = "val_f1_micro" if "val_f1_micro" in rows[-1] else "val_f1_weighted"
+    key = _f1_key(rows)
     return int(max(rows, key=lambda r: (r[key], -r["epoch"]))["epoch"])
+
+
+def _f1_key(rows: Sequence[dict[str, Any]]) -> str:
+    """The validation F1 an epoch is judged by: micro F1 in multi-label runs, else weighted."""
+    return "val_f1_micro" if "val_f1_micro" in rows[-1] else "val_f1_weighted"
 
 
 def _with_tuned_thresholds(record: RunRecord, model: Any, tokenizer: Any,
@@ -384,7 +389,7 @@ def training_advice(rows: Sequence[dict[str, Any]]) -> Optional[str]:
     """
     if len(rows) < 2:
         return None
-    key = "val_f1_micro" if "val_f1_micro" in rows[-1] else "val_f1_weighted"
+    key = _f1_key(rows)
     before, last = rows[-2][key], rows[-1][key]
     if last - before < STEEP_F1_GAIN:
         return None

@@ -210,7 +210,9 @@ def _keras_predictor(model: Any, tokenizer: Any, max_length: Optional[int] = Non
                      ) -> Callable[[list[str]], list[dict[str, Any]]]:
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if _is_multi_label(model) and thresholds is None:
-        thresholds = [0.5] * len(names)
+        from tfemotion.multilabel import DEFAULT_THRESHOLD
+
+        thresholds = [DEFAULT_THRESHOLD] * len(names)
 
     def classify(texts: list[str]) -> list[dict[str, Any]]:
         probabilities = predict_proba(model, tokenizer, texts, len(texts), max_length)
@@ -238,10 +240,7 @@ def _export_predictor(version_dir: Path) -> Callable[[list[str]], list[dict[str,
         probabilities = outputs[PROBABILITIES].numpy().astype(np.float64)
         labels = names or [f"LABEL_{i}" for i in range(probabilities.shape[1])]
         if PREDICTED in outputs:  # multi-label: the export's own decisions
-            return [{"text": text, "labels": [n for n, on in zip(labels, flags) if on],
-                     "scores": {n: float(p) for n, p in zip(labels, row)}}
-                    for text, flags, row in zip(texts, outputs[PREDICTED].numpy(),
-                                                probabilities)]
+            return _multi_label_results(texts, probabilities, outputs[PREDICTED].numpy(), labels)
         return _results(texts, probabilities, labels)
 
     classify.saved_model = loaded  # type: ignore[attr-defined]  (keeps the model alive)
@@ -251,14 +250,23 @@ def _export_predictor(version_dir: Path) -> Callable[[list[str]], list[dict[str,
 def _results(texts: Sequence[str], probabilities: np.ndarray, names: Sequence[str],
              thresholds: Optional[Sequence[float]] = None) -> list[dict[str, Any]]:
     if thresholds is not None:
-        return [{"text": text, "labels": [n for n, p, t in zip(names, row, thresholds) if p >= t],
-                 "scores": {name: float(p) for name, p in zip(names, row)}}
-                for text, row in zip(texts, probabilities)]
+        from tfemotion.multilabel import predict_labels
+
+        return _multi_label_results(texts, probabilities,
+                                    predict_labels(probabilities, thresholds), names)
     return [
         {"text": text, "label": names[int(row.argmax())],
          "scores": {name: float(p) for name, p in zip(names, row)}}
         for text, row in zip(texts, probabilities)
     ]
+
+
+def _multi_label_results(texts: Sequence[str], probabilities: np.ndarray, decisions: Any,
+                         names: Sequence[str]) -> list[dict[str, Any]]:
+    """``{"text", "labels": [the labels decided on, in label order], "scores"}`` per text."""
+    return [{"text": text, "labels": [n for n, on in zip(names, flags) if on],
+             "scores": {n: float(p) for n, p in zip(names, row)}}
+            for text, flags, row in zip(texts, decisions, probabilities)]
 
 
 def load_pipeline(model_dir: str | Path) -> Any:
