@@ -1,5 +1,6 @@
 """Server-side batching with TensorFlow Serving's semantics: merging, rounding, the
-inner-dimension rule and its first-element padding, queue limits; and through the dev server."""
+inner-dimension rule and its first-element padding, queue limits, large batch splitting; and
+through the dev server."""
 
 from __future__ import annotations
 
@@ -64,19 +65,60 @@ def test_the_shipped_batching_config_parses_with_tf_servings_rules():
         BatchingParameters.from_text("max_batch { value: 8 }")
 
 
-def test_batching_text_format_variants_and_fields_not_implemented():
+def test_batching_text_format_variants_and_fields_in_the_wrong_form():
     parsed = BatchingParameters.from_text(
         "max_batch_size: { value: 8 }  # a comment\n"
         "allowed_batch_sizes: [2, 4]\nallowed_batch_sizes: 8\n"
         "thread_pool_name { value: 'pool' }\npad_variable_length_inputs: true")
     assert parsed.max_batch_size == 8 and parsed.allowed_batch_sizes == (2, 4, 8)
     assert parsed.pad_variable_length_inputs is True
+    assert parsed.enable_large_batch_splitting is False
     for text, message in [
-            ("enable_large_batch_splitting { value: true }", "not implemented by the development"),
-            ("max_execution_batch_size { value: 8 }", "not implemented by the development"),
+            # Both are wrapped in session_bundle_config.proto (BoolValue, Int64Value).
+            ("enable_large_batch_splitting: true",
+             "written `enable_large_batch_splitting { value: ... }`"),
+            ("max_execution_batch_size: 8", "written `max_execution_batch_size { value: ... }`"),
             ("max_batch_size: 8", "written `max_batch_size { value: ... }`"),
+            ("pad_variable_length_inputs { value: true }", "written `pad_variable_length_inputs: "
+                                                           "...`"),
             ("pad_variable_length_inputs: yes", "must be true or false"),
+            ("max_batch_size { value: 8 } enable_large_batch_splitting { value: yes }",
+             "enable_large_batch_splitting must be true or false, got 'yes'"),
             ("max_batch_size { value: 8 } }", "cannot parse")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            BatchingParameters.from_text(text)
+
+
+def test_splitting_fields_parse_with_tf_servings_defaults_and_checks():
+    split = BatchingParameters.from_text(
+        "max_batch_size { value: 64 }\nenable_large_batch_splitting: { value: True }\n"
+        "max_execution_batch_size { value: 16 }\nallowed_batch_sizes: [8, 16, 64]")
+    assert split.enable_large_batch_splitting is True and split.max_batch_size == 64
+    assert split.max_execution_batch_size == 16 and split.execution_batch_size == 16
+    # Unset max_execution_batch_size: max_batch_size (bundle_factory_util.h).
+    default = BatchingParameters.from_text("max_batch_size { value: 32 }\n"
+                                           "enable_large_batch_splitting { value: t }")
+    assert default.max_execution_batch_size is None and default.execution_batch_size == 32
+    # Without splitting max_execution_batch_size is ignored, even larger than max_batch_size.
+    for switch in ("", "enable_large_batch_splitting { value: false }"):
+        off = BatchingParameters.from_text(
+            f"max_batch_size {{ value: 8 }} max_execution_batch_size {{ value: 16 }} {switch}")
+        assert off.enable_large_batch_splitting is False and off.execution_batch_size == 8
+    for text, message in [
+            ("max_batch_size { value: 8 } enable_large_batch_splitting { value: true } "
+             "max_execution_batch_size { value: 16 }",
+             "When enable_large_batch_splitting is true, input_batch_size_limit must be greater "
+             "than or equal to max_execution_batch_size"),
+            ("enable_large_batch_splitting { value: true }",
+             "needs max_batch_size or max_execution_batch_size"),
+            ("max_batch_size { value: 8 } enable_large_batch_splitting { value: 1 } "
+             "max_execution_batch_size { value: 0 }", "max_execution_batch_size must be positive"),
+            # The model server compares the last allowed size with max_batch_size, splitting
+            # or not (bundle_factory_util.cc), so ending at max_execution_batch_size fails there.
+            ("max_batch_size { value: 64 } enable_large_batch_splitting { value: true } "
+             "max_execution_batch_size { value: 16 } allowed_batch_sizes: [8, 16]",
+             "Last entry in allowed_batch_sizes must match max_batch_size; last entry was 16; "
+             "expected 64")]:
         with pytest.raises(ValueError, match=re.escape(message)):
             BatchingParameters.from_text(text)
 
@@ -208,3 +250,176 @@ def test_devserver_batches_raw_text_like_unbatched_and_shows_why_ids_must_not_be
             else:
                 short = tf.make_ndarray(outcomes[0].outputs["probabilities"])
                 assert not np.allclose(short, alone, atol=1e-3)  # first-element padding
+
+
+def splitting(**changes):
+    return params(**{"max_batch_size": 16, "enable_large_batch_splitting": True,
+                     "max_execution_batch_size": 4, **changes})
+
+
+class Gate(Recorder):
+    """A Recorder whose batches wait for ``release`` (``entered`` tells one has started)."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, key, inputs, output_keys=None):
+        self.entered.set()
+        self.release.wait(30)
+        return super().__call__(key, inputs, output_keys)
+
+
+def test_with_splitting_a_batch_is_full_at_max_execution_batch_size():
+    run = Recorder()
+    scheduler = BatchScheduler(run, splitting(batch_timeout_micros=5_000_000))
+    start = time.monotonic()
+    outcomes = run_concurrently(scheduler, [{"x": np.full((1, 1), i)} for i in range(8)])
+    # Two full batches of 4 ran at once, though max_batch_size (16) would hold all 8.
+    assert [len(batch["x"]) for batch in run.batches] == [4, 4]
+    assert time.monotonic() - start < 4
+    assert sorted(int(o["sum"][0]) for o in outcomes) == list(range(8))
+    # A task up to max_batch_size is accepted, and split into batches of 4.
+    outcome = scheduler("sig", {"x": np.arange(12).reshape(12, 1)})
+    assert [len(batch["x"]) for batch in run.batches[2:]] == [4, 4, 4]
+    assert outcome["sum"].tolist() == list(range(12))
+    with pytest.raises(ServableError, match="Task size 17 is larger than maximum input batch "
+                                            "size 16"):
+        scheduler("sig", {"x": np.zeros((17, 1))})
+    # Without splitting max_execution_batch_size changes nothing: one batch of max_batch_size.
+    run = Recorder()
+    plain = BatchScheduler(run, params(max_batch_size=8, max_execution_batch_size=4))
+    run_concurrently(plain, [{"x": np.full((1, 1), i)} for i in range(8)])
+    assert [len(batch["x"]) for batch in run.batches] == [8]
+
+
+def test_a_task_larger_than_the_room_left_is_split_and_answers_like_an_unbatched_run():
+    run = Recorder()
+    scheduler = BatchScheduler(run, splitting(batch_timeout_micros=1_000_000,
+                                              allowed_batch_sizes=(2, 4, 16)))
+    small = {"x": np.arange(6).reshape(3, 2) + 100}
+    large = {"x": np.arange(16).reshape(8, 2)}
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(scheduler, "sig", small)
+        time.sleep(0.2)  # the 3 rows wait in the open batch (room for 1 more)
+        second = pool.submit(scheduler, "sig", large)
+        small_out, large_out = first.result(30), second.result(30)
+    # Parts of 1, 4 and 3 rows: the first fills the open batch, the last is rounded up to 4 by
+    # repeating ITS first row (a part is a task of its own).
+    batches = [batch["x"] for batch in run.batches]
+    assert [len(batch) for batch in batches] == [4, 4, 4]
+    np.testing.assert_array_equal(batches[0], np.concatenate([small["x"], large["x"][:1]]))
+    np.testing.assert_array_equal(batches[1], large["x"][1:5])
+    np.testing.assert_array_equal(batches[2], np.concatenate([large["x"][5:], large["x"][5:6]]))
+    alone = Recorder()("sig", large)
+    np.testing.assert_array_equal(large_out["sum"], alone["sum"])  # in order, padding dropped
+    assert large_out["rows"].tolist() == [3, 0, 1, 2, 3, 0, 1, 2]  # rows of three batches
+    np.testing.assert_array_equal(small_out["sum"], small["x"].sum(axis=1))
+
+
+def test_an_error_in_one_part_fails_the_split_task_and_only_the_tasks_of_that_batch():
+    class FailsOnNegative(Recorder):
+        def __call__(self, key, inputs, output_keys=None):
+            result = super().__call__(key, inputs, output_keys)
+            if (inputs["x"] < 0).any():
+                raise ServableError("INVALID_ARGUMENT", "negative input")
+            return result
+
+    run = FailsOnNegative()
+    scheduler = BatchScheduler(run, splitting(batch_timeout_micros=5_000_000))
+    ok = {"x": np.ones((2, 1))}
+    bad = {"x": np.concatenate([np.ones((9, 1)), -np.ones((1, 1))])}  # last row in part 3
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(scheduler, "sig", ok)
+        time.sleep(0.2)
+        second = pool.submit(scheduler, "sig", bad)
+        assert first.result(30)["sum"].tolist() == [1, 1]  # shared batch 1 with part 1: fine
+        with pytest.raises(ServableError, match="negative input") as error:
+            second.result(30)
+    assert error.value.code == "INVALID_ARGUMENT"
+    assert [len(batch["x"]) for batch in run.batches] == [4, 4, 4]  # every part ran
+
+
+def test_concurrent_callers_of_any_size_get_their_own_rows_back_in_order():
+    sizes = np.random.default_rng(0).integers(1, 9, 24)
+    inputs = [{"x": np.arange(size * 2).reshape(size, 2) + 1000 * i}
+              for i, size in enumerate(sizes)]
+    run = Recorder(delay=0.01)
+    scheduler = BatchScheduler(run, splitting(max_batch_size=8, num_batch_threads=2,
+                                              max_enqueued_batches=100,
+                                              batch_timeout_micros=20_000))
+    outcomes = run_concurrently(scheduler, inputs)
+    for outcome, given in zip(outcomes, inputs):
+        np.testing.assert_array_equal(outcome["sum"], given["x"].sum(axis=1))
+    batch_sizes = [len(batch["x"]) for batch in run.batches]
+    assert max(batch_sizes) <= 4 and sum(batch_sizes) == sum(sizes) and max(sizes) > 4
+    ran = sorted(map(tuple, np.concatenate([batch["x"] for batch in run.batches]).tolist()))
+    assert ran == sorted(map(tuple, np.concatenate([i["x"] for i in inputs]).tolist()))
+
+
+def test_with_splitting_the_queue_bound_counts_rows():
+    """Capacity = (max_enqueued_batches - waiting batches, the open one included) * 4 + room
+    left in the open batch; the batch a thread runs no longer counts."""
+    gate = Gate()
+    scheduler = BatchScheduler(gate, splitting(max_batch_size=8, max_enqueued_batches=2,
+                                               batch_timeout_micros=5_000_000))
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(scheduler, "sig", {"x": np.zeros((4, 1))})  # full: runs, held
+        assert gate.entered.wait(10)
+        queued = pool.submit(scheduler, "sig", {"x": np.ones((8, 1))})  # (2-1)*4+4 = 8: fits
+        time.sleep(0.2)
+        with pytest.raises(ServableError) as refused:
+            scheduler("sig", {"x": np.zeros((1, 1))})
+        gate.release.set()
+        assert running.result(30)["sum"].tolist() == [0] * 4
+        assert queued.result(30)["sum"].tolist() == [1] * 8
+    assert refused.value.code == "UNAVAILABLE"
+    assert refused.value.message == (
+        "The batch scheduling queue to which this task was submitted is full; task size is 1 "
+        "but scheduling capacity is only 0 (num_enqueued_batches=2, max_enqueued_batches=2, "
+        "open_batch_size=4, max_execution_batch_size=4)")
+    assert [len(batch["x"]) for batch in gate.batches] == [4, 4, 4]
+
+    # One batch allowed: a task of max_batch_size (8) needs two, and is turned away; without
+    # splitting the same task is one batch and is accepted.
+    gate = Gate()
+    scheduler = BatchScheduler(gate, splitting(max_batch_size=8, max_enqueued_batches=1))
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(scheduler, "sig", {"x": np.zeros((4, 1))})
+        assert gate.entered.wait(10)
+        with pytest.raises(ServableError, match="task size is 8 but scheduling capacity is only "
+                                                "4 "):
+            scheduler("sig", {"x": np.ones((8, 1))})
+        gate.release.set()
+        running.result(30)
+    plain = BatchScheduler(Recorder(), params(max_batch_size=8, max_enqueued_batches=1))
+    assert plain("sig", {"x": np.ones((8, 1))})["sum"].tolist() == [1] * 8
+
+
+def test_devserver_with_large_batch_splitting_answers_like_unbatched(tmp_path):
+    """A batching file with enable_large_batch_splitting and max_execution_batch_size loads in
+    the dev server; requests larger than a batch are split and answered as before."""
+    from test_serving import publish, write_fake_export
+    from tfemotion.config import ServingConfig
+    from tfemotion.devserver import start_server
+    from tfemotion.serving import ServingClient
+
+    publish(write_fake_export(tmp_path / "export" / "1"), tmp_path / "base", 1)
+    texts = ["i am so happy", "sad and gloomy", "scared", "i adore it", "angry", "wow"] * 2
+    with start_server(tmp_path / "base", ServingConfig(port=0, rest_port=None)) as plain, \
+            ServingClient(plain.address) as client:
+        expected = [p.scores for p in client.predict(texts)]
+    config = tmp_path / "batching.config"
+    config.write_text("max_batch_size { value: 128 }\nbatch_timeout_micros { value: 50000 }\n"
+                      "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 64 }\n"
+                      "enable_large_batch_splitting { value: true }\n"
+                      "max_execution_batch_size { value: 4 }\n")
+    with start_server(tmp_path / "base", ServingConfig(
+            port=0, rest_port=None, enable_batching=True,
+            batching_parameters_file=str(config))) as server, \
+            ServingClient(server.address) as client:
+        whole = [p.scores for p in client.predict(texts)]  # 12 rows: 3 batches of 4
+        with ThreadPoolExecutor(3) as pool:
+            thirds = list(pool.map(lambda i: client.predict(texts[i:i + 4]), (0, 4, 8)))
+    for got, want in zip(whole + [p.scores for third in thirds for p in third], expected * 2):
+        assert got == pytest.approx(want, abs=1e-6)

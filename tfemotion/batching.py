@@ -2,22 +2,37 @@
 
 ``BatchingParameters`` reads the text file of ``--batching_parameters_file``
 (``serving/batching.config``); ``BatchScheduler`` sits in front of one loaded version and merges
-concurrent requests the way ``batching_session.cc`` does:
+concurrent requests the way ``batching_session.cc`` and TensorFlow's ``shared_batch_scheduler.h``
+do:
 
 - one queue per signature (the names it feeds and fetches);
-- requests (tasks) join the open batch of their queue while it has room: at most
-  ``max_batch_size`` rows; a batch runs when it is full or ``batch_timeout_micros`` after its
-  first task arrived, on one of ``num_batch_threads`` threads;
-- a task larger than ``max_batch_size`` is refused (INVALID_ARGUMENT); more than
-  ``max_enqueued_batches`` waiting batches in a queue: UNAVAILABLE, at once;
+- requests (tasks) join the open batch of their queue while it has room; a batch is full at
+  ``max_batch_size`` rows (``max_execution_batch_size`` with splitting, below) and runs when full
+  or ``batch_timeout_micros`` after its first task arrived, on one of ``num_batch_threads``
+  threads;
+- a task larger than ``max_batch_size`` is refused (INVALID_ARGUMENT); a task that does not fit
+  in the open batch while ``max_enqueued_batches`` batches already wait in the queue (the open one
+  counts): UNAVAILABLE, at once;
+- ``enable_large_batch_splitting { value: true }`` (a wrapped bool, like ``max_batch_size``):
+  ``max_batch_size`` is then only the largest task accepted, and a batch is full at
+  ``max_execution_batch_size { value: N }`` rows (default: ``max_batch_size``, which it must not
+  exceed). A task larger than the room left in the open batch is split: its first rows fill the
+  open batch, the rest go into new batches of at most ``max_execution_batch_size`` rows. The
+  caller waits for every part and gets their outputs concatenated in order, or the first error a
+  part met. The queue bound then counts rows: a task is refused (UNAVAILABLE) when it is larger
+  than ``(max_enqueued_batches - waiting batches) * max_execution_batch_size`` plus the room left
+  in the open batch. Without splitting ``max_execution_batch_size`` is ignored;
 - inputs are concatenated along the batch dimension. Tensors whose other dimensions differ
   between tasks fail the whole batch with FAILED_PRECONDITION, unless
   ``pad_variable_length_inputs``: then each task's tensor is padded to the largest size with
   **its own first element** (``batching_util.cc``), which is why token ids must not be batched
-  that way (a padded ``input_ids`` gets ``[CLS]``, its ``attention_mask`` 1s);
+  that way (a padded ``input_ids`` gets ``[CLS]``, its ``attention_mask`` 1s); a part of a split
+  task is a task of its own here;
 - the merged batch is rounded up to the next ``allowed_batch_sizes`` entry by repeating the
   first row of the last task; outputs are split back by task (the padding rows dropped), and an
-  output without a batch dimension fails the batch.
+  output without a batch dimension fails the batch. The model server checks that the last entry
+  equals ``max_batch_size``, with splitting too (``bundle_factory_util.cc``), so with a smaller
+  ``max_execution_batch_size`` a batch may be padded beyond it.
 
 Example:
     >>> params = BatchingParameters.from_text("max_batch_size { value: 8 }\\n"
@@ -42,17 +57,20 @@ import numpy as np
 from tfemotion.servable import ServableError
 
 # BatchingParameters fields of TensorFlow Serving (session_bundle_config.proto): the wrapped
-# ones are written `name { value: N }`, the plain ones `name: value`.
+# ones (google.protobuf.*Value) are written `name { value: N }`, the plain ones `name: value`.
 _WRAPPED = ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
-            "thread_pool_name")
+            "thread_pool_name", "enable_large_batch_splitting", "max_execution_batch_size")
 _PLAIN = ("allowed_batch_sizes", "pad_variable_length_inputs")
-# Known to TensorFlow Serving, changing what a batch is, and not implemented here.
-_UNSUPPORTED = ("max_execution_batch_size", "enable_large_batch_splitting")
+_BOOLS = ("pad_variable_length_inputs", "enable_large_batch_splitting")
 _KNOWN = _WRAPPED + _PLAIN
+
 
 @dataclass(frozen=True)
 class BatchingParameters:
-    """The settings of TensorFlow Serving's batching (text-format ``BatchingParameters``)."""
+    """The settings of TensorFlow Serving's batching (text-format ``BatchingParameters``).
+
+    ``max_execution_batch_size`` is None when not given; see ``execution_batch_size``.
+    """
 
     max_batch_size: int = 1000
     batch_timeout_micros: int = 0
@@ -60,6 +78,8 @@ class BatchingParameters:
     num_batch_threads: int = os.cpu_count() or 4
     allowed_batch_sizes: tuple[int, ...] = ()
     pad_variable_length_inputs: bool = False
+    enable_large_batch_splitting: bool = False
+    max_execution_batch_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
@@ -68,33 +88,79 @@ class BatchingParameters:
         if self.batch_timeout_micros < 0:
             raise ValueError("batch_timeout_micros must be >= 0. Received: "
                              f"batch_timeout_micros={self.batch_timeout_micros}")
+        if self.enable_large_batch_splitting:
+            self._check_splitting()
         sizes = self.allowed_batch_sizes
         if sizes:  # TensorFlow Serving's own checks, with its words
             if list(sizes) != sorted(set(sizes)) or sizes[0] < 1:
                 raise ValueError("allowed_batch_sizes entries must be monotonically increasing. "
                                  f"Received: allowed_batch_sizes={list(sizes)}")
+            # The model server's check (WrapSessionForBatching), with splitting as without: the
+            # check against max_execution_batch_size is CreateBasicBatchingSession's, which the
+            # model server does not use.
             if sizes[-1] != self.max_batch_size:
                 raise ValueError("Last entry in allowed_batch_sizes must match max_batch_size; "
                                  f"last entry was {sizes[-1]}; expected {self.max_batch_size}")
+
+    def _check_splitting(self) -> None:
+        """``max_batch_size`` must cover ``max_execution_batch_size`` (``AddQueue`` in
+        ``shared_batch_scheduler.h``), which must be positive (TensorFlow Serving takes 0 and
+        then refuses every request)."""
+        if self.max_execution_batch_size is not None and self.max_execution_batch_size < 1:
+            raise ValueError("max_execution_batch_size must be positive. Received: "
+                             f"max_execution_batch_size={self.max_execution_batch_size}")
+        if self.execution_batch_size > self.max_batch_size:
+            raise ValueError(
+                "When enable_large_batch_splitting is true, input_batch_size_limit must be "
+                "greater than or equal to max_execution_batch_size (input_batch_size_limit is "
+                f"max_batch_size). Received: max_batch_size={self.max_batch_size}, "
+                f"max_execution_batch_size={self.max_execution_batch_size}")
+
+    @property
+    def execution_batch_size(self) -> int:
+        """The size at which a batch is full: ``max_execution_batch_size`` (by default
+        ``max_batch_size``) with splitting, ``max_batch_size`` without.
+
+        Example:
+            >>> BatchingParameters(max_batch_size=8, max_execution_batch_size=2,
+            ...                    enable_large_batch_splitting=True).execution_batch_size
+            2
+            >>> BatchingParameters(max_batch_size=8, max_execution_batch_size=2
+            ...                    ).execution_batch_size  # ignored without splitting
+            8
+        """
+        if self.enable_large_batch_splitting and self.max_execution_batch_size is not None:
+            return self.max_execution_batch_size
+        return self.max_batch_size
 
     @classmethod
     def from_text(cls, text: str) -> "BatchingParameters":
         """Parse the text format: ``name { value: N }`` (or ``name: { value: N }``),
         ``name: value``, ``allowed_batch_sizes: [4, 8]``, ``#`` comments.
 
-        ``thread_pool_name`` is accepted and ignored (it only names the threads).
+        ``thread_pool_name`` is accepted and ignored (it only names the threads). Booleans are
+        written as protobuf's text format allows: ``true``/``True``/``t``/``1`` or
+        ``false``/``False``/``f``/``0``.
 
         Raises:
-            ValueError: a field TensorFlow Serving does not know, one this scheduler does not
-                implement, or a bad value.
+            ValueError: a field TensorFlow Serving does not know, one written in the wrong form,
+                a bad value, or ``enable_large_batch_splitting`` with neither ``max_batch_size``
+                nor ``max_execution_batch_size`` (TensorFlow Serving then takes the unset
+                ``max_batch_size``, 0, as ``max_execution_batch_size`` and answers every request
+                UNAVAILABLE).
 
         Example:
             >>> BatchingParameters.from_text("max_batch_size: { value: 8 } "
             ...                              "allowed_batch_sizes: [4, 8]").allowed_batch_sizes
             (4, 8)
+            >>> params = BatchingParameters.from_text(
+            ...     "max_batch_size { value: 64 } enable_large_batch_splitting { value: true } "
+            ...     "max_execution_batch_size { value: 16 }")
+            >>> params.max_batch_size, params.execution_batch_size
+            (64, 16)
         """
         body = re.sub(r"#[^\n]*", "", text)
-        values: dict[str, Any] = {}
+        values: dict[str, str] = {}
         wrapped = r"(\w+)\s*:?\s*\{\s*value\s*:\s*([^\s}]+)\s*\}"
         for name, value in re.findall(wrapped, body):
             _check_field(name, wrapped=True)
@@ -108,16 +174,20 @@ class BatchingParameters:
             _check_field(name, wrapped=False)
             if name == "allowed_batch_sizes":
                 sizes.append(int(value))
-            elif value.lower() not in ("true", "false"):
-                raise ValueError(f"pad_variable_length_inputs must be true or false, got {value!r}")
             else:
-                values[name] = value.lower() == "true"
+                values[name] = value
         leftover = re.sub(r"(\w+)\s*:\s*([^\s{]+)", " ", body).strip()
         if leftover:
             raise ValueError(f"cannot parse {leftover[:60]!r}")
         values.pop("thread_pool_name", None)
-        kwargs = {k: int(v) if k != "pad_variable_length_inputs" else v
-                  for k, v in values.items()}
+        kwargs = {name: _parse_bool(name, value) if name in _BOOLS else int(value)
+                  for name, value in values.items()}
+        if (kwargs.get("enable_large_batch_splitting")
+                and not {"max_batch_size", "max_execution_batch_size"} & set(kwargs)):
+            raise ValueError("enable_large_batch_splitting needs max_batch_size or "
+                             "max_execution_batch_size: without either TensorFlow Serving takes "
+                             "the unset max_batch_size (0) as max_execution_batch_size and "
+                             "answers every request UNAVAILABLE")
         return cls(allowed_batch_sizes=tuple(sizes), **kwargs)
 
     @classmethod
@@ -134,9 +204,6 @@ class BatchingParameters:
 
 
 def _check_field(name: str, wrapped: bool) -> None:
-    if name in _UNSUPPORTED:
-        raise ValueError(f"{name} is not implemented by the development server; remove it to "
-                         "try the file here (TensorFlow Serving itself accepts it)")
     if name not in _KNOWN:
         raise ValueError(f"unknown batching parameter {name!r}; known: {', '.join(_KNOWN)}")
     if wrapped != (name in _WRAPPED):
@@ -144,22 +211,128 @@ def _check_field(name: str, wrapped: bool) -> None:
         raise ValueError(f"{name} is written `{form}`")
 
 
+def _parse_bool(name: str, text: str) -> bool:
+    """A bool as protobuf's text format reads it.
+
+    Example:
+        >>> _parse_bool("pad_variable_length_inputs", "True"), _parse_bool("x", "0")
+        (True, False)
+    """
+    if text in ("true", "True", "t", "1"):
+        return True
+    if text in ("false", "False", "f", "0"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {text!r}")
+
+
+def _split_sizes(size: int, room: int, limit: int) -> list[int]:
+    """The part sizes of a task of ``size`` rows split over batches of at most ``limit`` rows,
+    the first filling the ``room`` left in the open batch (``input_split_metadata.cc``).
+
+    Example:
+        >>> _split_sizes(10, 3, 4), _split_sizes(9, 0, 4), _split_sizes(5, 3, 4)
+        ([3, 4, 3], [4, 4, 1], [3, 2])
+    """
+    sizes = [min(size, room if room > 0 else limit)]
+    rest = size - sizes[0]
+    while rest > 0:
+        sizes.append(min(limit, rest))
+        rest -= sizes[-1]
+    return sizes
+
+
 @dataclass
 class _Task:
+    """One request, or one part of a request split over batches (``split`` is then set)."""
+
     inputs: dict[str, np.ndarray]
     size: int
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     outputs: Optional[dict[str, np.ndarray]] = None
     error: Optional[ServableError] = None
+    split: Optional["_Split"] = None
+    index: int = 0  # the part's position in ``split``
+
+
+@dataclass
+class _Split:
+    """A request split over batches: collects its parts' outputs, wakes it after the last."""
+
+    task: _Task
+    outputs: list
+    left: int
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+def _split(task: _Task, sizes: list[int]) -> list[_Task]:
+    """Cut ``task`` into parts of ``sizes`` rows (in order) that report back to it."""
+    split = _Split(task, [None] * len(sizes), len(sizes))
+    parts, start = [], 0
+    for index, size in enumerate(sizes):
+        inputs = {name: value[start:start + size] for name, value in task.inputs.items()}
+        parts.append(_Task(inputs, size, split=split, index=index))
+        start += size
+    return parts
+
+
+def _finish(task: _Task) -> None:
+    """Wake a task's caller; for a part, once all parts of its request are done. The request
+    gets the first error any part met, or the parts' outputs concatenated in order."""
+    split = task.split
+    if split is None:
+        task.done.set()
+        return
+    whole = split.task
+    with split.lock:
+        split.outputs[task.index] = task.outputs
+        if task.error is not None and whole.error is None:
+            whole.error = task.error
+        split.left -= 1
+        if split.left:
+            return
+    if whole.error is None:
+        try:
+            whole.outputs = _concatenate(split.outputs)
+        except ServableError as error:
+            whole.error = error
+        except Exception as error:  # never leave the caller waiting
+            whole.error = ServableError("INTERNAL", f"{type(error).__name__}: {error}")
+    whole.done.set()
+
+
+def _concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The outputs of a split request: its parts' outputs joined along the batch dimension.
+
+    Example:
+        >>> _concatenate([{"y": np.array([1, 2])}, {"y": np.array([3])}])["y"].tolist()
+        [1, 2, 3]
+    """
+    joined = {}
+    for name in parts[0]:
+        values = [part[name] for part in parts]
+        if len({np.shape(value)[1:] for value in values}) > 1:
+            # TensorFlow's tensor::Concat does not check this (it copies bytes into the first
+            # part's shape); fail loudly rather than return wrong rows.
+            raise ServableError("INTERNAL", f"Output tensor '{name}' has different shapes in "
+                                "the parts of a split task: "
+                                f"{[list(np.shape(value)) for value in values]}")
+        joined[name] = np.concatenate(values, axis=0)
+    return joined
 
 
 @dataclass
 class _Batch:
     key: str
     output_keys: Optional[list]
-    opened: float
+    opened: float = 0.0  # when its first task arrived
     tasks: list = dataclasses.field(default_factory=list)
     size: int = 0
+
+    def add(self, task: _Task, now: float) -> None:
+        if not self.tasks:
+            self.opened = now
+        self.tasks.append(task)
+        self.size += task.size
 
 
 Run = Callable[[str, dict, Optional[list]], dict]
@@ -167,6 +340,10 @@ Run = Callable[[str, dict, Optional[list]], dict]
 
 class BatchScheduler:
     """Merges concurrent runs of one loaded version's signatures into batches (see above).
+
+    Each queue is a list of batches not yet taken by a thread, the last one open (maybe empty),
+    as in ``shared_batch_scheduler.h``; a thread takes the first batch when there are several,
+    or the open one once it is full or timed out.
 
     Args:
         run: callable. Runs one (merged) batch: ``run(key, inputs, output_keys) -> outputs``.
@@ -180,8 +357,7 @@ class BatchScheduler:
     def __init__(self, run: Run, params: BatchingParameters):
         self._run, self.params = run, params
         self._condition = threading.Condition()
-        self._open: dict[tuple, _Batch] = {}  # the batch each queue is filling
-        self._closed: dict[tuple, list] = {}  # full batches waiting for a thread, per queue
+        self._queues: dict[tuple, list[_Batch]] = {}  # waiting batches per queue, last open
         self._stopping = False
         self._threads = [threading.Thread(target=self._work, daemon=True,
                                           name=f"batch-thread-{i}")
@@ -191,7 +367,8 @@ class BatchScheduler:
 
     def __call__(self, key: str, inputs: dict[str, np.ndarray],
                  output_keys: Optional[list] = None) -> dict[str, np.ndarray]:
-        """Run one request's inputs as part of a batch; wait for and return its outputs."""
+        """Run one request's inputs as part of a batch (or of several, split); wait for and
+        return its outputs."""
         sizes = {np.shape(value)[0] if np.ndim(value) else None for value in inputs.values()}
         if len(sizes) != 1 or None in sizes:
             raise ServableError("INVALID_ARGUMENT", "Batching session Run() input tensors must "
@@ -214,50 +391,70 @@ class BatchScheduler:
         return task.outputs
 
     def _enqueue(self, queue: tuple, task: _Task, key: str, output_keys: Optional[list]) -> None:
-        """Add a task to its queue's open batch, or open a new one (holding the lock)."""
-        size = task.size
-        batch = self._open.get(queue)
-        waiting = len(self._closed.get(queue, [])) + (batch is not None)  # open batch counts
-        if batch is None or batch.size + size > self.params.max_batch_size:
-            if waiting >= self.params.max_enqueued_batches:
-                raise ServableError("UNAVAILABLE", "The batch scheduling queue to which this "
-                                    "task was submitted is full")
-            if batch is not None:
-                self._close(queue)
-            batch = self._open[queue] = _Batch(key, output_keys, time.monotonic())
-        batch.tasks.append(task)
-        batch.size += size
-        if batch.size >= self.params.max_batch_size:
-            self._close(queue)
+        """Add a task (or its parts) to its queue's open batch, opening new ones when full
+        (holding the lock)."""
+        batches = self._queues.setdefault(queue, [_Batch(key, output_keys)])
+        self._check_capacity(batches, task.size)
+        limit = self.params.execution_batch_size
+        room = limit - batches[-1].size
+        parts = [task]
+        if task.size > room and self.params.enable_large_batch_splitting:
+            parts = _split(task, _split_sizes(task.size, room, limit))
+        now = time.monotonic()
+        for part in parts:
+            if batches[-1].size + part.size > limit:
+                batches.append(_Batch(key, output_keys))  # the open batch closes
+            batches[-1].add(part, now)
         self._condition.notify_all()
+
+    def _check_capacity(self, batches: list[_Batch], size: int) -> None:
+        """UNAVAILABLE when the queue cannot take ``size`` more rows (``batches``: the queue's
+        waiting batches, the open one last)."""
+        params, open_size = self.params, batches[-1].size
+        if params.enable_large_batch_splitting:
+            limit = params.execution_batch_size
+            capacity = (params.max_enqueued_batches - len(batches)) * limit + limit - open_size
+            if size > capacity:
+                raise ServableError(
+                    "UNAVAILABLE", "The batch scheduling queue to which this task was submitted "
+                    f"is full; task size is {size} but scheduling capacity is only {capacity} "
+                    f"(num_enqueued_batches={len(batches)}, max_enqueued_batches="
+                    f"{params.max_enqueued_batches}, open_batch_size={open_size}, "
+                    f"max_execution_batch_size={limit})")
+        elif (open_size + size > params.max_batch_size
+              and len(batches) >= params.max_enqueued_batches):
+            raise ServableError(
+                "UNAVAILABLE", "The batch scheduling queue to which this task was submitted is "
+                f"full; currently {len(batches)} batches enqueued and max_enqueued_batches is "
+                f"{params.max_enqueued_batches}")
 
     def close(self) -> None:
         """Run what is queued, then stop the threads (the version is unloaded); requests
         arriving later run one by one, unbatched."""
         with self._condition:
             self._stopping = True
-            for queue in list(self._open):
-                self._close(queue)
             self._condition.notify_all()
 
-    def _close(self, queue: tuple) -> None:
-        self._closed.setdefault(queue, []).append(self._open.pop(queue))
-
     def _next_batch(self) -> Optional[_Batch]:
-        """Wait for a batch that is full or past its timeout; None when stopping and idle."""
+        """Wait for a batch to run: the first of several waiting in a queue, or an open batch
+        that is full, past its timeout, or (when stopping) not empty; None when stopping and
+        idle."""
         timeout = self.params.batch_timeout_micros / 1e6
+        limit = self.params.execution_batch_size
         with self._condition:
             while True:
-                now = time.monotonic()
-                for queue, batch in list(self._open.items()):
-                    if now - batch.opened >= timeout:
-                        self._close(queue)
-                for queue, waiting in self._closed.items():
-                    if waiting:
-                        return waiting.pop(0)
+                now, deadlines = time.monotonic(), []
+                for batches in self._queues.values():
+                    last = batches[-1]
+                    if len(batches) == 1 and last.tasks:
+                        if self._stopping or last.size >= limit or now - last.opened >= timeout:
+                            batches.append(_Batch(last.key, last.output_keys))
+                        else:
+                            deadlines.append(last.opened + timeout - now)
+                    if len(batches) > 1:
+                        return batches.pop(0)
                 if self._stopping:
                     return None
-                deadlines = [b.opened + timeout - now for b in self._open.values()]
                 self._condition.wait(timeout=min(deadlines) if deadlines else None)
 
     def _work(self) -> None:
@@ -274,7 +471,7 @@ class BatchScheduler:
                 for task in batch.tasks:
                     task.error = ServableError("INTERNAL", f"{type(error).__name__}: {error}")
             for task in batch.tasks:
-                task.done.set()
+                _finish(task)
 
     def _run_batch(self, batch: _Batch) -> None:
         padded_size = self.params.round_up(batch.size)
