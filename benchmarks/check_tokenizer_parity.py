@@ -7,14 +7,20 @@ list of the export is checked as well. The tokenizer is:
 
 * WordPiece (default): the real MiniLM checkpoint's, or ``--model PATH``'s;
 * ``--train-bpe``: a byte-level BPE (RoBERTa's special tokens and post-processor) trained here
-  on the train split, ``--vocab-size`` 50,000 at most (the split has fewer merges to learn).
+  on the train split, ``--vocab-size`` 50,000 at most (the split has fewer merges to learn);
+* ``--train-unigram``: a SentencePiece Unigram (NFKC rule) trained here on the train split with
+  the ``sentencepiece`` package and converted by transformers as XLM-R's is, ``--vocab-size``
+  32,000 at most. Pieces that stop at spaces give the split only ~9,750 pieces;
+  ``--pieces-across-spaces`` lets pieces span words (sentencepiece's
+  ``split_by_whitespace=False``) and reaches 32,000.
 
 With ``--saved-model`` it uses the ``tokenize`` signature of an exported model instead of
 building the tokenizer in this process.
 
 Usage:
     .venv/bin/python benchmarks/check_tokenizer_parity.py --data DIR
-        [--model PATH | --train-bpe [--vocab-size 50000]] [--saved-model DIR]
+        [--model PATH | --train-bpe [--vocab-size 50000] | --train-unigram [--vocab-size 32000]]
+        [--saved-model DIR]
         [--max-length 128] [--batch-size 64]
 """
 
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,6 +66,23 @@ def train_roberta_bpe(texts: list[str], vocab_size: int):
     backend.train_from_iterator(texts, trainer)
     backend.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     return RobertaTokenizerFast(tokenizer_object=backend, model_max_length=512)
+
+
+def train_xlmr_unigram(texts: list[str], vocab_size: int, folder: Path,
+                       across_spaces: bool = False):
+    """An XLM-R-style SentencePiece Unigram fast tokenizer trained on ``texts``, converted,
+    saved in ``folder`` and loaded back as a checkpoint's is."""
+    import sentencepiece
+    from transformers import AutoTokenizer, XLMRobertaTokenizerFast
+
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_prefix=str(folder / "spm"), vocab_size=vocab_size,
+        model_type="unigram", normalization_rule_name="nmt_nfkc", hard_vocab_limit=False,
+        split_by_whitespace=not across_spaces, minloglevel=2)
+    converted = XLMRobertaTokenizerFast(vocab_file=str(folder / "spm.model"),
+                                        model_max_length=512)
+    converted.save_pretrained(folder / "tokenizer")
+    return AutoTokenizer.from_pretrained(folder / "tokenizer")
 
 
 def _in_graph(args, hf_tokenizer):
@@ -102,8 +126,14 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="Checkpoint folder (default: real MiniLM)")
     parser.add_argument("--train-bpe", action="store_true",
                         help="train a RoBERTa-style byte-level BPE on the train split instead")
-    parser.add_argument("--vocab-size", type=int, default=50_000,
-                        help="vocabulary size of --train-bpe (default: 50000)")
+    parser.add_argument("--train-unigram", action="store_true",
+                        help="train an XLM-R-style SentencePiece Unigram on the train split "
+                             "instead")
+    parser.add_argument("--pieces-across-spaces", action="store_true",
+                        help="--train-unigram: let pieces span words (split_by_whitespace=False)")
+    parser.add_argument("--vocab-size", type=int, default=None,
+                        help="vocabulary size of --train-bpe (default: 50000) or "
+                             "--train-unigram (default: 32000)")
     parser.add_argument("--saved-model", default=None, help="Exported version folder to check")
     parser.add_argument("--max-length", type=int, default=128,
                         help="truncation length (with --saved-model: the export's)")
@@ -114,9 +144,19 @@ def main() -> int:
     from tfemotion.tokenizer import STRESS_TEXTS
 
     started = time.perf_counter()
+    if args.train_bpe and args.train_unigram:
+        parser.error("choose one of --train-bpe and --train-unigram")
+    scratch = tempfile.TemporaryDirectory()
     if args.train_bpe:
-        hf_tokenizer = train_roberta_bpe(_read_texts(args.data, ("train",)), args.vocab_size)
+        hf_tokenizer = train_roberta_bpe(_read_texts(args.data, ("train",)),
+                                         args.vocab_size or 50_000)
         print(f"trained a byte-level BPE on the train split: {len(hf_tokenizer)} tokens "
+              f"({time.perf_counter() - started:.1f} s)")
+    elif args.train_unigram:
+        hf_tokenizer = train_xlmr_unigram(_read_texts(args.data, ("train",)),
+                                          args.vocab_size or 32_000, Path(scratch.name),
+                                          args.pieces_across_spaces)
+        print(f"trained a SentencePiece Unigram on the train split: {len(hf_tokenizer)} tokens "
               f"({time.perf_counter() - started:.1f} s)")
     else:
         hf_tokenizer = load_tokenizer(args.model or _default_model())

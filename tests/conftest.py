@@ -8,6 +8,7 @@ PyTorch weight names, like most new hub checkpoints (see ``tfemotion.checkpoints
 from __future__ import annotations
 
 import os
+import json
 import random
 from pathlib import Path
 
@@ -164,6 +165,47 @@ def make_tiny_roberta(folder: Path) -> Path:
     return _save_built(TFRobertaModel(config), tokenizer, folder)
 
 
+def xlmr_tokenizer(folder: Path, vocab_size: int = 600, prepend_scheme: str = "always"):
+    """An XLM-R-style fast tokenizer: a SentencePiece Unigram trained here (NFKC rule, so the
+    precompiled character map is real), converted by transformers as XLM-R's is, saved and
+    loaded back as a checkpoint's is (``prepend_scheme`` edited in its tokenizer.json)."""
+    import sentencepiece
+    from transformers import AutoTokenizer, XLMRobertaTokenizerFast
+
+    rng = random.Random(8)
+    syllables = ["fe", "el", "ha", "ppy", "sa", "d", "an", "gr", "y", "ing", "ed", "lo", "ve",
+                 "sur", "pri", "se", "ar", "ti", "on", "st", "re", "qu", "x", "z", "é", "ö"]
+    corpus = [text for text, _ in synthetic_rows(400, seed=8)]
+    corpus += [" ".join("".join(rng.choices(syllables, k=rng.randint(1, 4)))
+                        for _ in range(rng.randint(3, 12))) for _ in range(1500)]
+    corpus += ["Héllo Wörld café naïve ① ＡＢＣ ﬁ ㎏ 中文字符 日本語 한국어 😀 Straße ΟΔΥΣΣΕΥΣ"] * 5
+    folder.mkdir(parents=True, exist_ok=True)
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus), model_prefix=str(folder / "spm"), vocab_size=vocab_size,
+        model_type="unigram", normalization_rule_name="nmt_nfkc", minloglevel=2,
+        character_coverage=0.9995, hard_vocab_limit=False)
+    converted = XLMRobertaTokenizerFast(vocab_file=str(folder / "spm.model"), model_max_length=64)
+    converted.save_pretrained(folder / "converted")
+    spec_file = folder / "converted" / "tokenizer.json"
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))
+    spec["pre_tokenizer"]["prepend_scheme"] = prepend_scheme
+    spec_file.write_text(json.dumps(spec), encoding="utf-8")
+    return AutoTokenizer.from_pretrained(folder / "converted")
+
+
+def make_tiny_xlmr(folder: Path) -> Path:
+    """Save a 2-layer, width-32 XLM-R (tf_model.h5) with a SentencePiece Unigram tokenizer."""
+    from transformers import TFXLMRobertaModel, XLMRobertaConfig
+
+    _seed()
+    tokenizer = xlmr_tokenizer(folder / "sentencepiece")
+    config = XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                              num_attention_heads=2, intermediate_size=37,
+                              max_position_embeddings=66, pad_token_id=tokenizer.pad_token_id,
+                              bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+    return _save_built(TFXLMRobertaModel(config), tokenizer, folder)
+
+
 def make_tiny_distilbert_safetensors(folder: Path) -> Path:
     """Save a tiny DistilBERT as ``model.safetensors`` only, with PyTorch weight names.
 
@@ -219,6 +261,12 @@ def tiny_distilbert_safetensors_dir(tmp_path_factory) -> Path:
 def tiny_roberta_dir(tmp_path_factory) -> Path:
     """Tiny RoBERTa checkpoint folder (tf_model.h5 + byte-level BPE tokenizer)."""
     return make_tiny_roberta(tmp_path_factory.mktemp("tiny-roberta"))
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_dir(tmp_path_factory) -> Path:
+    """Tiny XLM-R checkpoint folder (tf_model.h5 + SentencePiece Unigram tokenizer)."""
+    return make_tiny_xlmr(tmp_path_factory.mktemp("tiny-xlmr"))
 
 
 @pytest.fixture(scope="session")

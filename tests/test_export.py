@@ -152,22 +152,26 @@ def test_export_model_cased_vocabulary_verifies(tiny_cased_bert_dir, tmp_path):
     assert tokens["input_ids"].numpy()[0].tolist() == expected
 
 
-def test_export_roberta_checkpoint_gets_raw_text_signatures_that_verify(tiny_roberta_dir,
-                                                                         tmp_path):
-    """Byte-level BPE in the graph: the RoBERTa family serves raw text like BERT's."""
+@pytest.mark.parametrize("checkpoint, family", [("tiny_roberta_dir", "byte-level BPE"),
+                                                ("tiny_xlmr_dir", "SentencePiece Unigram")])
+def test_export_roberta_and_xlmr_checkpoints_get_raw_text_signatures_that_verify(
+        checkpoint, family, request, tmp_path):
+    """Byte-level BPE and SentencePiece Unigram in the graph: the RoBERTa and XLM-R families
+    serve raw text like BERT's."""
     from transformers import AutoTokenizer
 
-    roberta = make_classifier(tmp_path / "roberta", tiny_roberta_dir)
-    texts = ["i feel happy", "don't you're <mask> sad", "Ünïcode 😀 2024"] + [
+    classifier = make_classifier(tmp_path / "classifier", request.getfixturevalue(checkpoint))
+    texts = ["i feel happy", "don't you're <mask> sad", "Ünïcode 😀 2024 ①\u0301 ＡＢＣ"] + [
         t for t, _ in synthetic_rows(20)]
-    report = export_model(roberta, ExportConfig(base_path=str(tmp_path / "models")), texts=texts)
-    assert report["raw_text"] is True and report["tokenizer"]["family"] == "byte-level BPE"
+    report = export_model(classifier, ExportConfig(base_path=str(tmp_path / "models")),
+                          texts=texts)
+    assert report["raw_text"] is True and report["tokenizer"]["family"] == family
     assert report["signatures"] == sorted(SIGNATURES)
     assert report["verification"]["passed"] and report["verification"]["token_id_mismatches"] == 0
     signatures = tf.saved_model.load(report["path"]).signatures
-    tokens = signatures["tokenize"](text=tf.constant(["don't <mask>"]))
+    tokens = signatures["tokenize"](text=tf.constant(["don't <mask> ＡＢＣ"]))
     assert tokens["input_ids"].numpy()[0].tolist() == \
-        AutoTokenizer.from_pretrained(roberta)("don't <mask>")["input_ids"]
+        AutoTokenizer.from_pretrained(classifier)("don't <mask> ＡＢＣ")["input_ids"]
     assert signatures["serving_default"](text=tf.constant(texts))["probabilities"].shape == (23, 6)
 
 
@@ -243,14 +247,14 @@ def test_export_versions_count_up_and_are_never_overwritten(classifier_dir, tmp_
     assert (root / "4" / "saved_model.pb").exists() and next_version(root) == 5
 
 
-def test_export_non_wordpiece_checkpoint_gets_encoded_signatures_only(classifier_dir, tmp_path):
+def test_export_unsupported_tokenizer_gets_encoded_signatures_only(classifier_dir, tmp_path):
     from test_tokenizer import _trained_fast_tokenizer
 
-    folder = tmp_path / "bpe"
+    folder = tmp_path / "word-level"
     shutil.copytree(classifier_dir, folder)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         (folder / name).unlink(missing_ok=True)
-    _trained_fast_tokenizer("unigram").save_pretrained(folder)
+    _trained_fast_tokenizer("word-level").save_pretrained(folder)
     report = export_model(folder, ExportConfig(base_path=str(tmp_path / "models"), verify=False))
     assert report["raw_text"] is False and "WordPiece" in report["unsupported_reason"]
     assert report["signatures"] == ["encoded", "encoded_int64"]

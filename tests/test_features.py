@@ -46,7 +46,7 @@ def _png_ok(path) -> bool:
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 @pytest.mark.parametrize("checkpoint", ["tiny_bert_dir", "tiny_distilbert_safetensors_dir",
-                                        "tiny_roberta_dir"])
+                                        "tiny_roberta_dir", "tiny_xlmr_dir"])
 def test_extract_features_padding_does_not_change_features(checkpoint, pooling, request):
     from transformers import TFAutoModel
 

@@ -165,3 +165,32 @@ def test_a_model_written_as_a_path_that_does_not_exist_is_not_taken_for_a_hub_id
     assert result.returncode == 1
     assert "is written as a path, but there is no such file or folder" in result.stderr
     assert "hub" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("checkpoint, family", [("tiny_roberta_dir", "byte-level BPE"),
+                                                ("tiny_xlmr_dir", "SentencePiece Unigram")])
+def test_the_main_job_and_predict_work_for_the_roberta_and_xlmr_families(
+        checkpoint, family, request, emotion_dir, tmp_path):
+    """Features, fine-tuning, evaluation, a verified raw-text export and predictions from it,
+    for a byte-level BPE (RoBERTa) and a SentencePiece Unigram (XLM-R) checkpoint."""
+    out = tmp_path / "out"
+    result = tfemotion("run", "--data", str(emotion_dir), "--model",
+                       str(request.getfixturevalue(checkpoint)), "--out", str(out),
+                       "--epochs", "1", "--batch-size", "16", "--stages", "baseline", "train",
+                       "export")
+    assert result.returncode == 0, result.stderr[-3000:]
+    dirs = stage_dirs(out)
+    baseline = json.loads((dirs["baseline"] / "metrics.json").read_text())
+    assert 0 <= baseline["logistic_regression"]["test"]["accuracy"] <= 1
+    metrics = json.loads((dirs["train"] / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"accuracy", "f1_weighted"}
+    info = json.loads((dirs["export"] / "emotion" / "1" / "assets.extra" /
+                       "tfemotion_export.json").read_text())
+    # Published only if verified: any token id differing from the Hugging Face tokenizer's fails.
+    assert info["tokenizer"]["family"] == family and info["raw_text"] is True
+    predicted = tfemotion("predict", "--model", str(dirs["export"] / "emotion"), "--json",
+                          "i feel so happy", "<mask> ＡＢＣ café ①\u0301")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    rows = [json.loads(line) for line in predicted.stdout.splitlines()]
+    labels = json.loads((dirs["train"] / "config.json").read_text())["label_names"]
+    assert len(rows) == 2 and all(row["label"] in labels for row in rows)

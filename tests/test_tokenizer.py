@@ -147,18 +147,22 @@ def _trained_fast_tokenizer(kind: str):
         backend.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=120, special_tokens=specials,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    else:  # SentencePiece-style unigram
+    elif kind == "unigram":  # SentencePiece-style unigram
         backend = Tokenizer(models.Unigram())
         backend.pre_tokenizer = pre_tokenizers.Metaspace()
         trainer = trainers.UnigramTrainer(vocab_size=60, special_tokens=specials, unk_token="[UNK]")
+    else:  # a word-level vocabulary: no in-graph tokenizer reproduces it
+        backend = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+        backend.pre_tokenizer = pre_tokenizers.Whitespace()
+        trainer = trainers.WordLevelTrainer(special_tokens=specials)
     backend.train_from_iterator(corpus, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]")
 
 
-def test_from_hf_tokenizer_rejects_unigram_tokenizers_by_name():
-    with pytest.raises(UnsupportedTokenizerError, match="model must be WordPiece.*Unigram"):
-        from_hf_tokenizer(_trained_fast_tokenizer("unigram"), max_length=16)
+def test_from_hf_tokenizer_rejects_other_tokenizer_families_by_name():
+    with pytest.raises(UnsupportedTokenizerError, match="model must be WordPiece.*WordLevel"):
+        from_hf_tokenizer(_trained_fast_tokenizer("word-level"), max_length=16)
 
 
 def test_from_hf_tokenizer_rejects_slow_tokenizer(tiny_bert_dir):

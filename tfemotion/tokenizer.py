@@ -47,6 +47,7 @@ import tensorflow as tf
 
 from tfemotion.tokenizer_bpe import from_hf_bpe
 from tfemotion.tokenizer_common import STRESS_TEXTS, UnsupportedTokenizerError, re2_literal
+from tfemotion.tokenizer_unigram import from_hf_unigram
 
 __all__ = ["STRESS_TEXTS", "UnsupportedTokenizerError", "WordPieceTokenizer", "from_hf_tokenizer"]
 
@@ -70,7 +71,8 @@ def from_hf_tokenizer(tokenizer: Any, max_length: Optional[int] = None) -> Any:
 
     WordPiece tokenizers (BERT, DistilBERT, MiniLM, ELECTRA) give a :class:`WordPieceTokenizer`;
     byte-level BPE ones (RoBERTa, DistilRoBERTa, GPT-2) a
-    :class:`tfemotion.tokenizer_bpe.ByteLevelBPETokenizer`. Both are ``tf.Module`` objects,
+    :class:`tfemotion.tokenizer_bpe.ByteLevelBPETokenizer`; SentencePiece Unigram ones (XLM-R) a
+    :class:`tfemotion.tokenizer_unigram.UnigramTokenizer`. All are ``tf.Module`` objects,
     saveable in a SavedModel, called on a ``[batch]`` string tensor.
 
     Args:
@@ -82,7 +84,7 @@ def from_hf_tokenizer(tokenizer: Any, max_length: Optional[int] = None) -> Any:
         The in-graph tokenizer.
 
     Raises:
-        UnsupportedTokenizerError: another tokenizer family (SentencePiece Unigram...), or a
+        UnsupportedTokenizerError: another tokenizer family (WordLevel, character BPE...), or a
             setting the in-graph tokenizer cannot reproduce; the message names it.
         ValueError: ``max_length`` leaves no room for the special tokens.
 
@@ -95,6 +97,8 @@ def from_hf_tokenizer(tokenizer: Any, max_length: Optional[int] = None) -> Any:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and type(backend.model).__name__ == "BPE":
         return from_hf_bpe(tokenizer, max_length)
+    if backend is not None and type(backend.model).__name__ == "Unigram":
+        return from_hf_unigram(tokenizer, max_length)
     backend = _check_supported(tokenizer)
     if max_length < 2:
         raise ValueError(
@@ -321,8 +325,8 @@ def _check_supported(tokenizer: Any) -> Any:
         if type(obj).__name__ != expected:
             raise UnsupportedTokenizerError(
                 f"In-graph tokenization supports WordPiece tokenizers with BERT's normalizer and "
-                f"pre-tokenizer, and byte-level BPE ones (the {part} must be {expected}); "
-                f"SentencePiece Unigram tokenizers are not supported yet. "
+                f"pre-tokenizer (the {part} must be {expected}), byte-level BPE and "
+                f"SentencePiece Unigram ones. "
                 f"Received: {part}={type(obj).__name__} "
                 f"({type(tokenizer).__name__})"
             )

@@ -45,7 +45,8 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfemotion.tokenizer_common import UnsupportedTokenizerError, re2_literal
+from tfemotion.tokenizer_common import (WHITE_SPACE, UnsupportedTokenizerError, interleave,
+                                        positions, special_template, split_added, string_table, frame)
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +54,6 @@ _MAX_CODE_POINT = 0x110000
 _SURROGATES = range(0xD800, 0xE000)
 # Character classes of GPT-2's split pattern.
 _LETTER, _NUMBER, _OTHER, _SPACE = range(4)
-# Code points Rust's char::is_whitespace accepts (Unicode White_Space): what lstrip/rstrip eat.
-_WHITE_SPACE = ([*range(0x9, 0xE), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028,
-                 0x2029, 0x202F, 0x205F, 0x3000])
-# Around added tokens the text is cut with bytes that never occur in UTF-8.
-_CUT, _AFTER = b"\xff", b"\xfe"
 _NO_MERGE = np.iinfo(np.int64).max
 # Contractions of the split pattern (case-sensitive), as code points after the apostrophe.
 _SHORT_CONTRACTIONS = [ord(c) for c in "stmd"]
@@ -134,29 +130,6 @@ def from_hf_bpe(tokenizer: Any, max_length: int) -> "ByteLevelBPETokenizer":
         max_length=max_length)
 
 
-def special_template(tokenizer: Any) -> tuple[list[int], list[int]]:
-    """The ids the tokenizer puts before and after a text's own ids (``[0]``/``[2]`` for RoBERTa).
-
-    Raises:
-        UnsupportedTokenizerError: the special tokens are not a fixed prefix and suffix.
-
-    Example:
-        >>> special_template(roberta_tokenizer)  # doctest: +SKIP
-        ([0], [2])
-    """
-    probe = "a b"
-    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    full = tokenizer(probe)["input_ids"]
-    for start in range(len(full) - len(plain) + 1):
-        if full[start: start + len(plain)] == plain:
-            prefix, suffix = full[:start], full[start + len(plain):]
-            if tokenizer("")["input_ids"] == prefix + suffix:
-                return list(prefix), list(suffix)
-    raise UnsupportedTokenizerError(
-        "In-graph tokenization needs special tokens that are a fixed prefix and suffix of the "
-        f"text's ids. Received: tokenizer({probe!r})['input_ids']={full}")
-
-
 def _refuse_unless(ok: bool, setting: str, value: Any, supported: str) -> None:
     if not ok:
         raise UnsupportedTokenizerError(
@@ -169,7 +142,7 @@ def _added_tokens(tokenizer: Any) -> list[tuple[str, int, bool, bool]]:
     tokens = []
     for token_id, token in sorted(tokenizer.added_tokens_decoder.items()):
         # Without a normalizer, "normalized" tokens match the raw text all the same.
-        if token.single_word or not token.content or any(ord(c) in _WHITE_SPACE
+        if token.single_word or not token.content or any(ord(c) in WHITE_SPACE
                                                          for c in token.content):
             raise UnsupportedTokenizerError(
                 "In-graph byte-level BPE supports added tokens without single_word and without "
@@ -267,23 +240,17 @@ class ByteLevelBPETokenizer(tf.Module):
             "family": "byte-level BPE", "max_length": self.max_length, "vocab_size": len(vocab),
             "merges": len(merges), "add_prefix_space": add_prefix_space,
             "template": [prefix_ids, suffix_ids], "added_tokens": [t[0] for t in added_tokens]})
-        self._vocab = _table(list(vocab), list(vocab.values()), -1)
+        self._vocab = string_table(list(vocab), list(vocab.values()), -1)
         # (A key no pair can have stands in for an empty merge list: tables cannot be empty.)
-        self._ranks = _table(merges or [""], list(range(len(merges))) or [_NO_MERGE], _NO_MERGE)
+        self._ranks = string_table(merges or [""], list(range(len(merges))) or [_NO_MERGE], _NO_MERGE)
         # Each byte to the code point of its symbol.
-        self._byte_symbols = _table([bytes([b]) for b in range(256)],
+        self._byte_symbols = string_table([bytes([b]) for b in range(256)],
                                     [ord(c) for c in bytes_to_symbols()], -1)
         self._starts = tf.constant(classes["starts"], tf.int32)
         self._kinds = tf.constant(classes["kinds"], tf.int32)
-        self._added = _table([t[0] for t in added_tokens], [t[1] for t in added_tokens], -1) \
+        self._added = string_table([t[0] for t in added_tokens], [t[1] for t in added_tokens], -1) \
             if added_tokens else None
-        white = "[" + "".join(f"\\x{{{p:X}}}" for p in _WHITE_SPACE) + "]"
-        # Leftmost-longest, as the tokenizers library: RE2 takes the leftmost match and, at one
-        # position, the first alternative, so the longest token goes first.
-        self._added_pattern = "|".join(
-            (f"{white}*" if lstrip else "") + re2_literal(content) + (f"{white}*" if rstrip else "")
-            for content, _, lstrip, rstrip in sorted(added_tokens, key=lambda t: -len(t[0])))
-        self._strip_pattern = f"^{white}+|{white}+$"
+        self._added_tokens = list(added_tokens)
 
     @property
     def description(self) -> dict[str, Any]:
@@ -294,7 +261,7 @@ class ByteLevelBPETokenizer(tf.Module):
     def __call__(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
                                             replacement_char=0xFFFD)
-        segments, text_of_segment, is_added = self._segments(text)
+        segments, text_of_segment, is_added = split_added(text, self._added_tokens)
         batch = tf.shape(text, out_type=tf.int64)[0]
         # Each piece gives at least one token: pieces past the limit would be truncated anyway.
         pieces = self._pieces(tf.boolean_mask(segments, ~is_added))[:, : self._limit]
@@ -304,30 +271,12 @@ class ByteLevelBPETokenizer(tf.Module):
         plain_ids = tf.RaggedTensor.from_row_lengths(self._vocab.lookup(words.flat_values),
                                                      tokens_per_segment)
         if self._added is not None:
-            added_ids = self._added.lookup(tf.strings.regex_replace(
-                tf.boolean_mask(segments, is_added), self._strip_pattern, ""))
+            added_ids = self._added.lookup(tf.boolean_mask(segments, is_added))
         else:
             added_ids = tf.zeros([0], tf.int64)
-        ids = _interleave(plain_ids, added_ids, is_added, text_of_segment, batch)
-        return self._frame(ids[:, : self._limit], batch)
-
-    # Added tokens ---------------------------------------------------------------------------
-
-    def _segments(self, text: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Cut every text into plain and added-token segments, in order.
-
-        Returns the segments, the text each belongs to, and which are added tokens.
-        """
-        if not self._added_pattern:
-            return text, tf.range(tf.size(text, out_type=tf.int64)), tf.zeros_like(text, tf.bool)
-        marked = tf.strings.regex_replace(text, self._added_pattern, _CUT + b"\\0" + _AFTER)
-        # "plain CUT added AFTER plain CUT added AFTER plain": cut at CUT, then at AFTER.
-        pieces = tf.strings.split(marked, sep=_CUT)
-        parts = tf.strings.split(pieces.flat_values, sep=_AFTER)
-        is_added = (tf.gather(_positions(pieces), parts.value_rowids()) > 0) & (
-            _positions(parts) == 0)
-        text_of_segment = tf.gather(pieces.value_rowids(), parts.value_rowids())
-        return parts.flat_values, text_of_segment, is_added
+        ids = interleave(plain_ids, added_ids, is_added, text_of_segment, batch)
+        return frame(ids[:, : self._limit], batch, self._prefix_ids, self._suffix_ids,
+                     self._pad_id)
 
     # Pre-tokenization -----------------------------------------------------------------------
 
@@ -360,7 +309,7 @@ class ByteLevelBPETokenizer(tf.Module):
         count = tf.size(words, out_type=tf.int64)
         if self._ignore_merges:  # whole words of the vocabulary skip the merges
             whole = tf.gather(self._vocab.lookup(words) >= 0, symbols.value_rowids())
-            first = _positions(symbols) == 0
+            first = positions(symbols) == 0
             values = tf.where(whole, tf.gather(words, symbols.value_rowids()), symbols.flat_values)
             keep = ~whole | first
             symbols = tf.RaggedTensor.from_value_rowids(
@@ -379,7 +328,7 @@ class ByteLevelBPETokenizer(tf.Module):
             done = best == _NO_MERGE
             # Words with nothing left to merge leave the loop with their tokens.
             symbol_row = rows.value_rowids()
-            position = _positions(rows)
+            position = positions(rows)
             leaving = tf.gather(done, symbol_row)
             out_word = tf.concat([out_word, tf.boolean_mask(tf.gather(active, symbol_row),
                                                             leaving)], 0)
@@ -409,36 +358,6 @@ class ByteLevelBPETokenizer(tf.Module):
         order = tf.argsort(out_word * (1 << 32) + out_position, stable=True)
         return tf.RaggedTensor.from_value_rowids(tf.gather(out_symbol, order),
                                                  tf.gather(out_word, order), nrows=count)
-
-    # Template -------------------------------------------------------------------------------
-
-    def _frame(self, ids: tf.RaggedTensor, batch: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Add the template's ids around each text, pad to the longest, build the mask."""
-        parts = []
-        for fixed in (self._prefix_ids, None, self._suffix_ids):
-            if fixed is None:
-                parts.append(ids)
-            elif fixed:
-                block = tf.tile(tf.constant([fixed], tf.int64), tf.stack([batch, 1]))
-                parts.append(tf.RaggedTensor.from_tensor(block))
-        framed = tf.concat(parts, axis=1)
-        input_ids = framed.to_tensor(default_value=tf.constant(self._pad_id, tf.int64))
-        mask = tf.sequence_mask(framed.row_lengths(),
-                                maxlen=tf.shape(input_ids, out_type=tf.int64)[1])
-        return {"input_ids": tf.cast(input_ids, tf.int32), "attention_mask": tf.cast(mask, tf.int32)}
-
-
-def _positions(rows: tf.RaggedTensor) -> tf.Tensor:
-    """Each flat value's position within its row (int64)."""
-    return tf.range(tf.size(rows.flat_values, out_type=tf.int64)) - tf.gather(
-        rows.row_starts(), rows.value_rowids())
-
-
-def _table(keys: list, values: list, default: int) -> tf.lookup.StaticHashTable:
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string),
-                                            tf.constant(values, tf.int64)),
-        default_value=tf.constant(default, tf.int64))
 
 
 def _piece_starts(points: tf.Tensor, kind: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
@@ -488,19 +407,3 @@ def _leftmost_non_overlapping(match: tf.Tensor, pair_row: tf.Tensor) -> tf.Tenso
                                          tf.boolean_mask(run, match), runs)
     offset = index - tf.gather(tf.concat([first, [0]], 0), tf.where(match, run, runs))
     return match & (offset % 2 == 0)
-
-
-def _interleave(plain: tf.RaggedTensor, added: tf.Tensor, is_added: tf.Tensor,
-                text_of_segment: tf.Tensor, batch: tf.Tensor) -> tf.RaggedTensor:
-    """[batch, ids]: the plain segments' ids and the added tokens' ids in text order."""
-    segment = tf.range(tf.size(is_added, out_type=tf.int64))
-    plain_segment = tf.boolean_mask(segment, ~is_added)
-    added_segment = tf.boolean_mask(segment, is_added)
-    plain_owner = tf.gather(plain_segment, plain.value_rowids())
-    position = _positions(plain)
-    owner = tf.concat([plain_owner, added_segment], 0)
-    order = tf.argsort(owner * (1 << 32) + tf.concat([position, tf.zeros_like(added_segment)], 0),
-                       stable=True)
-    ids = tf.gather(tf.concat([plain.flat_values, added], 0), order)
-    return tf.RaggedTensor.from_value_rowids(ids, tf.gather(text_of_segment,
-                                                            tf.gather(owner, order)), nrows=batch)
