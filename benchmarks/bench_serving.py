@@ -12,9 +12,10 @@ measures texts/s and p50/p99 latency per call of:
 3. ``pipeline("text-classification", framework="tf", dtype=None)`` (FIELD-NOTES §4b) on the
    same texts, batch_size 64 and one text per call;
 4. the development server (``tfemotion serve``): 8 and 32 concurrent gRPC clients sending one
-   text per request, without and with TensorFlow Serving's batching (serving/batching-cpu.config),
-   both with serving/session.config, the server in its own process as deployed:
-   texts/s, p50/p99, errors.
+   text per request, without and with TensorFlow Serving's batching, for each batching file
+   (default: serving/batching-cpu.config, the balanced CPU choices, and
+   serving/batching-cpu-throughput.config, for servers kept busy), all with
+   serving/session.config, the server in its own process as deployed: texts/s, p50/p99, errors.
 
 With ``--compare-export`` (e.g. the same run exported with ``--precision bfloat16``), that
 export's session rows too, and the ratio at batch 64 against the first (the compute precision of
@@ -52,6 +53,10 @@ from tfemotion import logs  # noqa: E402
 
 logs.quiet()  # no TensorFlow start-up noise between the figures
 
+
+
+# The deployment files, next to this folder.
+SERVING = Path(__file__).resolve().parents[1] / "serving"
 
 def read_texts(path: Path, limit: int | None) -> list[str]:
     """Texts of a ``text;label`` file."""
@@ -281,7 +286,8 @@ def bench_devserver(version_dir: Path, texts: list[str], clients: int, requests:
             server.terminate()
             server.wait(timeout=60)
     # Concurrent calls: throughput over wall time, not over summed latencies.
-    name = f"dev server {clients} clients x {requests}" + (", batching" if batching else "")
+    name = f"dev server {clients} clients x {requests}" + (
+        f", batching ({batching.name})" if batching else "")
     row = summary(name, 1, latencies, len(latencies), wall=wall, errors=len(errors))
     if errors:
         print("first error:", errors[0])
@@ -306,14 +312,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--requests", type=int, default=200,
                         help="requests per client (default: %(default)s; fewer weigh the first "
                              "batch cycles, while clients and batches fall into step, more)")
-    parser.add_argument("--batching-config", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "serving" /
-                        "batching-cpu.config",
-                        help="batching parameters of the batched runs (default: "
-                             "serving/batching-cpu.config, the CPU choices)")
+    parser.add_argument("--batching-config", type=Path, nargs="+",
+                        default=[SERVING / "batching-cpu.config",
+                                 SERVING / "batching-cpu-throughput.config"],
+                        help="batching parameters of the batched runs, one run per file "
+                             "(default: serving/batching-cpu.config and "
+                             "serving/batching-cpu-throughput.config, the CPU choices)")
     parser.add_argument("--session-config", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "serving" /
-                        "session.config",
+                        default=SERVING / "session.config",
                         help="session settings of the dev server runs (default: "
                              "serving/session.config, what run-cpu.sh gives TF Serving)")
     parser.add_argument("--compare-export", type=Path,
@@ -373,11 +379,11 @@ def main(argv: list[str] | None = None) -> dict:
     del loaded
     batching = {}
     for clients in args.clients:
-        for config in (None, args.batching_config):
+        for config in (None, *args.batching_config):
             row = bench_devserver(version_dir, texts, clients, args.requests, config,
                                   args.session_config)
             rows.append(row)
-            batching[(clients, config is not None)] = row
+            batching[(clients, config)] = row
 
     by_key = {(r["name"], r["batch"]): r for r in rows}
     raw64 = by_key[("serving_default (raw text)", 64)]["texts_per_s"]
@@ -389,12 +395,17 @@ def main(argv: list[str] | None = None) -> dict:
         checks["serving_default@64 >= 80% of encoded@64"] = raw64 >= 0.8 * encoded64[
             "texts_per_s"]
     for clients in args.clients:
-        off, on = batching[(clients, False)], batching[(clients, True)]
-        gain = on["texts_per_s"] / off["texts_per_s"]
-        print(f"batching with {clients} clients: {gain:.2f}x the texts/s of no batching")
-        if clients == max(args.clients):
-            checks[f"batching@{clients} clients >= 2x no batching"] = gain >= 2
-        checks[f"0 errors with {clients} clients"] = off.get("errors", 0) == on.get("errors", 0) == 0
+        off = batching[(clients, None)]
+        errors = off.get("errors", 0)
+        for config in args.batching_config:
+            on = batching[(clients, config)]
+            gain = on["texts_per_s"] / off["texts_per_s"]
+            print(f"batching ({config.name}) with {clients} clients: {gain:.2f}x the texts/s "
+                  "of no batching")
+            if clients == max(args.clients):
+                checks[f"batching@{clients} clients >= 2x no batching ({config.name})"] = gain >= 2
+            errors += on.get("errors", 0)
+        checks[f"0 errors with {clients} clients"] = errors == 0
     print("targets:", ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in checks.items()))
     print(f"load average before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
           "(other work on the machine skews the figures)")

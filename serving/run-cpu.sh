@@ -3,10 +3,12 @@
 #
 #   serving/run-cpu.sh                              # foreground; Ctrl-C stops it
 #   MODELS=/path/to/base serving/run-cpu.sh         # another model base path
+#   BATCHING_CONFIG=batching-cpu-throughput.config serving/run-cpu.sh   # a server kept busy
 #
 # The release and the model base path come from serving/.env (TF_SERVING_VERSION, MODELS); the
 # environment wins over the file. Same flags and config files as docker-compose.gpu.yml, without
-# a GPU, and the CPU batching choices of batching-cpu.config.
+# a GPU, and the CPU batching choices of batching-cpu.config (BATCHING_CONFIG: another file of
+# this folder, such as batching-cpu-throughput.config; both files say when to use them).
 # No Docker? `tfemotion serve --base-path runs/emotion/serving --model-config serving/models.config
 # --session-config serving/session.config`
 # runs the development server (the same gRPC and REST APIs; not for production).
@@ -17,6 +19,11 @@ while IFS='=' read -r key value; do
   if [ -z "${!key:-}" ]; then export "$key=$value"; fi
 done < "$here/.env"
 version="$TF_SERVING_VERSION"
+batching="${BATCHING_CONFIG:-batching-cpu.config}"
+if [ ! -f "$here/$batching" ]; then
+  echo "BATCHING_CONFIG=$batching: no such file in $here" >&2
+  exit 1
+fi
 models="$MODELS"
 case "$models" in /*) ;; *) models="$here/$models" ;; esac
 if ! ls "$models/emotion" 2>/dev/null | grep -qE '^[0-9]+$'; then
@@ -28,7 +35,7 @@ exec docker run --rm --name tfemotion-serving \
   -p 8500:8500 -p 8501:8501 \
   -v "$models:/models:ro" \
   -v "$here/models.config:/config/models.config:ro" \
-  -v "$here/batching-cpu.config:/config/batching.config:ro" \
+  -v "$here/$batching:/config/batching.config:ro" \
   -v "$here/monitoring.config:/config/monitoring.config:ro" \
   -v "$here/session.config:/config/session.config:ro" \
   --entrypoint tensorflow_model_server \

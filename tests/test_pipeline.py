@@ -194,3 +194,16 @@ def test_the_main_job_and_predict_work_for_the_roberta_and_xlmr_families(
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
     labels = json.loads((dirs["train"] / "config.json").read_text())["label_names"]
     assert len(rows) == 2 and all(row["label"] in labels for row in rows)
+    # Served by the development server (TF Serving's loading path), queried with the client.
+    from tfemotion.config import ServingConfig
+    from tfemotion.devserver import start_server
+    from tfemotion.serving import ServingClient
+
+    texts = ["i feel so happy", "<mask> ＡＢＣ café ①\u0301"]
+    with start_server(dirs["export"], ServingConfig(port=0, rest_port=0)) as running, \
+            ServingClient(running.address, retries=0) as client:
+        served, classified = client.predict(texts), client.classify(texts)
+    assert [p.label for p in served] == [p.label for p in classified] == [
+        row["label"] for row in rows]
+    for row, prediction in zip(rows, served):
+        assert prediction.scores == pytest.approx(row["scores"], abs=1e-5)

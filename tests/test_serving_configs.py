@@ -10,10 +10,10 @@ message and field names, numbers and types, so text_format rejects any unknown f
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,9 @@ def _serving_protos():
         ("max_enqueued_batches", *int64), ("num_batch_threads", *int64),
         ("thread_pool_name", F.TYPE_MESSAGE, ".google.protobuf.StringValue", False),
         ("allowed_batch_sizes", F.TYPE_INT64, None, True),
-        ("pad_variable_length_inputs", F.TYPE_BOOL, None, False)])
+        ("pad_variable_length_inputs", F.TYPE_BOOL, None, False),
+        ("enable_large_batch_splitting", F.TYPE_MESSAGE, ".google.protobuf.BoolValue", False),
+        ("max_execution_batch_size", *int64)])
     message("PrometheusConfig", [("enable", F.TYPE_BOOL, None, False),
                                  ("path", F.TYPE_STRING, None, False)])
     message("MonitoringConfig", [("prometheus_config", F.TYPE_MESSAGE,
@@ -280,15 +282,33 @@ def test_cpu_script_uses_the_same_flags_and_files(compose):
     assert 'done < "$here/.env"' in script and 'version="$TF_SERVING_VERSION"' in script
     assert '"tensorflow/serving:$version"' in script and '-v "$models:/models:ro"' in script
     for file in CONFIG_FLAGS.values():
-        local = "batching-cpu.config" if file == "batching.config" else file  # CPU choices
+        local = "$batching" if file == "batching.config" else file  # the CPU choices
         assert f'-v "$here/{local}:/config/{file}:ro"' in script
+    assert 'batching="${BATCHING_CONFIG:-batching-cpu.config}"' in script
 
 
-def test_cpu_batching_config_is_valid_without_padding_shapes():
+@pytest.mark.parametrize("name", ["batching-cpu.config", "batching-cpu-throughput.config"])
+def test_cpu_batching_configs_are_valid_without_padding_shapes(name):
+    from tfemotion.batching import BatchingParameters
+
     cls = _serving_protos()["BatchingParameters"]
-    cpu = text_format.Parse((SERVING / "batching-cpu.config").read_text(), cls())
+    cpu = text_format.Parse((SERVING / name).read_text(), cls())  # TF Serving's own parser
     assert cpu.max_batch_size.value == ServingConfig().max_batch_size
     assert list(cpu.allowed_batch_sizes) == [] and cpu.pad_variable_length_inputs is False
+    ours = BatchingParameters.read(SERVING / name)  # and the development server's
+    assert ours.execution_batch_size == (cpu.max_execution_batch_size.value
+                                         if cpu.enable_large_batch_splitting.value
+                                         else cpu.max_batch_size.value)
+    assert ours.batch_timeout_micros == cpu.batch_timeout_micros.value
+
+
+def test_run_cpu_sh_refuses_a_batching_file_that_does_not_exist(tmp_path):
+    if not shutil.which("bash"):
+        pytest.skip("needs bash")
+    done = subprocess.run(["bash", str(SERVING / "run-cpu.sh")], capture_output=True, text=True,
+                          env={**os.environ, "BATCHING_CONFIG": "nope.config",
+                               "MODELS": str(tmp_path)}, timeout=60)
+    assert done.returncode == 1 and "BATCHING_CONFIG=nope.config: no such file" in done.stderr
 
 
 def test_session_config_parses_and_turns_the_function_optimizer_off():

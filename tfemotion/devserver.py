@@ -178,7 +178,7 @@ class DevServer:
         params = (BatchingParameters.read(self.config.batching_parameters_file)
                   if self.config.batching_parameters_file else BatchingParameters())
         if params.max_batch_size > self.config.max_batch_size:
-            logger.warning("Batches of up to %d rows (batching parameters) exceed the %d a "
+            logger.warning("max_batch_size %d (batching parameters) is above the %d texts a "
                            "request may carry: requests are still capped at %d",
                            params.max_batch_size, self.config.max_batch_size,
                            self.config.max_batch_size)

@@ -9,8 +9,9 @@ image, runs it with no Python and no custom op), behind the signatures of
 Label names come from the model config's ``id2label``. ``assets.extra`` holds TF Serving's
 warm-up requests (one per batch size the server may run) and ``tfemotion_export.json`` (labels,
 max length, length grouping, tokenizer settings, the TensorFlow that wrote it).
-Checkpoints whose tokenizer is not WordPiece (SentencePiece, byte-level BPE) get the
-``encoded`` signatures only; the report says why. The export is written to a hidden
+The raw-text signatures tokenize in the graph (WordPiece, byte-level BPE and SentencePiece
+Unigram, see :mod:`tfemotion.tokenizer`); checkpoints whose tokenizer none of them reproduces get
+the ``encoded`` signatures only, and the report says why. The export is written to a hidden
 temporary folder beside the versions, checked in a fresh process that imports only TensorFlow
 (token ids equal to the Hugging Face tokenizer's, probabilities within 1e-5 of the Keras
 model's), and only then renamed to ``BASE/NAME/VERSION``: TensorFlow Serving never sees a
