@@ -45,8 +45,9 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfemotion.tokenizer_common import (WHITE_SPACE, UnsupportedTokenizerError, interleave,
-                                        positions, special_template, split_added, string_table, frame)
+from tfemotion.tokenizer_common import (WHITE_SPACE, UnsupportedTokenizerError, frame,
+                                        interleave, positions, refuse_unless, split_added,
+                                        string_table, template_within)
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +117,7 @@ def from_hf_bpe(tokenizer: Any, max_length: int) -> "ByteLevelBPETokenizer":
     _refuse_unless(not missing, "model.vocab", f"{len(missing)} byte symbols missing "
                    f"(such as {missing[:3]})", "all 256 byte symbols")
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    prefix, suffix = special_template(tokenizer)
-    if max_length < len(prefix) + len(suffix):
-        raise ValueError(f"max_length must leave room for the special tokens {prefix + suffix}. "
-                         f"Received: max_length={max_length}")
+    prefix, suffix = template_within(tokenizer, max_length)
     added = _added_tokens(tokenizer)
     return ByteLevelBPETokenizer(
         vocab=vocab, merges=merges, classes=_char_classes(),
@@ -131,10 +129,7 @@ def from_hf_bpe(tokenizer: Any, max_length: int) -> "ByteLevelBPETokenizer":
 
 
 def _refuse_unless(ok: bool, setting: str, value: Any, supported: str) -> None:
-    if not ok:
-        raise UnsupportedTokenizerError(
-            f"In-graph byte-level BPE cannot reproduce the tokenizer's {setting}={value!r} "
-            f"(supported: {supported}); export the 'encoded' signatures instead.")
+    refuse_unless(ok, "byte-level BPE", setting, value, supported)
 
 
 def _added_tokens(tokenizer: Any) -> list[tuple[str, int, bool, bool]]:
@@ -242,10 +237,11 @@ class ByteLevelBPETokenizer(tf.Module):
             "template": [prefix_ids, suffix_ids], "added_tokens": [t[0] for t in added_tokens]})
         self._vocab = string_table(list(vocab), list(vocab.values()), -1)
         # (A key no pair can have stands in for an empty merge list: tables cannot be empty.)
-        self._ranks = string_table(merges or [""], list(range(len(merges))) or [_NO_MERGE], _NO_MERGE)
+        self._ranks = string_table(merges or [""], list(range(len(merges))) or [_NO_MERGE],
+                                   _NO_MERGE)
         # Each byte to the code point of its symbol.
         self._byte_symbols = string_table([bytes([b]) for b in range(256)],
-                                    [ord(c) for c in bytes_to_symbols()], -1)
+                                          [ord(c) for c in bytes_to_symbols()], -1)
         self._starts = tf.constant(classes["starts"], tf.int32)
         self._kinds = tf.constant(classes["kinds"], tf.int32)
         self._added = string_table([t[0] for t in added_tokens], [t[1] for t in added_tokens], -1) \

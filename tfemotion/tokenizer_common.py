@@ -58,6 +58,31 @@ class UnsupportedTokenizerError(ValueError):
     """The tokenizer has a setting that no in-graph tokenizer reproduces exactly."""
 
 
+def refuse_unless(ok: bool, family: str, setting: str, value: Any, supported: str) -> None:
+    """Raise :class:`UnsupportedTokenizerError` naming the setting the family cannot reproduce.
+
+    Example:
+        >>> refuse_unless(True, "byte-level BPE", "normalizer", None, "none")
+    """
+    if not ok:
+        raise UnsupportedTokenizerError(
+            f"In-graph {family} cannot reproduce the tokenizer's {setting}={value!r} "
+            f"(supported: {supported}); export the 'encoded' signatures instead.")
+
+
+def template_within(tokenizer: Any, max_length: int) -> tuple[list[int], list[int]]:
+    """:func:`special_template`, checked to leave room for a text in ``max_length`` tokens.
+
+    Raises:
+        ValueError: ``max_length`` holds no more than the special tokens.
+    """
+    prefix, suffix = special_template(tokenizer)
+    if max_length < len(prefix) + len(suffix):
+        raise ValueError(f"max_length must leave room for the special tokens {prefix + suffix}. "
+                         f"Received: max_length={max_length}")
+    return prefix, suffix
+
+
 def re2_literal(text: str) -> str:
     """``text`` as an RE2 pattern that matches it literally.
 
@@ -196,7 +221,8 @@ def frame(ids: tf.RaggedTensor, batch: tf.Tensor, prefix_ids: list[int], suffix_
     """Add the template's ids around each text, pad to the longest, build the mask.
 
     Example:
-        >>> out = frame(tf.ragged.constant([[5], []], tf.int64), tf.constant(2, tf.int64), [0], [2], 1)
+        >>> ids = tf.ragged.constant([[5], []], tf.int64)
+        >>> out = frame(ids, tf.constant(2, tf.int64), prefix_ids=[0], suffix_ids=[2], pad_id=1)
         >>> out["input_ids"].numpy().tolist(), out["attention_mask"].numpy().tolist()
         ([[0, 5, 2], [0, 2, 1]], [[1, 1, 1], [1, 1, 0]])
     """

@@ -28,7 +28,8 @@ naming the setting.
 
 Example:
     >>> from transformers import AutoTokenizer  # doctest: +SKIP
-    >>> in_graph = from_hf_unigram(AutoTokenizer.from_pretrained("xlm-roberta-base"), 128)  # doctest: +SKIP
+    >>> hf_tokenizer = AutoTokenizer.from_pretrained("xlm-roberta-base")  # doctest: +SKIP
+    >>> in_graph = from_hf_unigram(hf_tokenizer, 128)  # doctest: +SKIP
     >>> in_graph(tf.constant(["I feel great!"]))["input_ids"]  # doctest: +SKIP
 """
 
@@ -45,8 +46,8 @@ import tensorflow as tf
 
 from tfemotion.tokenizer_common import (UnsupportedTokenizerError, frame, interleave,
                                         last_true_index, positions, positions_in_runs,
-                                        re2_literal, special_template, split_added, string_table,
-                                        white_space_class)
+                                        re2_literal, refuse_unless, split_added, string_table,
+                                        template_within, white_space_class)
 
 # Clusters shorter than this many UTF-8 bytes are looked up whole in the character map.
 _GRAPHEME_BYTES = 6
@@ -83,10 +84,7 @@ def from_hf_unigram(tokenizer: Any, max_length: int) -> "UnigramTokenizer":
     _refuse_unless(model.get("unk_id") is not None, "model.unk_id", None, "an <unk> piece")
     normalizers = _normalizer_steps(spec.get("normalizer"))
     metaspace = _metaspace(spec.get("pre_tokenizer"))
-    prefix, suffix = special_template(tokenizer)
-    if max_length < len(prefix) + len(suffix):
-        raise ValueError(f"max_length must leave room for the special tokens {prefix + suffix}. "
-                         f"Received: max_length={max_length}")
+    prefix, suffix = template_within(tokenizer, max_length)
     raw_added, normalized_added = _added_tokens(tokenizer)
     return UnigramTokenizer(
         pieces=[(str(piece), float(score)) for piece, score in model["vocab"]],
@@ -98,10 +96,7 @@ def from_hf_unigram(tokenizer: Any, max_length: int) -> "UnigramTokenizer":
 
 
 def _refuse_unless(ok: bool, setting: str, value: Any, supported: str) -> None:
-    if not ok:
-        raise UnsupportedTokenizerError(
-            f"In-graph SentencePiece Unigram cannot reproduce the tokenizer's {setting}="
-            f"{value!r} (supported: {supported}); export the 'encoded' signatures instead.")
+    refuse_unless(ok, "SentencePiece Unigram", setting, value, supported)
 
 
 def _normalizer_steps(spec: Optional[dict]) -> list[dict]:
