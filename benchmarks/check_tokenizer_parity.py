@@ -108,7 +108,8 @@ def _compare(texts, hf_tokenizer, tokenize, args) -> tuple[int, int, list[str]]:
         expected = hf_tokenizer(batch, truncation=True, max_length=args.max_length)["input_ids"]
         out = tokenize(text=tf.constant(batch, tf.string))
         ids, mask = out["input_ids"].numpy(), out["attention_mask"].numpy()
-        width = max(len(e) for e in expected)
+        # An export's tokenize signature pads to its max length; in-process, to the longest.
+        width = args.max_length if args.saved_model else max(len(e) for e in expected)
         for i, want in enumerate(expected):
             got = ids[i][: mask[i].sum()].tolist()
             tokens += len(want)

@@ -27,7 +27,7 @@ MAX_LENGTH = 64
 # fullwidth brackets that normalise into special-token text, runs of spaces.
 WORDS = ["happy", "feel", "sad", "<s>", "</s>", "<mask>", " <mask>", "<pad>", "<unk>", "  ",
          "①\u0301", "ｶﾞ", "＜s＞", "x  y", "A\u030a", "\u00a0", "ﬁ", "㎏", "™\u0301",
-         "\U0001F469\u200d\u2122\u0301", "\r\n", "\u0600a"]
+         "\U0001F469\u200d\u2122\u0301", "\r\n", "\u0600a", "＜mask＞"]
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +74,10 @@ def test_character_map_quirks_are_reproduced(hf_xlmr):
     assert normalizer.normalize_str("ｶﾞ") != normalizer.normalize_str("ガ")
     texts = ["①\u0301", "①", "ｶﾞ", "＜s＞", "x\u0301  y", "ﬁ\u0301", "a\r\nb"]
     assert mismatches(in_graph, hf_xlmr, texts, MAX_LENGTH) == []
+    # <mask> is matched after normalisation, so its fullwidth form is <mask> too.
+    assert hf_xlmr.added_tokens_decoder[hf_xlmr.mask_token_id].normalized
+    assert hf_xlmr("a ＜mask＞")["input_ids"][-2] == hf_xlmr.mask_token_id
+    assert mismatches(in_graph, hf_xlmr, ["a ＜mask＞", "＜mask＞b"], MAX_LENGTH) == []
 
 
 def test_charsmap_entries_reads_the_trie(hf_xlmr):
@@ -121,6 +125,12 @@ def test_unigram_trained_by_the_tokenizers_library_matches_hf():
     (lambda spec: spec["model"].update(byte_fallback=True), "model.byte_fallback"),
     (lambda spec: spec.update(normalizer={"type": "Lowercase"}), "normalizer"),
     (lambda spec: spec.update(pre_tokenizer={"type": "Whitespace"}), "pre_tokenizer"),
+    (lambda spec: spec["normalizer"]["normalizers"].append(
+        {"type": "Replace", "pattern": {"Regex": "^ +"}, "content": ""}),
+     "normalizer Replace pattern"),  # ^ is a line anchor in Oniguruma, a text anchor in RE2
+    (lambda spec: (spec["normalizer"]["normalizers"][1].update(strip_left=True),
+                   spec["pre_tokenizer"].update(prepend_scheme="first")),
+     "pre_tokenizer.prepend_scheme"),
 ])
 def test_settings_that_cannot_be_reproduced_are_refused_by_name(hf_xlmr, change, setting):
     from tokenizers import Tokenizer

@@ -86,7 +86,7 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
                                                               thresholds is not None)})
     payload = {"export_dir": str(folder), "raw_text": raw_text, "batches": batches,
                "labels": labels, "signatures": signatures, "tolerance": tolerance,
-               "pad_id": pad_id, "thresholds": thresholds,
+               "pad_id": pad_id, "max_length": max_length, "thresholds": thresholds,
                "min_label_agreement": min_label_agreement}
     report = _run_fresh_process(payload)
     report.update(validation_texts=len(texts), stress_texts=len(STRESS_TEXTS))
@@ -267,7 +267,7 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str 
     _count(report, "tokenize" + tag, n)
     tokens = signatures["tokenize"](text=text)
     _compare_ids(report, texts, want_ids, tokens["input_ids"].numpy(),
-                 tokens["attention_mask"].numpy(), tag)
+                 tokens["attention_mask"].numpy(), payload["max_length"], tag)
     out = signatures["serving_default"](text=text)
     _count(report, "serving_default" + tag, n)
     _diff(report, "serving_default" + tag, out["probabilities"].numpy(), want,
@@ -330,12 +330,11 @@ def _pad(ids: list, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _compare_ids(report: dict, texts: list, want_ids: list, ids: np.ndarray,
-                 mask: np.ndarray, tag: str = "") -> None:
-    width = max(len(row) for row in want_ids)
-    if ids.shape != (len(texts), width) or mask.shape != ids.shape:
+                 mask: np.ndarray, max_length: int, tag: str = "") -> None:
+    if ids.shape != (len(texts), max_length) or mask.shape != ids.shape:
         report["failures"].append(
-            f"tokenize{tag}: shape {list(ids.shape)}, expected {[len(texts), width]} (longest "
-            "in batch)")
+            f"tokenize{tag}: shape {list(ids.shape)}, expected {[len(texts), max_length]} (the "
+            "export's max length)")
     for i, want in enumerate(want_ids):
         length = int(mask[i].sum())
         got = ids[i][:length].tolist()

@@ -307,7 +307,13 @@ def _serving_module(model: Any, in_graph: Any, labels: list[str],
         return {CLASSES: classes, SCORES: probabilities}
 
     def tokenize(text):
-        return in_graph(text)
+        # Padded to the export's max length, not to the longest text of the batch: with large
+        # batch splitting TF Serving joins the parts of one request run in different batches,
+        # which must agree on every dimension but the first.
+        encoded = in_graph(text)
+        padding = [[0, 0], [0, in_graph.max_length - tf.shape(encoded[INPUT_IDS])[1]]]
+        return {INPUT_IDS: tf.pad(encoded[INPUT_IDS], padding, constant_values=in_graph.pad_id),
+                ATTENTION_MASK: tf.pad(encoded[ATTENTION_MASK], padding)}
 
     for name, function, key in ((PREDICT, predict, TEXT), (CLASSIFY, classify, EXAMPLES),
                                 (TOKENIZE, tokenize, TEXT)):

@@ -14,7 +14,8 @@ Signatures of a raw-text export:
   (``labels``: each text's predicted label names first, in label order, then ``""``);
 - ``classify`` (the Classify API): ``inputs`` serialized ``tf.Example`` protos with a bytes
   feature ``text`` -> ``classes`` string and ``scores`` float, both ``[batch, num_labels]``;
-- ``tokenize``: ``text`` -> ``input_ids``, ``attention_mask`` int32 ``[batch, length]``;
+- ``tokenize``: ``text`` -> ``input_ids``, ``attention_mask`` int32 ``[batch, max_length]``
+  (padded to the export's max length, so that the parts of a request split over batches join);
 - ``encoded`` / ``encoded_int64``: ``input_ids``, ``attention_mask`` -> ``logits``,
   ``probabilities``.
 

@@ -165,7 +165,7 @@ class WordPieceTokenizer(tf.Module):
         self._unk_id = int(vocab[unk_token])
         self._prefix = prefix
         self._max_chars = int(max_chars_per_word)
-        self._cls_id, self._sep_id, self._pad_id = int(cls_id), int(sep_id), int(pad_id)
+        self._cls_id, self._sep_id, self.pad_id = int(cls_id), int(sep_id), int(pad_id)
         self._starts = tf.constant(char_table["starts"], tf.int32)
         self._kinds = tf.constant(char_table["kinds"], tf.int32)
         self._bases = tf.constant(char_table["bases"], tf.int32)
@@ -191,7 +191,7 @@ class WordPieceTokenizer(tf.Module):
         sep = tf.fill(tf.stack([batch, 1]), tf.constant(self._sep_id, tf.int64))
         ids = tf.concat([tf.RaggedTensor.from_tensor(cls), ids, tf.RaggedTensor.from_tensor(sep)],
                         axis=1)
-        input_ids = ids.to_tensor(default_value=tf.constant(self._pad_id, tf.int64))
+        input_ids = ids.to_tensor(default_value=tf.constant(self.pad_id, tf.int64))
         mask = tf.sequence_mask(ids.row_lengths(), maxlen=tf.shape(input_ids, out_type=tf.int64)[1])
         return {"input_ids": tf.cast(input_ids, tf.int32),
                 "attention_mask": tf.cast(mask, tf.int32)}

@@ -229,7 +229,7 @@ class ByteLevelBPETokenizer(tf.Module):
         self.max_length = int(max_length)
         self._prefix_ids, self._suffix_ids = list(prefix_ids), list(suffix_ids)
         self._limit = self.max_length - len(prefix_ids) - len(suffix_ids)
-        self._pad_id = int(pad_id)
+        self.pad_id = int(pad_id)
         self._add_prefix_space, self._ignore_merges = add_prefix_space, ignore_merges
         self._description = json.dumps({
             "family": "byte-level BPE", "max_length": self.max_length, "vocab_size": len(vocab),
@@ -272,7 +272,7 @@ class ByteLevelBPETokenizer(tf.Module):
             added_ids = tf.zeros([0], tf.int64)
         ids = interleave(plain_ids, added_ids, is_added, text_of_segment, batch)
         return frame(ids[:, : self._limit], batch, self._prefix_ids, self._suffix_ids,
-                     self._pad_id)
+                     self.pad_id)
 
     # Pre-tokenization -----------------------------------------------------------------------
 

@@ -44,9 +44,10 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfemotion.tokenizer_common import (UnsupportedTokenizerError, frame, interleave,
-                                        last_true_index, positions, positions_in_runs,
-                                        re2_literal, refuse_unless, split_added, string_table,
+from tfemotion.tokenizer_common import (WHITE_SPACE, UnsupportedTokenizerError, frame,
+                                        interleave, last_true_index, positions,
+                                        positions_in_runs, re2_literal, refuse_unless,
+                                        split_added, string_table,
                                         template_within, white_space_class)
 
 # Clusters shorter than this many UTF-8 bytes are looked up whole in the character map.
@@ -84,6 +85,7 @@ def from_hf_unigram(tokenizer: Any, max_length: int) -> "UnigramTokenizer":
     _refuse_unless(model.get("unk_id") is not None, "model.unk_id", None, "an <unk> piece")
     normalizers = _normalizer_steps(spec.get("normalizer"))
     metaspace = _metaspace(spec.get("pre_tokenizer"))
+    _check_first_scheme(normalizers, metaspace)
     prefix, suffix = template_within(tokenizer, max_length)
     raw_added, normalized_added = _added_tokens(tokenizer)
     return UnigramTokenizer(
@@ -109,12 +111,23 @@ def _normalizer_steps(spec: Optional[dict]) -> list[dict]:
                        ", ".join(_SUPPORTED_NORMALIZERS))
         if step["type"] == "Replace":
             pattern = step["pattern"].get("Regex")
-            # Oniguruma's \s, \w, \d and \b are Unicode-aware, RE2's are ASCII: refuse them.
-            _refuse_unless(pattern is None or not re.search(r"\(\?|\\[1-9pPbBsSwWdDhH]", pattern),
-                           "normalizer Replace pattern", pattern,
-                           "literal strings and regular expressions without look-around, "
-                           "back-references or character classes")
+            # Oniguruma's \s, \w, \d, \b and [[:space:]] are Unicode-aware, RE2's ASCII; its ^
+            # and $ match at line ends, RE2's at the ends of the text: refuse them.
+            _refuse_unless(pattern is None or not re.search(
+                r"\(\?|\\[1-9pPbBsSwWdDhH]|\[\[:|(?<!\\)[\^$]", pattern),
+                "normalizer Replace pattern", pattern,
+                "literal strings and regular expressions without look-around, back-references, "
+                "anchors or character classes")
     return steps
+
+
+def _check_first_scheme(normalizers: list[dict], metaspace: dict) -> None:
+    """prepend_scheme="first" prepends only where the text's first character survived
+    normalisation; stripping the start of the text moves it, which is not reproduced."""
+    strips_start = any(step["type"] == "Strip" and step.get("strip_left") for step in normalizers)
+    _refuse_unless(metaspace["prepend_scheme"] != "first" or not strips_start,
+                   "pre_tokenizer.prepend_scheme", "first",
+                   "always or never with a normalizer that strips the start of the text")
 
 
 def _metaspace(spec: Optional[dict]) -> dict:
@@ -136,10 +149,11 @@ def _added_tokens(tokenizer: Any) -> tuple[list, list]:
     normalizer = tokenizer.backend_tokenizer.normalizer
     raw, normalized = [], []
     for token_id, token in sorted(tokenizer.added_tokens_decoder.items()):
-        if token.single_word or not token.content:
+        if token.single_word or not token.content or any(ord(c) in WHITE_SPACE
+                                                         for c in token.content):
             raise UnsupportedTokenizerError(
-                "In-graph SentencePiece Unigram supports added tokens without single_word. "
-                f"Received: added token {token!r}")
+                "In-graph SentencePiece Unigram supports added tokens without single_word and "
+                f"without whitespace in them. Received: added token {token!r}")
         content = str(token.content)
         if token.normalized and normalizer is not None:
             content = normalizer.normalize_str(content)
@@ -250,7 +264,7 @@ class UnigramTokenizer(tf.Module):
         self.max_length = int(max_length)
         self._prefix_ids, self._suffix_ids = list(prefix_ids), list(suffix_ids)
         self._limit = self.max_length - len(prefix_ids) - len(suffix_ids)
-        self._pad_id, self._unk_id = int(pad_id), int(unk_id)
+        self.pad_id, self._unk_id = int(pad_id), int(unk_id)
         self._description = json.dumps({
             "family": "SentencePiece Unigram", "max_length": self.max_length,
             "vocab_size": len(pieces), "normalizers": [step["type"] for step in normalizers],
@@ -316,7 +330,7 @@ class UnigramTokenizer(tf.Module):
         ids_per_text = interleave(ids_per_segment, self._added_ids(segments, is_added), is_added,
                                   text_of_segment, batch)
         return frame(ids_per_text[:, : self._limit], batch, self._prefix_ids, self._suffix_ids,
-                     self._pad_id)
+                     self.pad_id)
 
     def _added_ids(self, segments: tf.Tensor, is_added: tf.Tensor) -> tf.Tensor:
         if self._added_table is None:
