@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import struct
@@ -213,10 +214,11 @@ def charsmap_entries(precompiled_charsmap: str) -> dict[str, str]:
             if not any(0xDC80 <= ord(c) <= 0xDCFF for c in key)}
 
 
+@functools.lru_cache(maxsize=1)
 def grapheme_classes() -> dict[str, np.ndarray]:
     """Ranges of code points and their Grapheme_Cluster_Break class, plus Extended_Pictographic.
 
-    Read from the ``regex`` package's Unicode tables.
+    Read from the ``regex`` package's Unicode tables, once per process (read-only arrays).
 
     Example:
         >>> classes = grapheme_classes()
@@ -239,8 +241,11 @@ def grapheme_classes() -> dict[str, np.ndarray]:
     mark(r"\p{Extended_Pictographic}+", pictographic, 1)
     combined = kind * 2 + pictographic
     starts = np.flatnonzero(np.diff(combined, prepend=-1))
-    return {"starts": starts.astype(np.int32), "kinds": kind[starts],
-            "pictographic": pictographic[starts]}
+    classes = {"starts": starts.astype(np.int32), "kinds": kind[starts],
+               "pictographic": pictographic[starts]}
+    for array in classes.values():
+        array.flags.writeable = False
+    return classes
 
 
 # The tokenizer ------------------------------------------------------------------------------
