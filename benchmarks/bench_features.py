@@ -234,9 +234,9 @@ def main() -> None:
         results["ours_mean"] = (mean_timing, validation_accuracy(mean, splits))
     ours_peak = peak_memory_mb()
     if args.bfloat16 is None:
-        from tfemotion.hardware import _cpu_has_bfloat16
+        from tfemotion.hardware import cpu_has_bfloat16
 
-        args.bfloat16 = _cpu_has_bfloat16()
+        args.bfloat16 = cpu_has_bfloat16()
     half = bfloat16_way(splits, args.model) if args.bfloat16 else None
     book = None if args.skip_book else run_book(args)
 

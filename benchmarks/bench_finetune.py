@@ -4,7 +4,7 @@
    buckets, padding per batch, AdamW) and for the book's Keras recipe (every text padded to the
    split's longest, ``to_tf_dataset(batch_size=64)``, Adam 5e-5), in the same process, one
    after the other, after a few warm-up steps (tracing) that are not timed.
-2. A full ``tfemotion.finetune.train`` run with the defaults of ``make run`` (or the settings
+2. A full ``tfemotion.training.train`` run with the defaults of ``make run`` (or the settings
    given): per-epoch validation accuracy / weighted F1 and seconds, test accuracy / F1, total
    training time, and the learning rate chosen for the checkpoint.
 3. With ``--book-full``: the book's Keras recipe trained in full too (2 epochs), in the same run,
@@ -13,12 +13,20 @@
    again in that policy, same seed and recipe: whole-epoch throughput against float32's and the
    validation/test weighted F1 of both. The compute limit (float32 and bfloat16 matmul rates, the
    model's FLOPs on the train texts) is printed with the summary.
+5. With ``--compare-input``: whole epochs of our pipeline (default recipe) on fresh models, in
+   this run, fed two ways and bucketed and batched identically: from
+   ``Dataset.to_tf_dataset(batch_size=None)`` (a Python generator over the Arrow table: what
+   ``train_dataset`` does) and from the same examples sliced in the graph from the tokens held
+   as tensors. The order is generator, tensors, generator, so that whatever the first epoch of
+   a process pays (or the last one saves) falls on both sides. Prints the seconds until the
+   first step is done and the whole epoch's seconds of each.
 
 Usage:
     python benchmarks/bench_finetune.py --data DIR                          # 1 and 2, full data
     python benchmarks/bench_finetune.py --data DIR --book-full              # 1, 2 and 3
     python benchmarks/bench_finetune.py --data DIR --limit 2000 --steps 10  # a quick look
     python benchmarks/bench_finetune.py --data DIR --skip-full --steps 40   # throughput only
+    python benchmarks/bench_finetune.py --data DIR --skip-throughput --skip-full --compare-input
 """
 
 from __future__ import annotations
@@ -60,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-full", action="store_true")
+    parser.add_argument("--compare-input", action="store_true",
+                        help="one whole epoch fed from memory and one fed by to_tf_dataset")
     parser.add_argument("--book-full", action="store_true",
                         help="also train the book's Keras recipe in full, in this run")
     return parser.parse_args(argv)
@@ -90,20 +100,20 @@ def model_path(args) -> str:
 # region Throughput
 
 
-def throughput(recipe: str, encoded, tokenizer, checkpoint: str, args) -> dict:
+def throughput(recipe: str, encoded, tokenizer, checkpoint: str, task, args) -> dict:
     """Examples/s of ``recipe`` over ``args.steps`` timed training steps."""
     import tf_keras
 
     from tfemotion.config import choose_schedule
-    from tfemotion.finetune import build_classifier, compile_classifier, hidden_size
-    from tfemotion.inputs import train_dataset
+    from tfemotion.training import build_classifier, compile_classifier, hidden_size
+    from tfemotion.training import train_dataset
 
     config = finetune_config(checkpoint, args, recipe)
     tf_keras.utils.set_random_seed(0)
     data = train_dataset(encoded, tokenizer, config, 512)
-    model = build_classifier(checkpoint, encoded.features["label"].names)
+    model = build_classifier(checkpoint, task)
     schedule = choose_schedule(config, hidden_size(model.config))
-    compile_classifier(model, schedule, config, data.steps * 2)
+    compile_classifier(model, schedule, config, data.steps * 2, task)
     times: list[float] = []
 
     class Timer(tf_keras.callbacks.Callback):
@@ -142,13 +152,13 @@ def finetune_config(checkpoint: str, args, recipe: str = "default"):
 
 def run_throughput(splits, checkpoint: str, args) -> dict:
     from tfemotion.checkpoints import load_tokenizer
-    from tfemotion.data import tokenize
+    from tfemotion.data import task_of, tokenize
 
     tokenizer = load_tokenizer(checkpoint)
     encoded = tokenize(splits["train"], tokenizer, 512)
     results = {}
     for recipe in ("default", "book-keras"):
-        results[recipe] = throughput(recipe, encoded, tokenizer, checkpoint, args)
+        results[recipe] = throughput(recipe, encoded, tokenizer, checkpoint, task_of(splits), args)
         r = results[recipe]
         print(f"[throughput] {recipe:<10} batch {r['batch_size']}: {r['examples_per_second']:.1f} "
               f"examples/s over {r['steps']} steps ({r['seconds']:.1f} s, median step "
@@ -158,6 +168,93 @@ def run_throughput(splits, checkpoint: str, args) -> dict:
     results["speedup"] = ratio
     print(f"[throughput] ours / book recipe = {ratio:.2f}x (target >= 3x)", flush=True)
     return results
+
+
+# endregion
+# region Input pipelines
+
+
+def in_memory_examples(encoded):
+    """The examples of ``train_dataset``'s default pipeline without ``to_tf_dataset``'s Python
+    generator: sliced in the graph from the split's tokens held as tensors."""
+    import numpy as np
+    import tensorflow as tf
+
+    lengths = np.asarray(encoded["length"])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    ids = tf.constant(np.concatenate(encoded["input_ids"]).astype(np.int64))
+    mask = tf.constant(np.concatenate(encoded["attention_mask"]).astype(np.int64))
+    labels = np.asarray(encoded["label"])
+    labels = labels.astype(np.float32 if labels.dtype.kind == "f" else np.int64)
+
+    def example(start, length, label):
+        return {"input_ids": ids[start: start + length],
+                "attention_mask": mask[start: start + length]}, label
+
+    return tf.data.Dataset.from_tensor_slices((starts, lengths.astype(np.int64), labels)).map(
+        example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def input_epoch(encoded, tokenizer, checkpoint: str, task, args, source: str) -> dict:
+    """Seconds of one whole training epoch (and until its first step) fed from ``source``."""
+    import tf_keras
+
+    from tfemotion.config import choose_schedule
+    from tfemotion.training import build_classifier, compile_classifier, hidden_size, inputs
+
+    config = finetune_config(checkpoint, args)
+    tf_keras.utils.set_random_seed(0)
+    default_examples = inputs._examples
+    start = time.perf_counter()  # the input pipeline's construction counts: that is its cost
+    if source == "in memory":  # swapped for this call only, to compare one piece alone
+        inputs._examples = in_memory_examples
+    try:
+        data = inputs.train_dataset(encoded, tokenizer, config, 512)
+    finally:
+        inputs._examples = default_examples
+    building = time.perf_counter() - start
+    model = build_classifier(checkpoint, task)
+    compile_classifier(model, choose_schedule(config, hidden_size(model.config)), config,
+                       data.steps, task)
+    marks: dict[str, float] = {}
+
+    class FirstStep(tf_keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            marks.setdefault("first", time.perf_counter())
+
+    start = time.perf_counter() - building  # the model's loading is the same for both: left out
+    model.fit(data.dataset, epochs=1, steps_per_epoch=data.steps, callbacks=[FirstStep()],
+              verbose=0)
+    seconds = time.perf_counter() - start
+    row = {"source": source, "steps": data.steps, "epoch_seconds": seconds,
+           "pipeline_building_seconds": building,
+           "until_first_step_seconds": marks["first"] - start,
+           "examples_per_second": data.examples / seconds}
+    print(f"[input] {source:<13} built in {building:.1f} s, first step done after "
+          f"{row['until_first_step_seconds']:.1f} s; "
+          f"epoch of {data.steps} steps {seconds:.1f} s ({row['examples_per_second']:.1f} "
+          f"examples/s)", flush=True)
+    return row
+
+
+def compare_input(splits, checkpoint: str, args) -> dict:
+    from tfemotion.checkpoints import load_tokenizer
+    from tfemotion.data import task_of, tokenize
+
+    tokenizer = load_tokenizer(checkpoint)
+    encoded = tokenize(splits["train"], tokenizer, 512)
+    task = task_of(splits)
+    runs = [input_epoch(encoded, tokenizer, checkpoint, task, args, source)
+            for source in ("to_tf_dataset", "in memory", "to_tf_dataset")]
+    generator = {key: (runs[0][key] + runs[2][key]) / 2
+                 for key in ("epoch_seconds", "until_first_step_seconds")}
+    memory = runs[1]
+    saved = generator["epoch_seconds"] - memory["epoch_seconds"]
+    print(f"[input] the tensors in memory save {saved:.1f} s per epoch against the mean of the "
+          f"two generator epochs ({generator['epoch_seconds'] / memory['epoch_seconds']:.2f}x), "
+          f"{generator['until_first_step_seconds'] - memory['until_first_step_seconds']:.1f} s "
+          f"of them before the first step", flush=True)
+    return {"runs": runs, "to_tf_dataset_mean": generator}
 
 
 # endregion
@@ -188,7 +285,7 @@ def step_timer():
 
 def run_full(data_config, splits, checkpoint: str, args, recipe: str = "default",
              precision: str | None = None) -> dict:
-    from tfemotion.finetune import train
+    from tfemotion.training import train
     from tfemotion.runfolder import RunFolder, completed_epochs
 
     name = recipe if precision is None else f"{recipe}-{precision}"
@@ -240,12 +337,17 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     checkpoint = model_path(args)
     data_config, splits = load(args)
+    from compute_limit import machine
+
+    print(f"[machine] {machine()}", flush=True)
     print(f"data {args.data}: " + ", ".join(f"{s} {len(d)}" for s, d in splits.items())
           + f"; model {checkpoint}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}",
           flush=True)
     results = {}
     if not args.skip_throughput:
         results["throughput"] = run_throughput(splits, checkpoint, args)
+    if args.compare_input:
+        results["input"] = compare_input(splits, checkpoint, args)
     if not args.skip_full:
         results["full"] = run_full(data_config, splits, checkpoint, args)
     if args.book_full:

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from tfemotion.config import DataConfig, FinetuneConfig
     from tfemotion.data import load_splits
-    from tfemotion.finetune import train
+    from tfemotion.training import train
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:

@@ -9,7 +9,7 @@ measures texts/s and p50/p99 latency per call of:
 2. ``encoded`` fed with ids from the Hugging Face tokenizer (dynamic padding per batch), batch 1
    and 64, with the tokenizer's own time apart: the difference to 1. is what in-graph
    tokenization costs;
-3. ``pipeline("text-classification", framework="tf", dtype=None)`` (FIELD-NOTES §4b) on the
+3. ``pipeline("text-classification", framework="tf", dtype=None)`` (``dtype=None``: transformers 4.57's default, "auto", calls into PyTorch and fails without it) on the
    same texts, batch_size 64 and one text per call;
 4. the development server (``tfemotion serve``): 8 and 32 concurrent gRPC clients sending one
    text per request, without and with TensorFlow Serving's batching, for each batching file
@@ -74,7 +74,7 @@ def precision_of(version_dir: Path) -> str:
 
 def find_version(path: Path) -> Path:
     """A version folder, or the highest version under BASE/NAME."""
-    from tfemotion.signatures import find_export
+    from tfemotion.export.signatures import find_export
 
     found = find_export(path)
     if found is None:
@@ -129,7 +129,7 @@ def bench_raw_text(loaded, texts: list[str], sizes: tuple[int, ...]) -> list[dic
 def bench_session(version_dir: Path, texts: list[str], sizes: tuple[int, ...],
                   session_config: Path | None, suffix: str = "") -> list[dict]:
     """serving_default through TensorFlow Serving's loading path, with ``session_config``."""
-    from tfemotion.servable import SessionServable, read_session_config
+    from tfemotion.export.servable import SessionServable, read_session_config
 
     servable = SessionServable(version_dir, read_session_config(session_config)
                                if session_config else None)
@@ -154,7 +154,7 @@ def op_profile(version_dir: Path, texts: list[str], session_config: Path | None,
 
     import tensorflow as tf
 
-    from tfemotion.servable import SessionServable, read_session_config
+    from tfemotion.export.servable import SessionServable, read_session_config
 
     servable = SessionServable(version_dir, read_session_config(session_config)
                                if session_config else None)

@@ -59,7 +59,7 @@ def texts_per_second(call, texts: list[str], rounds: int = 3) -> float:
 def tokenizer_rows(name: str, hf_tokenizer, texts: list[str]) -> list[tuple[str, float]]:
     import tensorflow as tf
 
-    from tfemotion.tokenizer import from_hf_tokenizer
+    from tfemotion.tokenizers import from_hf_tokenizer
 
     in_graph = from_hf_tokenizer(hf_tokenizer, max_length=128)
     hf = texts_per_second(lambda b: hf_tokenizer(b, truncation=True, max_length=128,

@@ -94,7 +94,7 @@ def _in_graph(args, hf_tokenizer):
         info = Path(args.saved_model, "assets.extra", "tfemotion_export.json")
         args.max_length = json.loads(info.read_text())["max_length"]  # the export's, not ours
         return tf.saved_model.load(args.saved_model).signatures["tokenize"]
-    from tfemotion.tokenizer import from_hf_tokenizer
+    from tfemotion.tokenizers import from_hf_tokenizer
 
     return from_hf_tokenizer(hf_tokenizer, max_length=args.max_length)
 
@@ -142,7 +142,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from tfemotion.checkpoints import load_tokenizer
-    from tfemotion.tokenizer import STRESS_TEXTS
+    from tfemotion.tokenizers import STRESS_TEXTS
 
     started = time.perf_counter()
     if args.train_bpe and args.train_unigram:

@@ -102,3 +102,22 @@ def for_texts(model_dir: str, texts: Sequence[str], max_length: int | None = Non
     lengths = [len(ids) for ids in tokenizer(list(texts), truncation=True,
                                                max_length=limit)["input_ids"]]
     return ComputeLimit.measure(AutoConfig.from_pretrained(str(model_dir)), lengths)
+
+
+def machine() -> str:
+    """The machine a figure was measured on: CPU model, cores, ``tf.matmul`` float32 GFLOP/s at
+    2048 x 2048 (machines of one kind differ up to 2x: name it beside every absolute figure),
+    and the load average (other work halves the figures on 2 cores)."""
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    rate = matmul_gflops("float32", 2048, 2048, 2048)
+    return (f"{model}, {os.cpu_count()} cores, tf.matmul float32 {rate:.0f} GFLOP/s at 2048^2, "
+            f"load average {os.getloadavg()[0]:.2f}")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from tfemotion.config import DataConfig, FinetuneConfig, choose_schedule
 from tfemotion.runfolder import RunFolder, RunRecord, find_run
+from tfemotion.task import MULTI_LABEL, Task
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _record(**changes) -> RunRecord:
     finetune = FinetuneConfig(model="ckpt", epochs=3)
-    values = dict(data=DataConfig(source="data"), finetune=finetune, label_names=("a", "b", "c"),
+    values = dict(data=DataConfig(source="data"), finetune=finetune, task=Task(("a", "b", "c")),
                   max_length=87, schedule=choose_schedule(finetune, 384), steps_per_epoch=250,
                   versions={"tensorflow": "2.21.0"})
     values.update(changes)
@@ -85,3 +90,14 @@ def test_a_record_from_a_newer_tfemotion_is_refused_by_name(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="written by a newer tfemotion"):
         RunRecord.load(RunFolder(tmp_path))
+
+
+def test_a_run_record_written_by_tfemotion_0_1_0_loads_with_its_task(tmp_path):
+    shutil.copy(FIXTURES / "run_record_0.1.0_multi_label.json", tmp_path / "config.json")
+    record = RunRecord.load(RunFolder(tmp_path))
+    assert record.task == Task(("sadness", "joy", "love", "anger", "fear", "surprise"),
+                               MULTI_LABEL)
+    assert record.thresholds == (0.5, 0.56, 0.3, 0.19, 0.47, 0.25)
+    assert record.global_threshold == 0.34 and record.schedule.learning_rate == 0.01
+    written = record.to_dict()  # written again, the file has the same keys and values
+    assert written == json.loads((tmp_path / "config.json").read_text())

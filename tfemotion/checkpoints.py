@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlparse
 
+from tfemotion.task import HF_PROBLEM_TYPES, MULTI_LABEL, SINGLE_LABEL, Task
+
 logger = logging.getLogger(__name__)
 
 _SAFETENSORS_BUG = "safe_open"
@@ -94,9 +96,14 @@ def require_hub(name: str, kind: str, flag: str) -> None:
             which would let transformers/datasets use their local cache).
 
     Example:
-        >>> require_hub("dair-ai/emotion", "dataset", "--data")  # doctest: +SKIP
+        >>> require_hub("./data/emotoin", "dataset", "--data")  # a typo in a local path
         Traceback (most recent call last):
-        HubUnreachableError: The dataset 'dair-ai/emotion' is not a local path and ...
+        ...
+        FileNotFoundError: The dataset './data/emotoin' (--data) is written as a path, but there is no such file or folder.
+
+        Without network, ``require_hub("dair-ai/emotion", "dataset", "--data")`` raises
+        ``HubUnreachableError: The dataset 'dair-ai/emotion' is not local and the Hugging Face
+        hub is unreachable from this machine. Pass a local one instead: `--data PATH` ...``.
     """
     require_available([(name, kind, flag)])
 
@@ -146,7 +153,8 @@ def load_tokenizer(checkpoint: str) -> Any:
     """Load the (fast) tokenizer of a hub id or a local folder.
 
     Example:
-        >>> tokenizer = load_tokenizer(tiny_model_dir)  # doctest: +SKIP
+        >>> load_tokenizer(checkpoint)("i feel happy")["input_ids"][0]  # [CLS] first
+        2
     """
     from transformers import AutoTokenizer
 
@@ -180,6 +188,26 @@ def model_max_length(tokenizer: Any, config: Any = None, requested: Optional[int
     return int(requested)
 
 
+def model_task(model_config: Any) -> Task:
+    """The task of a saved classifier that comes without a run record (a bare model folder).
+
+    Runs and exports carry their task in their records; a ``save_pretrained`` folder on its own
+    has only its config: ``id2label`` (in id order) and ``problem_type``
+    (``multi_label_classification`` for sigmoid outputs; anything else is single-label).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> config = SimpleNamespace(id2label={0: "neg", 1: "pos"}, num_labels=2,
+        ...                          problem_type="multi_label_classification")
+        >>> model_task(config)
+        Task(label_names=('neg', 'pos'), problem_type='multi_label')
+    """
+    id2label = {int(k): str(v) for k, v in (getattr(model_config, "id2label", None) or {}).items()}
+    names = tuple(id2label.get(i, f"LABEL_{i}") for i in range(model_config.num_labels))
+    multi = getattr(model_config, "problem_type", None) == HF_PROBLEM_TYPES[MULTI_LABEL]
+    return Task(names, MULTI_LABEL if multi else SINGLE_LABEL)
+
+
 def load_tf_model(model_class: Any, checkpoint: str, **kwargs: Any) -> Any:
     """Load a transformers TF model class from a hub id or folder, safetensors-only included.
 
@@ -202,8 +230,10 @@ def load_tf_model(model_class: Any, checkpoint: str, **kwargs: Any) -> Any:
     that differ).
 
     Example:
-        >>> from transformers import TFAutoModel  # doctest: +SKIP
-        >>> model = load_tf_model(TFAutoModel, "sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
+        >>> from transformers import TFAutoModel
+        >>> load_tf_model(TFAutoModel, checkpoint).config.hidden_size  # or a hub id, e.g.
+        32
+        >>> # load_tf_model(TFAutoModel, "sentence-transformers/all-MiniLM-L6-v2")
     """
     checkpoint = os.path.expanduser(str(checkpoint))
     if is_local_path(checkpoint):

@@ -151,11 +151,10 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def _print_metrics(title: str, metrics: dict[str, dict[str, float]], first: bool = False) -> None:
+def _print_metrics(title: str, metrics: dict[str, dict[str, float]], task: Any,
+                   first: bool = False) -> None:
     print(title if first else f"\n{title}")
-    multi_label = any("f1_micro" in values for values in metrics.values())
-    keys = (("f1_micro", "f1_macro", "f1_weighted", "subset_accuracy", "hamming_loss")
-            if multi_label else ("accuracy", "f1_weighted", "f1_macro"))
+    keys = task.headline_metrics
     print(f"  {'split':<12}" + "".join(f"{key:>{len(key) + 2}}" for key in keys))
     for split, values in metrics.items():
         print(f"  {split:<12}" + "".join(f"{values[key]:>{len(key) + 2}.4f}" for key in keys))
@@ -165,9 +164,9 @@ def _print_metrics(title: str, metrics: dict[str, dict[str, float]], first: bool
                                                   for key in keys))
 
 
-def _print_training(metrics: dict[str, Any]) -> None:
+def _print_training(metrics: dict[str, Any], task: Any) -> None:
     _print_metrics(f"fine-tuned (best epoch {metrics['best_epoch']})",
-                   {s: metrics[s] for s in ("validation", "test") if s in metrics})
+                   {s: metrics[s] for s in ("validation", "test") if s in metrics}, task)
     if metrics.get("thresholds"):
         print("decision thresholds tuned on validation: " + ", ".join(
             f"{name} {value:.2f}" for name, value in metrics["thresholds"].items()))
@@ -206,7 +205,7 @@ def _stream(results: Iterable[dict[str, Any]], total: Optional[int], as_json: bo
     from tqdm import tqdm
 
     from tfemotion.logs import stderr_is_terminal
-    from tfemotion.serving import format_prediction
+    from tfemotion.serving.client import format_prediction
 
     count = 0
     bar_wanted = show_bar and not sys.stdout.isatty() and stderr_is_terminal()
@@ -229,8 +228,8 @@ def _stream(results: Iterable[dict[str, Any]], total: Optional[int], as_json: bo
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    """`tfemotion explore`: class balance and text lengths (tfemotion.exploration.explore)."""
-    from tfemotion.exploration import explore
+    """`tfemotion explore`: class balance and text lengths (tfemotion.data.exploration)."""
+    from tfemotion.data.exploration import explore
 
     summary = _to_stderr(explore, config_from_args(cfg.DataConfig, args), args.out,
                          model=args.model, max_length=args.max_length)
@@ -253,10 +252,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     """`tfemotion baseline`: features + logistic regression (tfemotion.features.run_baseline)."""
     data_config = config_from_args(cfg.DataConfig, args)
     feature_config = config_from_args(cfg.FeatureConfig, args)
-    from tfemotion.data import load_splits
+    from tfemotion.data import load_splits, task_of
     from tfemotion.features import run_baseline
 
-    metrics = _to_stderr(lambda: run_baseline(load_splits(data_config), feature_config, args.out))
+    splits = _to_stderr(load_splits, data_config)
+    task = task_of(splits)
+    metrics = _to_stderr(run_baseline, splits, feature_config, args.out, task=task)
     if args.json:
         _print_json(metrics)
         return 0
@@ -264,38 +265,42 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     print(f"features: {features['texts']} texts in {features['seconds']:.1f} s "
           f"({features['texts_per_second']:.1f} texts/s)")
     for model in ("logistic_regression", "dummy"):
-        _print_metrics(model, metrics[model])
-    plots = "confusion_matrix.png" + (", umap.png" if feature_config.umap else "")
+        _print_metrics(model, metrics[model], task)
+    plots = ("label_confusion.png" if task.multi_label else "confusion_matrix.png") + (
+        ", umap.png" if feature_config.umap else "")
     print(f"\nwrote {args.out}/metrics.json, {plots}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """`tfemotion train`: fine-tuning (tfemotion.finetune.train)."""
+    """`tfemotion train`: fine-tuning (tfemotion.training.train)."""
     data_config = config_from_args(cfg.DataConfig, args)
     finetune_config = config_from_args(cfg.FinetuneConfig, args)
-    from tfemotion.data import load_splits
-    from tfemotion.finetune import train
+    from tfemotion.data import load_splits, task_of
+    from tfemotion.training import train
 
-    metrics = _to_stderr(lambda: train(load_splits(data_config), data_config, finetune_config,
-                                       args.out))
+    splits = _to_stderr(load_splits, data_config)
+    task = task_of(splits)
+    metrics = _to_stderr(train, splits, data_config, finetune_config, args.out, task=task)
     if args.json:
         _print_json(metrics)
         return 0
-    _print_training(metrics)
+    _print_training(metrics, task)
     print(f"run folder: {args.out}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """`tfemotion evaluate`: a run's metrics on a split (tfemotion.evaluate.evaluate_run)."""
-    from tfemotion.evaluate import evaluate_run
+    """`tfemotion evaluate`: a run's metrics on a split (tfemotion.evaluation.evaluate_run)."""
+    from tfemotion.evaluation import evaluate_run
+    from tfemotion.runfolder import RunRecord, find_run
 
     result = _to_stderr(evaluate_run, args.run, args.split)
     if args.json:
         _print_json({k: v for k, v in result.items() if k != "report"})
         return 0
-    _print_metrics(f"{args.run} ({args.split})", {args.split: result}, first=True)
+    task = RunRecord.load(find_run(args.run)).task
+    _print_metrics(f"{args.run} ({args.split})", {args.split: result}, task, first=True)
     print(f"\n{result['report']}")
     print(f"\nwrote {os.path.dirname(result['files']['metrics'])}")
     return 0
@@ -344,8 +349,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """`tfemotion serve`: the development server (tfemotion.devserver.serve)."""
-    from tfemotion.devserver import serve
+    """`tfemotion serve`: the development server (tfemotion.serving.serve)."""
+    from tfemotion.serving.server import serve
 
     serve(args.base_path, config_from_args(cfg.ServingConfig, args))
     return 0
@@ -353,7 +358,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     """`tfemotion query`: stream texts through a server (tfemotion.serving.query_stream)."""
-    from tfemotion.serving import query_header, query_stream, server_address
+    from tfemotion.serving.client import query_header, query_stream, server_address
 
     config = config_from_args(cfg.ServingConfig, args)
     texts, total = _input_texts(args, args.parser)
@@ -377,14 +382,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = _to_stderr(run_all, data_config, feature_config, finetune_config, export_config,
                          args.out, stages=args.stages,
                          progress=lambda message: print(f"\n== {message}", flush=True))
+    task = results["task"]
     if args.json:
-        _print_json(results)
+        _print_json({**results, "task": task.to_dict()})
         return 0
     if "baseline" in results:
         _print_metrics("baseline: logistic regression on the encoder's features",
-                       results["baseline"]["logistic_regression"])
+                       results["baseline"]["logistic_regression"], task)
     if "train" in results:
-        _print_training(results["train"])
+        _print_training(results["train"], task)
     if "export" in results:
         print(f"\nexported {results['export']['path']} (version {results['export']['version']})"
               f"; serve it: tfemotion serve --base-path {results['export']['base_path']}")

@@ -164,7 +164,12 @@ def install_requirements(extras: Sequence[str] = (), *, run: Optional[Runner] = 
         The ``InstallPlan`` that was carried out.
 
     Example:
-        >>> install_requirements(["umap"])  # doctest: +SKIP
+        >>> ran = []  # what would run: pip, the constraints, the requirements
+        >>> plan = install_requirements(["umap"], run=lambda command, check: ran.append(command),
+        ...                             tensorflow_version="2.21.0", gpu=False)
+        tfemotion: ...
+        >>> ran[0][1:4], "umap-learn>=0.5" in ran[0]
+        (['-m', 'pip', 'install'], True)
     """
     version = tensorflow_version or installed_version("tensorflow")
     plan = plan_install(version, has_gpu() if gpu is None else gpu)
@@ -216,8 +221,12 @@ def install_model_server(version: Optional[str] = None, *, run: Optional[Runner]
         The version installed.
 
     Example:
-        >>> install_model_server()  # doctest: +SKIP
+        >>> ran = []  # on Colab: run=None, and the commands below download and install
+        >>> install_model_server("2.20.0", run=lambda command, check: ran.append(command[0]))
+        tfemotion: installing TensorFlow Serving 2.20.0 (http://storage.googleapis.com/...)
         '2.20.0'
+        >>> ran
+        ['wget', 'dpkg']
     """
     version = version or model_server_version()
     url = MODEL_SERVER_DEB.format(version=version)

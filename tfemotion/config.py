@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from tfemotion.task import MULTI_LABEL, SINGLE_LABEL
+
 BOOK_DATASET = "dair-ai/emotion"
 BOOK_CHECKPOINT = "distilbert-base-uncased"
 # Fine-tuning learning rates: the book's Trainer run and its Keras variant.
@@ -49,11 +51,8 @@ MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 # Compute precisions of an export (variables, inputs and outputs stay as in float32).
 EXPORT_PRECISIONS = ("float32", "bfloat16", "float16")
 SPLITS = ("train", "validation", "test")
-# One label per text, or any number of labels per text.
-SINGLE_LABEL, MULTI_LABEL = "single_label", "multi_label"
+# One label per text, several, or told from the data.
 PROBLEM_TYPES = ("auto", SINGLE_LABEL, MULTI_LABEL)
-# What transformers' model configs call a multi-label classifier (its pipeline then uses sigmoid).
-HF_MULTI_LABEL = "multi_label_classification"
 
 
 def _help(text: str, *, choices: Optional[tuple] = None, flags: tuple[str, ...] = (),
@@ -171,7 +170,7 @@ class FeatureConfig(_ConfigMixin):
     pad_to_multiple_of: int = _help(
         "Round each batch's padded length up to a multiple of this. The forward function runs "
         "every shape without retracing, so on CPU rounding only adds padding (8: ~10% slower); "
-        "use 8 on GPUs or with XLA.",
+        "use 8 on GPUs, whose kernels prefer lengths in multiples of 8.",
         default=1,
     )
     max_length: Optional[int] = _help(
@@ -229,8 +228,10 @@ class FinetuneConfig(_ConfigMixin):
         choices=RECIPES,
     )
     mixed_precision: str = _help(
-        "'none', 'mixed_float16' (GPU) or 'mixed_bfloat16' (TPU).", default="none",
-        choices=MIXED_PRECISION,
+        "'none'; 'mixed_float16' (NVIDIA GPUs, with loss scaling); 'mixed_bfloat16' (TPUs, "
+        "NVIDIA GPUs of compute capability >= 8.0, CPUs with bfloat16 units, where "
+        "benchmarks/bench_finetune.py --compare-precision measures what it gains).",
+        default="none", choices=MIXED_PRECISION,
     )
     xla: bool = _help("Compile the train step with XLA (jit_compile).", default=False)
     strategy: str = _help(
@@ -456,3 +457,4 @@ class ServingConfig(_ConfigMixin):
             _check_positive(name, getattr(self, name))
         if self.retries < 0:
             raise ValueError(f"retries must be >= 0. Received: retries={self.retries!r}")
+

@@ -12,8 +12,8 @@ a TensorFlow build without XLA, or a global batch the replicas cannot share.
 
 Example:
     >>> from tfemotion.config import FinetuneConfig
-    >>> hardware = resolve_hardware(FinetuneConfig(strategy="default"))  # doctest: +SKIP
-    >>> hardware.kind, hardware.replicas, hardware.is_chief  # doctest: +SKIP
+    >>> hardware = resolve_hardware(FinetuneConfig(strategy="default"))
+    >>> hardware.kind, hardware.replicas, hardware.is_chief
     ('default', 1, True)
 """
 
@@ -66,7 +66,7 @@ def resolve_hardware(config: FinetuneConfig) -> Hardware:
             hardware support, XLA unavailable, or a batch size the replicas cannot share.
 
     Example:
-        >>> resolve_hardware(FinetuneConfig(strategy="default")).kind  # doctest: +SKIP
+        >>> resolve_hardware(FinetuneConfig(strategy="auto")).kind  # a machine without GPUs
         'default'
     """
     import tensorflow as tf
@@ -200,7 +200,7 @@ def suggest_bfloat16(policy: str, flag: str = "mixed_precision='mixed_bfloat16'"
         >>> suggest_bfloat16("mixed_bfloat16")  # already chosen: nothing to say
         False
     """
-    if policy != "none" or flag in _SUGGESTED or not _cpu_has_bfloat16():
+    if policy != "none" or flag in _SUGGESTED or not cpu_has_bfloat16():
         return False
     import tensorflow as tf
 
@@ -212,7 +212,12 @@ def suggest_bfloat16(policy: str, flag: str = "mixed_precision='mixed_bfloat16'"
     return True
 
 
-def _cpu_has_bfloat16() -> bool:
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 units (AVX512-BF16 or AMX), read from ``/proc/cpuinfo``.
+
+        >>> isinstance(cpu_has_bfloat16(), bool)
+        True
+    """
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -226,7 +231,7 @@ def _bfloat16_hardware(gpus: list) -> bool:
     if gpus:
         details = [tf.config.experimental.get_device_details(g) for g in gpus]
         return all(d.get("compute_capability", (0, 0)) >= (8, 0) for d in details)
-    return _cpu_has_bfloat16()
+    return cpu_has_bfloat16()
 
 
 def _is_chief(strategy: Any, kind: str) -> bool:

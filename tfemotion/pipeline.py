@@ -8,10 +8,17 @@ Each stage writes to its own folder under ``out_dir``:
     OUT/serving/   NAME/VERSION/ SavedModel for TensorFlow Serving
     OUT/pipeline.json  the seconds each stage took, and the stages run
 
+The data is loaded once and its task (``tfemotion.data.task_of``) decided once; every stage
+gets both.
+
 Example:
+    >>> import tempfile
     >>> from tfemotion.config import DataConfig, FeatureConfig, FinetuneConfig, ExportConfig
-    >>> results = run_all(DataConfig(source="data/"), FeatureConfig(model="ckpt/"),
-    ...                   FinetuneConfig(model="ckpt/"), ExportConfig(), "out")  # doctest: +SKIP
+    >>> results = run_all(DataConfig(source=data_dir), FeatureConfig(model=checkpoint),
+    ...                   FinetuneConfig(model=checkpoint), ExportConfig(), tempfile.mkdtemp(),
+    ...                   stages=["explore"])
+    >>> results["explore"]["splits"]["validation"]["rows"], sorted(results["seconds"])
+    (60, ['explore', 'load', 'total'])
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from tfemotion.checkpoints import require_available
 from tfemotion.config import DataConfig, ExportConfig, FeatureConfig, FinetuneConfig
 from tfemotion.files import write_json
 from tfemotion.runfolder import PIPELINE_RUN_DIR
+from tfemotion.task import Task
 
 STAGES = ("explore", "baseline", "train", "evaluate", "export")
 
@@ -62,8 +70,9 @@ def run_all(
         progress: optional callable taking a message, told when each stage starts.
 
     Returns:
-        ``{stage: result}`` for each stage that ran, and ``"seconds"``: ``{stage: seconds,
-        "total": seconds}`` (also written to ``OUT/pipeline.json``).
+        ``{stage: result}`` for each stage that ran, ``"task"``: the data's ``Task``, and
+        ``"seconds"``: ``{stage: seconds, "total": seconds}`` (also written to
+        ``OUT/pipeline.json``).
 
     Raises:
         ValueError: an unknown stage name.
@@ -71,9 +80,6 @@ def run_all(
             before any work starts.
         DataError: the data cannot be read (before any stage starts).
 
-    Example:
-        >>> run_all(DataConfig(source="d/"), FeatureConfig(model="m/"), FinetuneConfig(model="m/"),
-        ...         ExportConfig(), "out", stages=["explore"])  # doctest: +SKIP
     """
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -84,17 +90,18 @@ def run_all(
                        *((model, "checkpoint", "--model")
                          for model in dict.fromkeys([feature_config.model, finetune_config.model]))])
 
-    from tfemotion.data import load_splits
+    from tfemotion.data import load_splits, task_of
 
     started = time.perf_counter()
     splits = load_splits(data_config)
+    task = task_of(splits)
     dirs = stage_dirs(out_dir)
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"task": task}
     seconds: dict[str, float] = {"load": round(time.perf_counter() - started, 1)}
     for stage in (s for s in STAGES if s in stages):
         tell(f"{stage} -> {dirs[stage]}")
         start = time.perf_counter()
-        results[stage] = _run_stage(stage, splits, dirs, data_config, feature_config,
+        results[stage] = _run_stage(stage, splits, task, dirs, data_config, feature_config,
                                     finetune_config, export_config)
         seconds[stage] = round(time.perf_counter() - start, 1)
     seconds["total"] = round(time.perf_counter() - started, 1)
@@ -104,28 +111,40 @@ def run_all(
     return results
 
 
-def _run_stage(stage: str, splits: Any, dirs: dict[str, Path], data_config: DataConfig,
-               feature_config: FeatureConfig, finetune_config: FinetuneConfig,
-               export_config: ExportConfig) -> Any:
+def _run_stage(stage: str, splits: Any, task: Task, dirs: dict[str, Path],
+               data_config: DataConfig, feature_config: FeatureConfig,
+               finetune_config: FinetuneConfig, export_config: ExportConfig) -> Any:
     if stage == "explore":
-        from tfemotion.exploration import explore
+        from tfemotion.data.exploration import explore
 
         # Token statistics against what fine-tuning will truncate to.
         return explore(data_config, dirs["explore"], model=finetune_config.model,
-                       max_length=finetune_config.max_length, dataset_dict=splits)
+                       max_length=finetune_config.max_length, dataset_dict=splits, task=task)
     if stage == "baseline":
         from tfemotion.features import run_baseline
 
-        return run_baseline(splits, feature_config, dirs["baseline"])
+        return run_baseline(splits, feature_config, dirs["baseline"], task=task)
     if stage == "train":
-        from tfemotion.finetune import train
+        from tfemotion.training import train
 
-        return train(splits, data_config, finetune_config, dirs["train"])
+        return train(splits, data_config, finetune_config, dirs["train"], task=task)
     if stage == "evaluate":
-        from tfemotion.evaluate import evaluate_run
+        from tfemotion.evaluation import evaluate_run
 
-        return {split: evaluate_run(dirs["evaluate"], split, dataset_dict=splits)
+        return {split: evaluate_run(dirs["evaluate"], split, dataset_dict=splits, task=task)
                 for split in ("validation", "test") if split in splits}
     from tfemotion.export import export_run
 
-    return export_run(dirs["train"], export_config.replace(base_path=str(dirs["export"])))
+    return export_run(dirs["train"], export_config.replace(base_path=str(dirs["export"])),
+                      texts=verification_texts(splits))
+
+
+def verification_texts(splits: Any) -> list[str]:
+    """The texts an export is verified on: the validation split's (else the test split's).
+
+    Example:
+        >>> len(verification_texts(splits))
+        60
+    """
+    split = next((s for s in ("validation", "test") if s in splits), None)
+    return [str(text) for text in splits[split]["text"]] if split else []

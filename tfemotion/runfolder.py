@@ -1,7 +1,7 @@
 """The run folder: what fine-tuning writes and evaluation, export and the pipeline read.
 
 One module owns it: ``RunFolder`` names every file and folder in it, and ``RunRecord`` is the
-typed record of a run (its settings, label names, resolved maximum length and learning rate,
+typed record of a run (its settings, its task, resolved maximum length and learning rate,
 hardware and versions) that fine-tuning writes to ``RUN/config.json`` and every reader loads.
 No other module spells a file name of the run folder or parses ``config.json`` by hand.
 
@@ -34,11 +34,11 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
-from tfemotion.config import (MULTI_LABEL, SINGLE_LABEL, DataConfig, FinetuneConfig, Schedule,
-                              choose_schedule)
+from tfemotion.config import DataConfig, FinetuneConfig, Schedule, choose_schedule
 from tfemotion.files import write_json
+from tfemotion.task import Task
 
 # Where `tfemotion run` puts the run folder inside its output folder.
 PIPELINE_RUN_DIR = "run"
@@ -151,7 +151,7 @@ class RunRecord:
     Attributes:
         data: DataConfig. Where the texts came from (evaluation and export reload them).
         finetune: FinetuneConfig. The settings as given (``None`` = chosen for the checkpoint).
-        label_names: tuple of str. Name of each label id.
+        task: Task. The label names and the problem type the model was trained for.
         max_length: int. The resolved truncation length, in tokens.
         schedule: Schedule. The learning rate and warm-up used, and why.
         strategy: str. The ``tf.distribute`` strategy kind.
@@ -160,15 +160,18 @@ class RunRecord:
         train_examples_per_epoch: int.
         padding_share: float or None. Share of padded tokens in the training batches.
         versions: dict. Python and library versions that trained the run.
-        problem_type: str. ``single_label`` or ``multi_label``.
         thresholds: tuple of float or None. Multi-label: each label's decision threshold,
             tuned on the validation split.
         global_threshold: float or None. Multi-label: the one threshold that maximised micro F1.
+
+    On disk (``config.json``) the task is the ``label_names`` and ``problem_type`` keys, as every
+    record has held them; records written before multi-label data came in have no
+    ``problem_type`` and read as single-label.
     """
 
     data: DataConfig
     finetune: FinetuneConfig
-    label_names: tuple[str, ...]
+    task: Task
     max_length: int
     schedule: Schedule
     strategy: str = "default"
@@ -177,21 +180,20 @@ class RunRecord:
     train_examples_per_epoch: int = 0
     padding_share: Optional[float] = None
     versions: dict[str, str] = field(default_factory=dict)
-    problem_type: str = SINGLE_LABEL
     thresholds: Optional[tuple[float, ...]] = None
     global_threshold: Optional[float] = None
 
     @property
-    def multi_label(self) -> bool:
-        """Whether the run classifies several labels per text."""
-        return self.problem_type == MULTI_LABEL
+    def label_names(self) -> tuple[str, ...]:
+        """The task's label names, in id order."""
+        return self.task.label_names
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to ``config.json``.
 
         Example:
             >>> from tfemotion.config import choose_schedule
-            >>> record = RunRecord(DataConfig(), FinetuneConfig(), ("a", "b"), 128,
+            >>> record = RunRecord(DataConfig(), FinetuneConfig(), Task(("a", "b")), 128,
             ...                    choose_schedule(FinetuneConfig()))
             >>> RunRecord.from_dict(record.to_dict()) == record
             True
@@ -200,7 +202,7 @@ class RunRecord:
             "format": RECORD_FORMAT,
             "data": self.data.to_dict(),
             "finetune": self.finetune.to_dict(),
-            "label_names": list(self.label_names),
+            **self.task.to_dict(),
             "max_length": self.max_length,
             "schedule": self.schedule.to_dict(),
             "strategy": self.strategy,
@@ -209,7 +211,6 @@ class RunRecord:
             "train_examples_per_epoch": self.train_examples_per_epoch,
             "padding_share": self.padding_share,
             "versions": dict(self.versions),
-            "problem_type": self.problem_type,
             "thresholds": None if self.thresholds is None else list(self.thresholds),
             "global_threshold": self.global_threshold,
         }
@@ -228,7 +229,7 @@ class RunRecord:
         return cls(
             data=DataConfig.from_dict(values["data"]),
             finetune=finetune,
-            label_names=tuple(values["label_names"]),
+            task=Task.from_dict(values),
             max_length=int(values["max_length"]),
             schedule=schedule,
             strategy=values.get("strategy", "default"),
@@ -237,7 +238,6 @@ class RunRecord:
             train_examples_per_epoch=int(values.get("train_examples_per_epoch", 0)),
             padding_share=values.get("padding_share"),
             versions=dict(values.get("versions") or {}),
-            problem_type=values.get("problem_type", SINGLE_LABEL),
             thresholds=None if values.get("thresholds") is None
             else tuple(float(t) for t in values["thresholds"]),
             global_threshold=values.get("global_threshold"),
@@ -265,14 +265,15 @@ class RunRecord:
             raise ValueError(f"{run.record} is not a tfemotion run record: {error}") from error
 
 
-def write_history(run: RunFolder, rows: list[dict[str, Any]]) -> None:
+def write_history(run: RunFolder, rows: list[dict[str, Any]], task: Task) -> None:
     """Write the completed epochs: ``checkpoints/state.json`` (for ``--resume``) and
-    ``history.csv``, each atomically.
+    ``history.csv`` (multi-label runs add the ``val_f1_micro`` column), each atomically.
 
     Example:
         >>> import tempfile
         >>> run = RunFolder(tempfile.mkdtemp())
-        >>> write_history(run, [{"epoch": 1, "loss": 0.5}]); completed_epochs(run)
+        >>> write_history(run, [{"epoch": 1, "loss": 0.5}], Task(("a", "b")))
+        >>> completed_epochs(run)
         [{'epoch': 1, 'loss': 0.5}]
     """
     import csv
@@ -280,8 +281,7 @@ def write_history(run: RunFolder, rows: list[dict[str, Any]]) -> None:
     write_json({"rows": rows, "completed_epochs": len(rows)}, run.state)
     temporary = run.history.with_name(f".{run.history.name}.tmp")
     with temporary.open("w", newline="", encoding="utf-8") as handle:
-        multi_label = any("val_f1_micro" in row for row in rows)
-        columns = HISTORY_COLUMNS + (("val_f1_micro",) if multi_label else ())
+        columns = HISTORY_COLUMNS + (("val_f1_micro",) if task.multi_label else ())
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -299,7 +299,7 @@ def library_versions() -> dict[str, str]:
     """Python and library versions, as recorded in a run (imports TensorFlow).
 
     Example:
-        >>> sorted(library_versions())  # doctest: +SKIP
+        >>> sorted(library_versions())
         ['datasets', 'python', 'tensorflow', 'tf_keras', 'tfemotion', 'transformers']
     """
     import datasets
@@ -312,20 +312,3 @@ def library_versions() -> dict[str, str]:
     return {"python": sys.version.split()[0], "tensorflow": tf.__version__,
             "tf_keras": tf_keras.__version__, "transformers": transformers.__version__,
             "datasets": datasets.__version__, "tfemotion": tfemotion.__version__}
-
-
-def check_labels(record: RunRecord, names: Sequence[str]) -> None:
-    """Refuse data whose label names differ from the run's.
-
-    Example:
-        >>> from tfemotion.config import choose_schedule
-        >>> record = RunRecord(DataConfig(), FinetuneConfig(), ("a", "b"), 8,
-        ...                    choose_schedule(FinetuneConfig()))
-        >>> check_labels(record, ["b", "a"])
-        Traceback (most recent call last):
-        ...
-        ValueError: the data's labels differ from the run's ['a', 'b']. Received: labels=['b', 'a']
-    """
-    if list(names) != list(record.label_names):
-        raise ValueError(f"the data's labels differ from the run's {list(record.label_names)}. "
-                         f"Received: labels={list(names)}")

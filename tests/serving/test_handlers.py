@@ -1,0 +1,157 @@
+"""Bad Predict, Classify, metadata and status requests get a status and a message; the server keeps serving."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from support import LIMITS
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
+                                     get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
+                                     regression_pb2)
+
+
+def _with_spec(**spec):
+    request = _predict_request(text=["a"])
+    for key, value in spec.items():
+        if key == "version":
+            request.model_spec.version.value = value
+        else:
+            setattr(request.model_spec, key, value)
+    return request
+
+
+def _values_not_matching_shape():
+    request = _predict_request(text=["a", "b"])
+    request.inputs["text"].tensor_shape.dim[0].size = 3
+    return request
+
+
+def _ids(dtype, shape=(1, 3), high=5):
+    return np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape) % high + 1
+
+
+BAD_PREDICTS = {
+    "wrong dtype": (dict(text=np.array([1.0], np.float32)), "INVALID_ARGUMENT",
+                    "must be DT_STRING; got DT_FLOAT"),
+    "wrong shape": (dict(text=[["a", "b"]]), "INVALID_ARGUMENT", "must have shape [-1]"),
+    "missing input": ({}, "INVALID_ARGUMENT", "missing input(s) ['text']"),
+    "unknown input": (dict(text=["a"], extra=["b"]), "INVALID_ARGUMENT", "unknown input(s)"),
+    "empty batch": (dict(text=np.array([], object)), "INVALID_ARGUMENT", "empty batch"),
+    "not UTF-8": (dict(text=[b"ok", b"\xff\xfe bad"]), "INVALID_ARGUMENT",
+                  "input 'text'[1] is not valid UTF-8"),
+    "100,000 characters": (dict(text=["a" * 100_000]), "INVALID_ARGUMENT",
+                           "100,000 characters; the limit is 10,000"),
+    "batch over the cap": (dict(text=["a"] * 9), "INVALID_ARGUMENT", "limit is 8"),
+}
+
+
+BAD_OTHER_PREDICTS = {
+    "no model name": (lambda: _with_spec(name=""), "INVALID_ARGUMENT", "ModelSpec.name is empty"),
+    "unknown model": (lambda: _with_spec(name="nope"), "NOT_FOUND", "'nope' is not served"),
+    "unknown version": (lambda: _with_spec(version=99), "NOT_FOUND", "version 99 of model"),
+    "unknown label": (lambda: _with_spec(version_label="gold"), "INVALID_ARGUMENT",
+                      "Unrecognized servable version label: 'gold'"),
+    "unknown signature": (lambda: _with_spec(signature_name="nope"), "FAILED_PRECONDITION",
+                          "\"nope\" not found"),
+    "values do not match shape": (_values_not_matching_shape, "INVALID_ARGUMENT",
+                                  "has 2 values for shape [3]"),
+    "int64 ids to the int32 signature": (
+        lambda: _predict_request(signature="encoded", input_ids=_ids(np.int64),
+                                 attention_mask=_ids(np.int64)),
+        "INVALID_ARGUMENT", "must be DT_INT32; got DT_INT64"),
+    "inputs of different batch sizes": (
+        lambda: _predict_request(signature="encoded", input_ids=_ids(np.int32, (2, 3)),
+                                 attention_mask=_ids(np.int32, (1, 3))),
+        "INVALID_ARGUMENT", "different batch sizes"),
+    "ids out of the vocabulary (a TensorFlow error)": (
+        lambda: _predict_request(signature="encoded", input_ids=_ids(np.int32) * 10**6,
+                                 attention_mask=_ids(np.int32)),
+        "INVALID_ARGUMENT", "indices"),
+    "unknown output in output_filter": (
+        lambda: _predict_request(text=["a"]).__class__(
+            model_spec={"name": "emotion"}, inputs={"text": tf.make_tensor_proto(["a"])},
+            output_filter=["logits"]),
+        "INVALID_ARGUMENT", "output_filter names unknown output(s) ['logits']"),
+    "bytes that are not a tf.Example": (
+        lambda: _predict_request(signature="classify", inputs=[b"\xff\x00garbage"]),
+        "INVALID_ARGUMENT", "not a serialized tf.Example"),
+}
+
+
+def _predict_request(name="emotion", signature="", **inputs):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.model_spec.signature_name = signature
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(value if isinstance(value, type(request.inputs[key]))
+                                     else tf.make_tensor_proto(value))
+    return request
+
+
+def _classify_request(texts=(), signature="classify", feature="text"):
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = "emotion"
+    request.model_spec.signature_name = signature
+    for text in texts:
+        value = text if isinstance(text, bytes) else text.encode()
+        request.input.example_list.examples.add().features.feature[
+            feature].bytes_list.value.append(value)
+    return request
+
+
+def _rpc_error(call, request):
+    with pytest.raises(grpc.RpcError) as info:
+        call(request, timeout=10)
+    return info.value
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PREDICTS))
+def test_devserver_answers_bad_predict_requests_and_keeps_serving(stub, client, case):
+    inputs, code, fragment = BAD_PREDICTS[case]
+    error = _rpc_error(stub.Predict, _predict_request(**inputs))
+    assert error.code().name == code and fragment in error.details()
+    assert client.predict(["so happy"])[0].label == "joy"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OTHER_PREDICTS))
+def test_devserver_answers_bad_model_specs_and_tensors(stub, client, case):
+    build, code, fragment = BAD_OTHER_PREDICTS[case]
+    error = _rpc_error(stub.Predict, build())
+    assert error.code().name == code and fragment in error.details(), error.details()
+    assert client.predict(["so sad"])[0].label == "sadness"
+
+
+def test_devserver_answers_bad_classify_requests(stub, client):
+    cases = [
+        (_classify_request(["ok"], signature=""), "FAILED_PRECONDITION",
+         "signature_name='classify'"),
+        (_classify_request([]), "INVALID_ARGUMENT", "Input is empty"),
+        (_classify_request(["ok"], feature="body"), "INVALID_ARGUMENT",
+         "bytes feature 'text'"),
+        (_classify_request([b"\xc3\x28"]), "INVALID_ARGUMENT", "not valid UTF-8"),
+        (_classify_request(["x" * 100_000]), "INVALID_ARGUMENT", "100,000 characters"),
+        (_classify_request(["ok"] * 9), "INVALID_ARGUMENT", "limit is 8"),
+    ]
+    for request, code, fragment in cases:
+        error = _rpc_error(stub.Classify, request)
+        assert error.code().name == code and fragment in error.details(), error.details()
+    assert client.classify(["so glad"])[0].label == "joy"
+
+
+def test_devserver_answers_bad_metadata_status_and_oversized_requests(server, stub, client):
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "emotion"
+    error = _rpc_error(stub.GetModelMetadata, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "signature_def" in error.details()
+    with grpc.insecure_channel(server.address) as channel:
+        status = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "nope"})
+        error = _rpc_error(model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus, status)
+    assert error.code() == grpc.StatusCode.NOT_FOUND and "'nope'" in error.details()
+    huge = _predict_request(text=["a" * (LIMITS["max_request_bytes"] + 1)])
+    error = _rpc_error(stub.Predict, huge)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    regress = regression_pb2.RegressionRequest(model_spec={"name": "emotion"})
+    assert _rpc_error(stub.Regress, regress).code() == grpc.StatusCode.UNIMPLEMENTED
+    assert client.status()[0]["state"] == "AVAILABLE"

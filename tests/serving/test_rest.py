@@ -1,0 +1,173 @@
+"""The development server's REST API against TensorFlow Serving's: paths, bodies, errors, and
+the README's curl lines and the Kubernetes probes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shlex
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from support import EMOTIONS as LABELS
+from support import REPO, publish, write_fake_export
+from tfemotion.config import ServingConfig
+from tfemotion.serving.server import start_server
+
+MODELS_CONFIG = """model_config_list { config { name: "emotion" base_path: "/models/emotion"
+  model_platform: "tensorflow" model_version_policy { specific { versions: 1 versions: 2 } }
+  version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } } }"""
+
+
+@pytest.fixture(scope="module")
+def rest(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rest-base")
+    template = write_fake_export(tmp_path_factory.mktemp("rest-export") / "1")
+    publish(template, base, 1)
+    publish(template, base, 2)
+    config_file = base / "models.config"
+    config_file.write_text(MODELS_CONFIG)
+    with start_server(base, ServingConfig(port=0, poll_interval=60,
+                                          model_config_file=str(config_file))) as server:
+        yield server.rest_url
+
+
+def call(url: str, path: str, body=None, raw: bytes = None) -> tuple[int, dict]:
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url + path, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_status_of_all_versions_and_of_one(rest):
+    status, body = call(rest, "/v1/models/emotion")
+    assert status == 200
+    assert body == {"model_version_status": [
+        {"version": v, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        for v in ("1", "2")]}
+    assert call(rest, "/v1/models/emotion/versions/2")[1]["model_version_status"][0]["version"] \
+        == "2"
+
+
+def test_metadata_lists_the_signatures_with_tensor_names(rest):
+    status, body = call(rest, "/v1/models/emotion/labels/stable/metadata")
+    assert status == 200
+    assert body["model_spec"] == {"name": "emotion", "version": "1", "signature_name": ""}
+    signatures = body["metadata"]["signature_def"]["signature_def"]
+    assert {"serving_default", "classify", "tokenize", "encoded", "encoded_int64"} <= set(signatures)
+    text = signatures["serving_default"]["inputs"]["text"]
+    assert text["dtype"] == "DT_STRING" and text["name"].startswith("serving_default_text")
+
+
+def test_predict_row_and_columnar_forms_with_b64(rest):
+    status, body = call(rest, "/v1/models/emotion:predict",
+                        {"instances": ["i am so happy", {"b64": base64.b64encode(b"so sad")
+                                                                .decode()}]})
+    assert status == 200
+    rows = body["predictions"]
+    assert [row["label"] for row in rows] == ["joy", "sadness"]
+    assert len(rows[0]["probabilities"]) == len(LABELS) and isinstance(rows[0]["label_id"], int)
+    status, body = call(rest, "/v1/models/emotion/versions/1:predict",
+                        {"signature_name": "serving_default", "inputs": ["i am so happy"]})
+    assert status == 200 and body["outputs"]["label"] == ["joy"]
+    status, body = call(rest, "/v1/models/emotion:predict",
+                        {"signature_name": "encoded",
+                         "inputs": {"input_ids": [[5, 7]], "attention_mask": [[1, 1]]}})
+    assert status == 200 and set(body["outputs"]) == {"logits", "probabilities"}
+
+
+def test_classify_with_examples_and_context(rest):
+    status, body = call(rest, "/v1/models/emotion/labels/canary:classify",
+                        {"signature_name": "classify",
+                         "examples": [{"text": "i am so happy"}, {"text": "scared"}]})
+    assert status == 200
+    results = body["results"]
+    assert [label for label, _ in results[0]] == list(LABELS)
+    assert max(results[1], key=lambda pair: pair[1])[0] == "fear"
+    status, body = call(rest, "/v1/models/emotion:classify",
+                        {"signature_name": "classify", "context": {"text": "angry"},
+                         "examples": [{}]})
+    assert status == 200 and max(body["results"][0], key=lambda pair: pair[1])[0] == "anger"
+
+
+@pytest.mark.parametrize("path, body, code, message", [
+    ("/v1/models/nope:predict", {"instances": ["x"]}, 404, "not served"),
+    ("/v1/models/emotion/versions/9:predict", {"instances": ["x"]}, 404, "version 9"),
+    ("/v1/models/emotion/labels/beta:predict", {"instances": ["x"]}, 400,
+     "Unrecognized servable version label"),
+    ("/v1/models/emotion:predict", {"signature_name": "nope", "instances": ["x"]}, 400,
+     'signature key "nope" not found'),
+    ("/v1/models/emotion:predict", {"signature_name": "serving_default"}, 400,
+     "Missing 'inputs' or 'instances' key"),
+    ("/v1/models/emotion:predict", {"instances": [1.5]}, 400, "a string input got float"),
+    ("/v1/models/emotion:predict", {"instances": ["x"] * 200}, 400, "the limit is 128"),
+    ("/v1/models/emotion:regress", {"examples": []}, 501, "does not serve :regress"),
+    *[("/v1/models/emotion:predict",
+       {"signature_name": "encoded", "inputs": {"input_ids": [[5, bad]],
+                                                "attention_mask": [[1, 1]]}},
+       400, message) for bad, message in [
+          (True, "int32 tensor cannot hold the JSON value true"),
+          (1.7, "cannot hold the JSON value 1.7"),
+          ("3", 'cannot hold the JSON value "3"'),
+          (2 ** 40, "cannot make a int32 tensor")]],
+])
+def test_bad_requests_get_tf_servings_status_and_error_body(rest, path, body, code, message):
+    status, answer = call(rest, path, body)
+    assert status == code and set(answer) == {"error"}
+    assert message in answer["error"]
+
+
+def test_malformed_json_and_paths(rest):
+    status, answer = call(rest, "/v1/models/emotion:predict", raw=b"{not json")
+    assert status == 400 and "JSON Parse error" in answer["error"]
+    status, answer = call(rest, "/v2/models/emotion")
+    assert status == 400 and answer["error"].startswith("Malformed request: GET /v2/models")
+
+
+@pytest.mark.parametrize("length", ["-5", "lots"])
+def test_a_bad_content_length_gets_400_not_a_hang(rest, length):
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(rest)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(f"POST /v1/models/emotion:predict HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode())
+        answer = sock.makefile("rb").read().decode()
+    assert answer.startswith("HTTP/1.1 400") and "Content-Length is not a number" in answer
+
+
+def _curl_lines(readme: Path) -> list[list[str]]:
+    """The curl commands of a README's code blocks (continued lines joined)."""
+    text = readme.read_text(encoding="utf-8").replace("\\\n", " ")
+    return [shlex.split(line.split("#")[0]) for line in text.splitlines()
+            if line.strip().startswith("curl ")]
+
+
+def test_every_readme_curl_line_works_against_the_development_server(rest):
+    lines = _curl_lines(REPO / "serving" / "README.md") + _curl_lines(REPO / "README.md")
+    assert len(lines) >= 6
+    for words in lines:
+        data = words[words.index("-d") + 1].encode() if "-d" in words else None
+        url = next(w for w in words if "localhost:8501" in w)
+        path = url.split("localhost:8501", 1)[1]
+        status, body = call(rest, path, raw=data)
+        assert status == 200, (words, body)
+        assert "error" not in body
+
+
+def test_kubernetes_and_compose_probe_paths_answer_200(rest):
+    manifest = (REPO / "serving" / "kubernetes.yaml").read_text()
+    compose = (REPO / "serving" / "docker-compose.gpu.yml").read_text()
+    paths = set(re.findall(r"path: (/v1/\S+)", manifest)) | set(
+        re.findall(r"GET (/v1/\S+) HTTP", compose))
+    assert {"/v1/models/emotion", "/v1/models/emotion/labels/stable/metadata"} <= paths
+    for path in paths:
+        assert call(rest, path)[0] == 200, path

@@ -1,0 +1,396 @@
+"""TensorFlow Serving's REST API for the development server (default port 8501).
+
+The same paths, bodies and error bodies as ``tensorflow_model_server --rest_api_port``
+(``http_rest_api_handler.cc``, ``json_tensor.cc``), turned into the protos of the gRPC API and
+answered by the same request code (:mod:`tfemotion.serving.handlers`):
+
+- ``GET /v1/models/NAME[/versions/N | /labels/L]``: model status;
+- ``GET /v1/models/NAME[/versions/N | /labels/L]/metadata``: the signatures;
+- ``POST /v1/models/NAME[/versions/N | /labels/L]:predict``: ``{"signature_name", "instances"}``
+  (row form, answered with ``{"predictions"}``) or ``{"inputs"}`` (columnar, ``{"outputs"}``);
+  string values may be ``{"b64": "..."}``;
+- ``POST ...:classify``: ``{"signature_name", "context", "examples"}`` -> ``{"results"}``, one
+  list of ``[label, score]`` per example.
+
+Errors answer ``{"error": "message"}`` with the HTTP status TensorFlow Serving maps the gRPC
+status to (INVALID_ARGUMENT and FAILED_PRECONDITION 400, NOT_FOUND 404, UNAVAILABLE 503...).
+Unlike TensorFlow Serving, a body larger than ``ServingConfig.max_request_bytes`` is refused
+(413).
+
+Example:
+    >>> route("POST", "/v1/models/emotion/labels/stable:predict")
+    ('emotion', None, 'stable', 'predict', None)
+    >>> route("GET", "/v1/models/emotion/versions/2/metadata")
+    ('emotion', 2, None, None, 'metadata')
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+from urllib.parse import unquote
+
+import numpy as np
+
+from tfemotion.config import ServingConfig
+from tfemotion.export.servable import ServableError
+from tfemotion.serving.apis import apis
+from tfemotion.serving.handlers import run_classify, run_predict
+from tfemotion.export.signatures import PREDICT
+
+logger = logging.getLogger(__name__)
+
+# TensorFlow Serving's path patterns (http_rest_api_util.cc), case-insensitive.
+_PREDICT_PATH = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+                           r":(classify|regress|predict)", re.I)
+_STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+                          r"(?:/(metadata))?", re.I)
+# gRPC status -> HTTP status, as http_server.cc's ToHTTPStatusCode.
+HTTP_STATUS = {"OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 400,
+               "DEADLINE_EXCEEDED": 504, "NOT_FOUND": 404, "ALREADY_EXISTS": 409,
+               "PERMISSION_DENIED": 403, "RESOURCE_EXHAUSTED": 429, "FAILED_PRECONDITION": 400,
+               "ABORTED": 409, "OUT_OF_RANGE": 400, "UNIMPLEMENTED": 501, "INTERNAL": 500,
+               "UNAVAILABLE": 503, "DATA_LOSS": 500, "UNAUTHENTICATED": 401}
+
+
+def route(method: str, path: str) -> Optional[tuple]:
+    """``(model, version, label, api, subresource)`` of a request path, or None.
+
+    Example:
+        >>> route("GET", "/v2/models/x") is None
+        True
+    """
+    pattern = _PREDICT_PATH if method == "POST" else _STATUS_PATH if method == "GET" else None
+    match = pattern.fullmatch(path) if pattern else None
+    if match is None:
+        return None
+    name, version, label = match.group(1), match.group(2), match.group(3)
+    api = match.group(4).lower() if method == "POST" else None
+    subresource = match.group(4) if method == "GET" else None
+    return (unquote(name) if name else None, int(version) if version else None,
+            unquote(label) if label else None, api, subresource)
+
+
+class RestApi:
+    """Answers REST requests from a model store (see the module docstring).
+
+    Args:
+        store: ModelStore. The loaded versions.
+        config: ServingConfig. The limits.
+        status_of: callable. ``status_of(model_spec) -> GetModelStatusResponse``.
+        metadata_of: callable. ``metadata_of(GetModelMetadataRequest) -> response``.
+    """
+
+    def __init__(self, store: Any, config: ServingConfig, status_of: Any, metadata_of: Any):
+        self.store, self.config = store, config
+        self.status_of, self.metadata_of = status_of, metadata_of
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
+        """``(HTTP status, JSON body)`` for one request."""
+        try:
+            return 200, self._answer(method, path.split("?", 1)[0], body)
+        except ServableError as error:
+            return HTTP_STATUS.get(error.code, 500), {"error": error.message}
+        except Exception as error:  # keep serving whatever happens
+            logger.exception("REST request failed")
+            return 500, {"error": f"{type(error).__name__}: {error}"}
+
+    def _answer(self, method: str, path: str, body: bytes) -> dict:
+        found = route(method, path)
+        if found is None or not found[0]:
+            raise ServableError("INVALID_ARGUMENT", f"Malformed request: {method} {path}")
+        name, version, label, verb, subresource = found
+        if version is not None and label is not None:
+            raise ServableError("INVALID_ARGUMENT", f"Both model version ({version}) and model "
+                                f"version label ({label}) cannot be supplied.")
+        if method == "GET":
+            api = apis()
+            spec = api.model.ModelSpec()
+            _fill_spec(spec, name, version, label)
+            if subresource:
+                request = api.metadata.GetModelMetadataRequest(metadata_field=["signature_def"])
+                request.model_spec.CopyFrom(spec)
+                return _metadata_json(self.metadata_of(request))
+            return _message_json(self.status_of(spec))
+        document = _json_body(body)
+        if verb == "predict":
+            return self._predict(name, version, label, document)
+        if verb == "classify":
+            return self._classify(name, version, label, document)
+        raise ServableError("UNIMPLEMENTED", f"the development server does not serve :{verb}")
+
+    def _predict(self, name: str, version: Optional[int], label: Optional[str],
+                 document: dict) -> dict:
+        api = apis()
+        request = api.predict.PredictRequest()
+        _fill_spec(request.model_spec, name, version, label, document)
+        loaded = self.store.resolve(request.model_spec)
+        signature = loaded.signature(request.model_spec.signature_name)
+        row = "instances" in document
+        if row == ("inputs" in document):
+            raise ServableError("INVALID_ARGUMENT", "Missing 'inputs' or 'instances' key"
+                                if not row else "Only one of 'inputs' or 'instances' may be set")
+        columns = _row_columns(document["instances"], list(signature.inputs)) if row else \
+            _columnar(document["inputs"], list(signature.inputs))
+        for key, values in columns.items():
+            info = signature.inputs.get(key)
+            if info is None:
+                raise ServableError("INVALID_ARGUMENT", f"unknown input '{key}'; signature "
+                                    f"'{request.model_spec.signature_name}' takes "
+                                    f"{sorted(signature.inputs)}")
+            request.inputs[key].CopyFrom(_tensor_proto(key, values, info.dtype))
+        response = run_predict(loaded, request, self.config)
+        outputs = {key: api.tf.make_ndarray(value) for key, value in response.outputs.items()}
+        if row:
+            return {"predictions": _rows(outputs)}
+        single = next(iter(outputs.values())) if len(outputs) == 1 else None
+        return {"outputs": _to_json(next(iter(outputs)), single) if single is not None else
+                {key: _to_json(key, value) for key, value in outputs.items()}}
+
+    def _classify(self, name: str, version: Optional[int], label: Optional[str],
+                  document: dict) -> dict:
+        api = apis()
+        request = api.classification.ClassificationRequest()
+        _fill_spec(request.model_spec, name, version, label, document)
+        examples = document.get("examples")
+        if not isinstance(examples, list):
+            raise ServableError("INVALID_ARGUMENT", "'examples' must be a list of objects, one "
+                                "per example")
+        if "context" in document:
+            target = request.input.example_list_with_context
+            _fill_example(target.context, document["context"], "context")
+        else:
+            target = request.input.example_list
+        for index, example in enumerate(examples):
+            _fill_example(target.examples.add(), example, f"examples[{index}]")
+        loaded = self.store.resolve(request.model_spec)
+        response = run_classify(loaded, request, self.config)
+        return {"results": [[[c.label, c.score] for c in row.classes]
+                            for row in response.result.classifications]}
+
+
+def bind_rest_server(api: RestApi, host: str, port: int) -> ThreadingHTTPServer:
+    """Bind an HTTP server for ``api``; serve it with ``serve_in_background``.
+
+    Binding and serving are two steps so that a taken port fails before any model loads, while
+    requests are answered only once the models are loaded (as TensorFlow Serving does).
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    limit = api.config.max_request_bytes
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self, status: int, document: dict) -> None:
+            try:
+                body = json.dumps(document, indent=1).encode("utf-8")
+            except (TypeError, ValueError) as error:  # never leave the client without an answer
+                logger.exception("REST answer is not JSON")
+                status, body = 500, json.dumps({"error": f"{error}"}).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _serve(self, method: str) -> None:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.close_connection = True
+                self._reply(400, {"error": "Content-Length is not a number of bytes: "
+                                           f"{self.headers.get('Content-Length')!r}"})
+                return
+            if length > limit:
+                self.close_connection = True
+                self._reply(413, {"error": f"the request body has {length:,} bytes; the limit "
+                                           f"is {limit:,} (max_request_bytes)"})
+                return
+            body = self.rfile.read(length) if length else b""
+            self._reply(*api.handle(method, self.path, body))
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self._serve("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._serve("POST")
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            logger.debug("REST %s", format % args)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def serve_in_background(server: ThreadingHTTPServer) -> None:
+    """Answer requests on a bound server from a daemon thread (``server.shutdown()`` stops it)."""
+    threading.Thread(target=server.serve_forever, name="devserver-rest", daemon=True).start()
+
+
+# region JSON <-> protos
+
+
+def _json_body(body: bytes) -> dict:
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ServableError("INVALID_ARGUMENT", f"JSON Parse error: {error}") from None
+    if not isinstance(document, dict):
+        raise ServableError("INVALID_ARGUMENT", "JSON Value: the request body must be an object")
+    return document
+
+
+def _fill_spec(spec: Any, name: str, version: Optional[int], label: Optional[str],
+               document: Optional[dict] = None) -> None:
+    """The ModelSpec a REST call names: model, version or label from the URL; for a request
+    with a body, the signature it names (default ``serving_default``, as TF Serving)."""
+    spec.name = name
+    if document is not None:
+        spec.signature_name = document.get("signature_name") or PREDICT
+    if version is not None:
+        spec.version.value = version
+    if label is not None:
+        spec.version_label = label
+
+
+def _row_columns(instances: Any, input_keys: list[str]) -> dict[str, list]:
+    """Row form: one instance per example; a bare value when the signature has one input."""
+    if not isinstance(instances, list) or not instances:
+        raise ServableError("INVALID_ARGUMENT", "'instances' must be a non-empty list")
+    if len(input_keys) == 1 and not all(isinstance(i, dict) and "b64" not in i
+                                        for i in instances):
+        return {input_keys[0]: instances}
+    columns: dict[str, list] = {}
+    for index, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            raise ServableError("INVALID_ARGUMENT", f"instances[{index}] must be an object "
+                                f"keyed by input name ({input_keys})")
+        for key, value in instance.items():
+            columns.setdefault(key, []).append(value)
+    return columns
+
+
+def _columnar(inputs: Any, input_keys: list[str]) -> dict[str, Any]:
+    if isinstance(inputs, dict) and not ("b64" in inputs and len(inputs) == 1):
+        return inputs
+    if len(input_keys) != 1:
+        raise ServableError("INVALID_ARGUMENT", f"'inputs' must be an object keyed by input name "
+                            f"({input_keys})")
+    return {input_keys[0]: inputs}
+
+
+def _tensor_proto(key: str, values: Any, dtype: int) -> Any:
+    tf = apis().tf
+    tf_dtype = tf.dtypes.as_dtype(dtype)
+    try:
+        if tf_dtype == tf.string:
+            array = np.array(_decode_strings(values), dtype=object)
+        else:
+            _check_leaves(key, values, tf_dtype)
+            array = np.array(values, dtype=tf_dtype.as_numpy_dtype)
+        return tf.make_tensor_proto(array, dtype=tf_dtype)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ServableError("INVALID_ARGUMENT", f"input '{key}': cannot make a "
+                            f"{tf_dtype.name} tensor of the JSON values: {error}") from None
+
+
+def _check_leaves(key: str, value: Any, tf_dtype: Any) -> None:
+    """Refuse JSON values that numpy would quietly convert (true -> 1, 1.7 -> 1, "3" -> 3)."""
+    if isinstance(value, list):
+        for item in value:
+            _check_leaves(key, item, tf_dtype)
+        return
+    if tf_dtype.is_bool:
+        ok = isinstance(value, bool)
+    elif tf_dtype.is_integer:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise ServableError("INVALID_ARGUMENT", f"input '{key}': a {tf_dtype.name} tensor "
+                            f"cannot hold the JSON value {json.dumps(value)}")
+
+
+def _decode_strings(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode_strings(v) for v in value]
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        try:
+            return base64.b64decode(value["b64"], validate=True)
+        except (ValueError, TypeError):
+            raise ServableError("INVALID_ARGUMENT", "a 'b64' value is not base64") from None
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise ServableError("INVALID_ARGUMENT", f"a string input got {type(value).__name__} "
+                        f"{value!r}; send strings or {{\"b64\": ...}}")
+
+
+def _to_json(key: str, value: Any) -> Any:
+    value = np.asarray(value)
+    if value.dtype == object or value.dtype.kind == "S":  # DT_STRING
+        if key.endswith("_bytes"):
+            return _map(value, lambda b: {"b64": base64.b64encode(b).decode("ascii")})
+        return _map(value, lambda b: b.decode("utf-8", "replace"))
+    return value.tolist()
+
+
+def _map(value: Any, convert: Any) -> Any:
+    if isinstance(value, bytes):
+        return convert(value)
+    value = np.asarray(value)
+    if value.ndim == 0:
+        return convert(value.item())
+    return [_map(item, convert) for item in value]
+
+
+def _rows(outputs: dict[str, np.ndarray]) -> list:
+    keys = list(outputs)
+    rows = len(next(iter(outputs.values())))
+    if len(keys) == 1:
+        return [_to_json(keys[0], outputs[keys[0]][i]) for i in range(rows)]
+    return [{key: _to_json(key, outputs[key][i]) for key in keys} for i in range(rows)]
+
+
+def _fill_example(example: Any, values: Any, where: str) -> None:
+    if not isinstance(values, dict):
+        raise ServableError("INVALID_ARGUMENT", f"{where} must be an object of features")
+    for name, value in values.items():
+        items = value if isinstance(value, list) else [value]
+        feature = example.features.feature[name]
+        if all(isinstance(v, str) or (isinstance(v, dict) and set(v) == {"b64"}) for v in items):
+            feature.bytes_list.value.extend(_decode_strings(items))
+        elif all(isinstance(v, bool) or isinstance(v, int) for v in items):
+            feature.int64_list.value.extend(int(v) for v in items)
+        elif all(isinstance(v, (int, float)) for v in items):
+            feature.float_list.value.extend(float(v) for v in items)
+        else:
+            raise ServableError("INVALID_ARGUMENT", f"{where} feature '{name}' mixes value types "
+                                f"or holds {type(items[0]).__name__}")
+
+
+def _message_json(message: Any) -> dict:
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+def _metadata_json(response: Any) -> dict:
+    api = apis()
+    signature_map = api.metadata.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signature_map)
+    return {"model_spec": _message_json(response.model_spec),
+            "metadata": {"signature_def": _message_json(signature_map)}}
+
+
+# endregion

@@ -1,0 +1,18 @@
+"""Fine-tuning, the book's second approach: the whole model trained with Keras ``compile``/``fit``.
+
+- ``classifier``: the checkpoint's encoder with a new head for the task, compiled;
+- ``inputs``: the ``tf.data`` pipeline of the training texts, bucketed by length;
+- ``callbacks``: validation figures every epoch, checkpoints, the NaN stop, TensorBoard;
+- ``results``: the best epoch, the saved run folder, the decision thresholds of multi-label runs;
+- ``finetune``: ``train``, the steps above in one call, with ``--resume`` and distribution.
+"""
+
+from tfemotion.training.callbacks import ValidationMetrics
+from tfemotion.training.classifier import build_classifier, compile_classifier, hidden_size
+from tfemotion.training.finetune import NaNLossError, train
+from tfemotion.training.inputs import train_dataset
+from tfemotion.training.results import best_epoch, history_table, save_run, training_advice
+
+__all__ = ["NaNLossError", "ValidationMetrics", "best_epoch", "build_classifier",
+           "compile_classifier", "hidden_size", "history_table", "save_run", "train",
+           "train_dataset", "training_advice"]
