@@ -572,3 +572,42 @@ def _fake_warmup_records(tf, bad: bool = False) -> list[bytes]:
 
 # endregion
 
+
+# region A stand-in export for bulk scoring
+
+
+FAIL_MARK = "BOOM"  # a text holding it makes write_scoring_export's model fail its whole batch
+
+
+def write_scoring_export(folder: Path, multi_label: bool = False) -> Path:
+    """A stand-in export with a record, for bulk scoring: ``serving_default`` scores the six
+    emotions by keyword as ``write_fake_export``'s model does (softmax, or sigmoid with
+    ``predicted`` at 0.5 for ``multi_label``), and fails the whole batch when a text holds
+    ``FAIL_MARK``, so that the text-by-text retry can be seen."""
+    import tensorflow as tf
+
+    from tfemotion.export.record import ExportRecord
+    from tfemotion.task import MULTI_LABEL, SINGLE_LABEL, Task
+
+    model = _fake_emotion_model(tf)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(text):
+        bad = tf.reduce_any(tf.strings.regex_full_match(text, f".*{FAIL_MARK}.*"))
+        with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(bad), [text])]):
+            logits = model.encoded(**model.tokenize(text))["logits"]
+        if multi_label:
+            probabilities = tf.sigmoid(logits - 2.0)
+            return {"probabilities": probabilities, "predicted": probabilities >= 0.5}
+        return {"probabilities": tf.nn.softmax(logits)}
+
+    model.serve_scoring = serve
+    tf.saved_model.save(model, str(folder), signatures={"serving_default": serve})
+    task = Task(EMOTIONS, MULTI_LABEL if multi_label else SINGLE_LABEL)
+    ExportRecord(task=task, max_length=_FAKE_MAX_LENGTH,
+                 thresholds=[0.5] * len(EMOTIONS) if multi_label else None,
+                 signatures=["serving_default"]).save(folder)
+    return folder
+
+
+# endregion

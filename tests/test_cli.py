@@ -30,7 +30,7 @@ def _subcommand_names() -> list[str]:
 
 def test_the_help_test_covers_every_subcommand():
     assert _subcommand_names() == sorted(["explore", "baseline", "train", "evaluate", "predict",
-                                          "export", "serve", "query", "run"])
+                                          "export", "serve", "query", "score", "run"])
 
 
 @pytest.mark.parametrize("command", _subcommand_names())
@@ -104,3 +104,10 @@ def test_help_never_shows_a_default_of_none_and_prefixed_flags_name_their_siblin
     assert build_parser().parse_args(["run", "--out", "o", "--baseline-max-tokens",
                                       "none"]).baseline_max_tokens is None
 
+
+def test_score_takes_beam_options_after_a_double_dash():
+    args = build_parser().parse_args(
+        ["score", "--model", "m", "--input", "a.txt", "b*.jsonl", "--output", "o/s",
+         "--max-batch-size", "32", "--", "--runner=DataflowRunner", "--project=p"])
+    assert args.input == ["a.txt", "b*.jsonl"] and args.max_batch_size == 32
+    assert args.beam_args == ["--runner=DataflowRunner", "--project=p"]

@@ -32,6 +32,8 @@ ALLOWED = {
                "tokenizers"},
     "prediction": {"task", "checkpoints", "files", "runfolder", "evaluation", "export"},
     "serving": {"config", "export"},  # the server runs exports; nothing of training or data
+    # Beam workers need TensorFlow and the export's reader, nothing of transformers or training
+    "scoring": {"config", "task", "export", "prediction"},
     "pipeline": {"config", "task", "checkpoints", "files", "runfolder", "data", "features",
                  "training", "evaluation", "export"},
     "cli": {"*"},

@@ -107,6 +107,9 @@ _EXPORTS = {
     "query_stream": "serving.client",
     "serve": "serving.server",
     "start_server": "serving.server",
+    # bulk scoring on Apache Beam (the beam extra)
+    "ScoreTexts": "scoring.pipeline",
+    "score": "scoring.pipeline",
     # the main job
     "run_all": "pipeline",
 }

@@ -370,6 +370,27 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """`tfemotion score`: bulk scoring on Apache Beam (tfemotion.scoring.score)."""
+    try:
+        from tfemotion.scoring import score
+    except ImportError as error:
+        raise SystemExit(f"tfemotion score needs Apache Beam: pip install \"tfemotion[beam]\" "
+                         f"({error})") from None
+    from tfemotion.logs import stderr_is_terminal
+
+    report = score(args.model, args.input, args.output, config_from_args(cfg.ScoringConfig, args),
+                   beam_args=args.beam_args, progress=stderr_is_terminal())
+    if args.json:
+        _print_json(report.to_dict())
+        return 0
+    print(f"read {report.read:,} records: {report.scored:,} scored, {report.dead_lettered:,} "
+          f"dead-lettered, in {report.seconds:,.1f} s ({report.runner} runner)")
+    print(f"scores:       {report.scores}\ndead letters: {report.dead_letters}\n"
+          f"counts:       {report.counts}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The main job: explore -> baseline -> train -> evaluate -> export."""
     finetune_config = config_from_args(cfg.FinetuneConfig, args)
@@ -429,6 +450,10 @@ EXAMPLES = {
     "query": """examples:
   tfemotion query "i feel great today"
   cat tweets.txt | tfemotion query --server 127.0.0.1:8500 --api classify --json""",
+    "score": """examples:
+  tfemotion score --model runs/emotion --input 'tickets/*.jsonl' --output scored/tickets
+  tfemotion score --model gs://b/m/emotion --input 'gs://b/posts/*.csv' --output gs://b/out/p \\
+      -- --runner=DataflowRunner --project=P --region=R --temp_location=gs://b/tmp""",
     "run": """examples:
   tfemotion run --data dair-ai/emotion --model distilbert-base-uncased --out runs/emotion
   tfemotion run --data data/ --model path/to/checkpoint --out runs/mine --epochs 3 \\
@@ -540,6 +565,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per text (JSON Lines): text, label, scores, "
                         "version")
+
+    p = _subparser(sub, "score", "score a corpus with an export on Apache Beam (local, Dataflow, "
+                                 "Flink, Spark)", cmd_score,
+                   description="Every input record ends up in the scores or in the dead-letter "
+                               "output beside them, with its file, line and the reason. Beam "
+                               "pipeline options follow `--`; without --runner the job runs on "
+                               "this machine, one worker process per core.")
+    p.add_argument("--model", required=True,
+                   help="an export: BASE/NAME/VERSION, BASE/NAME (its highest version) or the "
+                        "OUT folder of `tfemotion run`; local or gs://, s3://, hdfs://")
+    p.add_argument("--input", required=True, nargs="+", metavar="PATH_OR_GLOB",
+                   help="input files (quote globs so that the shell leaves them to Beam)")
+    p.add_argument("--output", required=True, metavar="PREFIX",
+                   help="prefix of the files written: PREFIX-SSSSS-of-NNNNN.EXT (scores), "
+                        "PREFIX-dead-letter-*.EXT, PREFIX-counts.json")
+    add_config_flags(p, cfg.ScoringConfig)
+    p.add_argument("beam_args", nargs="*", metavar="-- BEAM_OPTION",
+                   help="Beam pipeline options after `--`, e.g. -- --runner=DataflowRunner "
+                        "--project=P --region=R --temp_location=gs://B/tmp")
 
     p = _subparser(
         sub, "run", "the main job: explore, baseline, train, evaluate, export", cmd_run,

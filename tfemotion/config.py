@@ -458,3 +458,44 @@ class ServingConfig(_ConfigMixin):
         if self.retries < 0:
             raise ValueError(f"retries must be >= 0. Received: retries={self.retries!r}")
 
+
+SCORING_INPUT_FORMATS = ("auto", "text", "jsonl", "csv", "parquet")
+SCORING_OUTPUT_FORMATS = ("jsonl", "csv", "parquet")
+
+
+@dataclass(frozen=True)
+class ScoringConfig(_ConfigMixin):
+    """Bulk scoring of a corpus with an export on Apache Beam (``tfemotion score``)."""
+
+    input_format: str = _help(
+        "Format of the inputs: text (one text per line), jsonl, csv (with a header) or parquet; "
+        "auto tells it from each file's extension (.txt, .jsonl/.ndjson/.json, .csv, .parquet, "
+        "optionally followed by .gz, .bz2...).", default="auto", choices=SCORING_INPUT_FORMATS)
+    text_field: str = _help("The text's field (JSONL), column (CSV with a header, Parquet).",
+                            default="text")
+    id_field: str = _help("The id's field or column, passed through to the output when present.",
+                          default="id")
+    output_format: str = _help("Format of the scores and of the dead-letter records.",
+                               default="jsonl", choices=SCORING_OUTPUT_FORMATS)
+    min_batch_size: int = _help("Smallest batch of texts a worker scores at once (Beam's "
+                                "BatchElements starts here and grows).", default=1)
+    max_batch_size: int = _help("Largest batch of texts a worker scores at once.", default=64)
+    max_text_chars: int = _help(
+        "Longest text scored, in characters (the development server's default request cap); a "
+        "longer one goes to the dead-letter output.", default=10_000)
+    piece_mb: Optional[float] = _help(
+        "Megabytes of a text or JSONL file one worker reads at once. Default: four pieces per "
+        "local worker, between 1 and 64 MB.", default=None)
+
+    def __post_init__(self) -> None:
+        _check_choice("input_format", self.input_format, SCORING_INPUT_FORMATS)
+        _check_choice("output_format", self.output_format, SCORING_OUTPUT_FORMATS)
+        for name in ("min_batch_size", "max_batch_size", "max_text_chars"):
+            _check_positive(name, getattr(self, name))
+        _check_positive("piece_mb", self.piece_mb, allow_none=True)
+        if self.min_batch_size > self.max_batch_size:
+            raise ValueError("min_batch_size must be at most max_batch_size. Received: "
+                             f"min_batch_size={self.min_batch_size!r}, "
+                             f"max_batch_size={self.max_batch_size!r}")
+        if not self.text_field:
+            raise ValueError("text_field must name a field. Received: text_field=''")

@@ -7,6 +7,8 @@
   logged at a higher level although nothing is wrong: ``failed call to cuInit`` (an *error* on
   every machine without a GPU), absl's "log messages before InitializeLog" line, CUDA plugin
   registration notices;
+* Apache Beam's warnings at import and worker start that name libraries bulk scoring does not
+  use (apitools for BigQuery, the ``resource`` module for memory figures);
 * transformers' "TensorFlow and JAX classes are deprecated" banner and its checkpoint loading
   reports ("Some layers ... were not used", "... newly initialized"): tfemotion's own loading
   report (``tfemotion.checkpoints.load_tf_model``) says what matters in one line.
@@ -43,7 +45,12 @@ _NATIVE_NOISE_MESSAGES = re.compile(
     rb"|oneDNN supports DT_\w+ only on platforms with"
     rb"|Failed to add port to server")  # gRPC's; the development server then says it clearly
 _NATIVE_NOISE_LINES = (b"WARNING: All log messages before absl::InitializeLog() is called",
-                       b"To enable the following instructions:")
+                       b"To enable the following instructions:",
+                       # Apache Beam 2.77: at import, and in every RunInference worker without
+                       # torch (its ModelManager import fails, taking the resource module along)
+                       b"apitools not found, and bigquery client libraries are not available",
+                       b"WARNING:root:apitools not found, and bigquery client libraries",
+                       b"WARNING:root:Resource module is not available for current platform")
 # transformers log records dropped by quiet(), by the start of their message.
 TRANSFORMERS_NOISE = ("TensorFlow and JAX classes are deprecated",
                       "Some layers from the model checkpoint at",
