@@ -14,6 +14,12 @@ list of the export is checked as well. The tokenizer is:
   ``--pieces-across-spaces`` lets pieces span words (sentencepiece's
   ``split_by_whitespace=False``) and reaches 32,000.
 
+``--fuzz-edges N`` adds N random short strings of the characters where Unicode versions and
+character maps disagree most: unassigned, private-use, control and format code points, marks
+that join a cluster (``Grapheme_Cluster_Break=Extend``...), and the one-character keys of the
+tokenizer's character map (SentencePiece's ``precompiled_charsmap``), next to each other and to
+plain letters, punctuation and spaces.
+
 With ``--saved-model`` it uses the ``tokenize`` signature of an exported model instead of
 building the tokenizer in this process.
 
@@ -85,6 +91,23 @@ def train_xlmr_unigram(texts: list[str], vocab_size: int, folder: Path,
     return AutoTokenizer.from_pretrained(folder / "tokenizer")
 
 
+def edge_strings(count: int, hf_tokenizer) -> list[str]:
+    """``edge_texts`` with the one-character keys of the tokenizer's character map, if any."""
+    import json
+
+    from tfemotion.tokenizers.common import edge_texts
+
+    spec = json.loads(hf_tokenizer.backend_tokenizer.to_str()).get("normalizer") or {}
+    charsmap = next((step["precompiled_charsmap"] for step in spec.get("normalizers", [spec])
+                     if step.get("type") == "Precompiled"), None)
+    keys = []
+    if charsmap:
+        from tfemotion.tokenizers.unigram import charsmap_entries
+
+        keys = [key for key in charsmap_entries(charsmap) if len(key) == 1]
+    return edge_texts(count, seed=0, extra=keys)
+
+
 def _in_graph(args, hf_tokenizer):
     if args.saved_model:
         import json
@@ -139,6 +162,8 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=128,
                         help="truncation length (with --saved-model: the export's)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--fuzz-edges", type=int, default=0, metavar="N",
+                        help="also compare N random strings of edge characters (see above)")
     args = parser.parse_args()
 
     from tfemotion.checkpoints import load_tokenizer
@@ -167,7 +192,11 @@ def main() -> int:
           f"{'SavedModel ' + args.saved_model if args.saved_model else 'built in-process'} "
           f"({time.perf_counter() - started:.1f} s)")
     failed = 0
-    for name, texts in (("emotion", _read_texts(args.data)), ("stress", list(STRESS_TEXTS))):
+    sets = [("emotion", _read_texts(args.data)), ("stress", list(STRESS_TEXTS))]
+    if args.fuzz_edges:
+        sets.append(("edge characters", edge_strings(args.fuzz_edges, hf_tokenizer)))
+    normalize = getattr(tokenize, "_normalize", None)  # an in-process Unigram tokenizer
+    for name, texts in sets:
         started = time.perf_counter()
         mismatched, tokens, examples = _compare(texts, hf_tokenizer, tokenize, args)
         seconds = time.perf_counter() - started
@@ -176,6 +205,17 @@ def main() -> int:
         for example in examples:
             print("  ", example)
         failed += mismatched
+        if normalize is not None and name != "emotion":
+            # A small vocabulary fuses unknown pieces, which hides a normalization that differs
+            # in the ids: compare the normalized strings themselves.
+            import tensorflow as tf
+
+            hf_normalize = hf_tokenizer.backend_tokenizer.normalizer.normalize_str
+            ours = [t.decode("utf-8") for t in normalize(tf.constant(texts)).numpy()]
+            differ = [t for t, o in zip(texts, ours) if o != hf_normalize(t)]
+            print(f"{name}: {len(differ)} texts normalized differently"
+                  + (f", e.g. {[ascii(t) for t in differ[:3]]}" if differ else ""))
+            failed += len(differ)
     print("PASS: 0 mismatches" if failed == 0 else f"FAIL: {failed} mismatched texts")
     return 1 if failed else 0
 

@@ -93,6 +93,10 @@ def test_export_run_publishes_a_verified_first_version(verified_export):
         f"{name} (session)" for name in SIGNATURES}
     assert verification["tensorflow_serving_path"] == {"bad_ops": [], "warmup_records": 8}
     assert report["labels"] == LABELS and report["raw_text"] is True
+    # its last file: the manifest a copy is checked against (serving/sync-models.sh)
+    from tfemotion.export.manifest import check_manifest
+
+    assert check_manifest(report["path"]) == []
 
 
 def test_an_export_of_a_cased_vocabulary_keeps_the_case(tiny_cased_bert_dir, tmp_path):

@@ -345,18 +345,39 @@ def test_readme_covers_gpu_cpu_grpc_rest_and_rollout():
 
 
 def _run_sync(source: Path, target: Path, mode: str, models_config: Path | None = None,
-              **kwargs) -> subprocess.Popen:
-    env = {"PATH": "/usr/bin:/bin", "SYNC_COMMAND": "cp -rT", "SYNC_INTERVAL": "0.2",
+              sync_command: str = "cp -rT") -> subprocess.Popen:
+    env = {"PATH": "/usr/bin:/bin", "SYNC_COMMAND": sync_command, "SYNC_INTERVAL": "0.2",
            "MODELS_CONFIG": str(models_config or "/nonexistent/models.config")}
     return subprocess.Popen(["sh", str(SERVING / "sync-models.sh"), str(source), str(target),
                              mode], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)
+                            text=True)
 
 
-def _export(folder: Path) -> None:
+def _built_export(folder: Path) -> Path:
+    """A version folder as `tfemotion export` leaves it: files, then the manifest."""
+    from tfemotion.export.manifest import write_manifest
+
     (folder / "variables").mkdir(parents=True)
-    (folder / "variables" / "variables.index").write_text("x")
+    (folder / "variables" / "variables.index").write_text("index " * 3)
+    (folder / "variables" / "variables.data-00000-of-00001").write_bytes(b"w" * 10_000)
     (folder / "saved_model.pb").write_text("graph")
+    write_manifest(folder)
+    return folder
+
+
+def _upload(export: Path, version_dir: Path, order=None, pause: float = 0.0) -> None:
+    """Copy an export's files into the bucket one by one, in ``order`` (default: as listed),
+    pausing ``pause`` s before each: an upload under way, as an object store shows it."""
+    import shutil
+    import time
+
+    files = [p.relative_to(export) for p in sorted(export.rglob("*")) if p.is_file()]
+    for relative in (order(files) if order else files):
+        time.sleep(pause)
+        (version_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        partial = version_dir / relative.parent / f".part-{relative.name}"
+        shutil.copyfile(export / relative, partial)
+        partial.rename(version_dir / relative)  # an object appears whole, once uploaded
 
 
 def _wait_for(path: Path, seconds: float = 20) -> bool:
@@ -368,7 +389,19 @@ def _wait_for(path: Path, seconds: float = 20) -> bool:
     return path.exists()
 
 
-def test_sync_script_waits_for_a_first_export_then_publishes_whole_versions(tmp_path):
+def _same_files(a: Path, b: Path) -> bool:
+    def files(root):
+        return {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    return files(a) == files(b)
+
+
+@pytest.fixture
+def built(tmp_path):
+    return _built_export(tmp_path / "built")
+
+
+def test_sync_script_waits_for_a_first_export_then_publishes_whole_versions(tmp_path, built):
     """The init container's loop, with `cp` standing in for gsutil: an empty bucket is waited
     for (no crash loop), a version appears in the model folder only complete, by rename."""
     import time
@@ -378,49 +411,105 @@ def test_sync_script_waits_for_a_first_export_then_publishes_whole_versions(tmp_
     waiting = _run_sync(source, target, "wait")
     time.sleep(1.0)
     assert waiting.poll() is None  # still waiting, not failed
-    assert sorted(p.name for p in target.iterdir()) == [".listings", ".staging"]
+    assert sorted(p.name for p in target.iterdir()) == [".staging"]
     (source / "1").mkdir()  # a version being uploaded: no saved_model.pb yet
     time.sleep(0.6)
     assert not (target / "1").exists()
-    _export(source / "2")
+    _upload(built, source / "2")
     assert waiting.wait(timeout=20) == 0, waiting.stderr.read()
-    assert sorted(p.name for p in target.iterdir()) == [".listings", ".staging", "2"]
-    assert (target / "2" / "saved_model.pb").read_text() == "graph"
+    assert sorted(p.name for p in target.iterdir()) == [".staging", "2"]
+    assert _same_files(built, target / "2")
     assert "waiting for a first export" in waiting.stderr.read()
 
     looping = _run_sync(source, target, "loop")
     try:
-        _export(source / "3")
+        _upload(built, source / "3")
         assert _wait_for(target / "3" / "saved_model.pb")
-        assert (target / "3" / "variables" / "variables.index").exists()
+        assert _same_files(built, target / "3")
         assert not any(p.name.startswith(".tmp-") for p in target.iterdir())
     finally:
         looping.kill()
 
 
-def test_sync_script_never_publishes_an_upload_still_under_way(tmp_path):
-    """gsutil uploads files one by one, saved_model.pb possibly first: a version whose files
-    still change between two looks stays staged until they stop changing."""
-    import time
+@pytest.mark.parametrize("order", ["manifest first", pytest.param(
+    "graph first, manifest last", marks=pytest.mark.integration)])  # make check: one order
+def test_sync_script_never_publishes_an_upload_still_under_way(tmp_path, built, order):
+    """Files arrive in any order with pauses of many looks between them (a large variables
+    shard takes minutes and shows only when done): the version is published only once every
+    file of its manifest is there with its checksum."""
+    import threading
 
     source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
-    (source / "1" / "variables").mkdir(parents=True)
-    (source / "1" / "saved_model.pb").write_text("graph")
-    shard = source / "1" / "variables" / "variables.data-00000-of-00001"
+    source.mkdir()
+    first = "assets.extra" if order == "manifest first" else "saved_model.pb"
+    uploader = threading.Thread(target=_upload, args=(built, source / "1"), kwargs={
+        "order": lambda files: sorted(files, key=lambda f: (not str(f).startswith(first),
+                                                             str(f))),
+        "pause": 0.7})  # 3.5 looks of the sidecar between two files
     looping = _run_sync(source, target, "loop")
     try:
-        for _ in range(20):  # 2 s of upload, ten looks of the sidecar
-            with shard.open("a") as out:
-                out.write("w" * 1000)
-            time.sleep(0.1)
+        uploader.start()
+        while uploader.is_alive():
             assert not (target / "1").exists()
+            uploader.join(timeout=0.05)
         assert _wait_for(target / "1")
-        assert (target / "1" / "variables" / shard.name).stat().st_size == 20_000
+        assert _same_files(built, target / "1")
     finally:
         looping.kill()
 
 
-def test_sync_script_waits_for_every_version_models_config_serves(tmp_path):
+def test_a_version_without_a_manifest_is_never_published_and_the_sync_says_why(tmp_path,
+                                                                              built):
+    import shutil
+    import time
+
+    source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
+    shutil.copytree(built, source / "1")
+    (source / "1" / "assets.extra" / "tfemotion.sha256").unlink()  # exported before manifests
+    _upload(built, source / "2")
+    looping = _run_sync(source, target, "loop")
+    try:
+        assert _wait_for(target / "2")
+        time.sleep(0.6)
+        assert not (target / "1").exists()
+    finally:
+        looping.kill()
+    errors = looping.stderr.read()
+    assert errors.count("version 1 has no assets.extra/tfemotion.sha256: not published") == 1
+
+
+@pytest.mark.integration  # seconds of a looping sync process
+def test_a_version_deleted_in_the_bucket_stays_served(tmp_path, built):
+    import shutil
+
+    source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
+    mirror = tmp_path / "mirror.sh"  # a sync that deletes what the bucket no longer has
+    mirror.write_text('rm -rf "$2"/[0-9]*; cp -rT "$1" "$2"\n')
+    _upload(built, source / "1")
+    looping = _run_sync(source, target, "loop", sync_command=f"sh {mirror}")
+    try:
+        assert _wait_for(target / "1")
+        shutil.rmtree(source / "1")
+        _upload(built, source / "2")
+        assert _wait_for(target / "2")
+        assert _same_files(built, target / "1")
+    finally:
+        looping.kill()
+
+
+def test_an_unreachable_source_is_waited_for_with_a_message(tmp_path):
+    import time
+
+    target = tmp_path / "models" / "emotion"
+    waiting = _run_sync(tmp_path / "no-bucket", target, "wait", sync_command="false")
+    time.sleep(1.0)
+    assert waiting.poll() is None
+    waiting.kill()
+    assert "cannot read" in waiting.stderr.read()
+
+
+@pytest.mark.parametrize("form", ["lines of their own", "one line, as TF Serving's docs"])
+def test_sync_script_waits_for_every_version_models_config_serves(tmp_path, built, form):
     """The init container returns only once the versions models.config lists are there: a
     pod must not start serving while its `stable` version is still missing."""
     import time
@@ -428,12 +517,20 @@ def test_sync_script_waits_for_every_version_models_config_serves(tmp_path):
     source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
     models_config = tmp_path / "models.config"
     text = (SERVING / "models.config").read_text()
-    models_config.write_text(text.replace("versions: 1", "versions: 1\n        versions: 2"))
-    _export(source / "1")
+    if form == "lines of their own":
+        text = text.replace("versions: 1", "versions: 1\n        versions: 2")
+    else:
+        policy = text[text.index("model_version_policy"):]
+        policy = policy[: policy.index("}\n    }") + len("}\n    }")]
+        text = text.replace(policy, "model_version_policy { specific { versions: 1 "
+                                    "versions: 2 } }")
+    assert "versions: 2" in text
+    models_config.write_text(text)
+    _upload(built, source / "1")
     waiting = _run_sync(source, target, "wait", models_config)
     assert _wait_for(target / "1")
     time.sleep(0.6)
     assert waiting.poll() is None  # version 2 is listed and missing
-    _export(source / "2")
+    _upload(built, source / "2")
     assert waiting.wait(timeout=20) == 0, waiting.stderr.read()
     assert "waiting for 2 under" in waiting.stderr.read()

@@ -108,7 +108,21 @@ def test_classify_with_examples_and_context(rest):
      "Missing 'inputs' or 'instances' key"),
     ("/v1/models/emotion:predict", {"instances": [1.5]}, 400, "a string input got float"),
     ("/v1/models/emotion:predict", {"instances": ["x"] * 200}, 400, "the limit is 128"),
-    ("/v1/models/emotion:regress", {"examples": []}, 501, "does not serve :regress"),
+    # regressor.cc, PreProcessRegression: a classifier's signature has several outputs
+    ("/v1/models/emotion:regress", {"examples": [{"text": "x"}]}, 400,
+     "Expected one output Tensor."),
+    ("/v1/models/emotion:regress", {"signature_name": "nope", "examples": [{"text": "x"}]}, 400,
+     "No signature was found with the name: nope"),
+    # json_tensor.cc, FillSignature/FormatSignatureError; http_rest_api_handler_test.cc
+    # ("Incorrect signature_name type")
+    ("/v1/models/emotion:predict", {"signature_name": 5, "instances": ["x"]}, 400,
+     'JSON Value: {"signature_name":5,"instances":["x"]} not formatted correctly. '
+     "'signature_name' key must be a string value."),
+    # http_rest_api_handler.cc: the verb is compared as written, the path matched whole
+    ("/v1/models/emotion:PREDICT", {"instances": ["x"]}, 400,
+     "Malformed request: POST /v1/models/emotion:PREDICT"),
+    ("/v1/models/emotion:predict?debug=1", {"instances": ["x"]}, 400,
+     "Malformed request: POST /v1/models/emotion:predict?debug=1"),
     *[("/v1/models/emotion:predict",
        {"signature_name": "encoded", "inputs": {"input_ids": [[5, bad]],
                                                 "attention_mask": [[1, 1]]}},
@@ -129,6 +143,48 @@ def test_malformed_json_and_paths(rest):
     assert status == 400 and "JSON Parse error" in answer["error"]
     status, answer = call(rest, "/v2/models/emotion")
     assert status == 400 and answer["error"].startswith("Malformed request: GET /v2/models")
+
+
+def raw_call(url: str, method: str, path: str, headers=None) -> tuple[int, bytes]:
+    import http.client
+    from urllib.parse import urlparse
+
+    where = urlparse(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_a_version_beyond_int64_is_400_without_a_body(rest):
+    """http_rest_api_util.cc, ParseModelInfo: absl::SimpleAtoi into int64 fails, and
+    ProcessRequest returns before it writes the JSON error."""
+    status, body = raw_call(rest, "POST", "/v1/models/emotion/versions/18446744073709551615"
+                                          ":predict")
+    assert (status, body) == (400, b"")
+    status, body = raw_call(rest, "GET", "/v1/models/emotion/versions/9223372036854775807")
+    assert status == 404 and b"9223372036854775807" in body  # the largest int64 is a version
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_other_methods_are_malformed_requests_with_a_json_error(rest, method):
+    """http_rest_api_handler.cc: neither POST nor GET keeps the 'Malformed request' status."""
+    status, body = raw_call(rest, method, "/v1/models/emotion")
+    assert status == 400
+    assert json.loads(body) == {"error": f"Malformed request: {method} /v1/models/emotion"}
+    status, body = raw_call(rest, "HEAD", "/v1/models/emotion")
+    assert (status, body) == (400, b"")
+
+
+def test_options_is_a_cors_preflight(rest):
+    """http_server.cc: OPTIONS with an http(s) Origin is OK; without one FAILED_PRECONDITION
+    ("Origin header is missing in CORS preflight"), neither with a body."""
+    assert raw_call(rest, "OPTIONS", "/v1/models/emotion:predict",
+                    {"Origin": "https://app.example"}) == (200, b"")
+    assert raw_call(rest, "OPTIONS", "/v1/models/emotion:predict") == (400, b"")
 
 
 @pytest.mark.parametrize("length", ["-5", "lots"])

@@ -178,6 +178,7 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
 
     from tfemotion.checkpoints import model_max_length
     from tfemotion.export.graph import serving_module
+    from tfemotion.export.manifest import write_manifest
     from tfemotion.export.warmup import WARMUP_TEXTS, write_warmup
     from tfemotion.tokenizers import UnsupportedTokenizerError, from_hf_tokenizer
 
@@ -210,6 +211,7 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
             record = record.replace(
                 tensorflow_serving_check=_check_with_tensorflow_serving(temporary))
             record.save(temporary)
+        write_manifest(temporary)  # last: a copy is complete once the manifest's files are
         os.chmod(temporary, 0o755)  # mkdtemp makes it private; TF Serving may run as another user
         path, version = _publish(temporary, model_root, config.version)
     finally:

@@ -82,6 +82,8 @@ def signature_table(multi_label: bool = False) -> dict[str, dict[str, dict[str, 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TensorFlow Serving refuses a warm-up file with more
 EXPORT_INFO_FILE = Path("assets.extra") / "tfemotion_export.json"
+# Every other file with its SHA-256, written last (tfemotion.export.manifest).
+MANIFEST_FILE = Path("assets.extra") / "tfemotion.sha256"
 
 _VERSION_DIR = re.compile(r"^[0-9]+$")
 

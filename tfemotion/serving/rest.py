@@ -70,10 +70,22 @@ def route(method: str, path: str) -> Optional[tuple]:
     if match is None:
         return None
     name, version, label = match.group(1), match.group(2), match.group(3)
-    api = match.group(4).lower() if method == "POST" else None
+    api = match.group(4) if method == "POST" else None  # case kept: ":PREDICT" is refused
     subresource = match.group(4) if method == "GET" else None
-    return (unquote(name) if name else None, int(version) if version else None,
+    return (unquote(name) if name else None, _version_number(version) if version else None,
             unquote(label) if label else None, api, subresource)
+
+
+class BadVersion(ServableError):
+    """A version in the URL beyond int64: TensorFlow Serving answers 400 with no body."""
+
+
+def _version_number(text: str) -> int:
+    """The version of a URL, as TF Serving's ``absl::SimpleAtoi`` into an int64 reads it."""
+    value = int(text)
+    if value > 2**63 - 1:
+        raise BadVersion("INVALID_ARGUMENT", f"Failed to convert version: {text} to numeric.")
+    return value
 
 
 class RestApi:
@@ -90,10 +102,22 @@ class RestApi:
         self.store, self.config = store, config
         self.status_of, self.metadata_of = status_of, metadata_of
 
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
-        """``(HTTP status, JSON body)`` for one request."""
+    def handle(self, method: str, path: str, body: bytes,
+               origin: Optional[str] = None) -> tuple[int, Optional[dict]]:
+        """``(HTTP status, JSON body or None for an empty one)`` for one request.
+
+        As TensorFlow Serving (``http_server.cc``, ``http_rest_api_handler.cc``): an OPTIONS
+        request is a CORS preflight, answered 200 when it has an ``Origin`` header with an
+        http(s) URL and 400 otherwise, both without a body; a request TF Serving cannot parse
+        the path of (a query string, an upper-case ``:PREDICT``, another method) gets
+        ``Malformed request: METHOD PATH``; a version beyond int64 gets 400 without a body.
+        """
+        if method == "OPTIONS":
+            return (200 if origin and re.search(r"https?://", origin) else 400), None
         try:
-            return 200, self._answer(method, path.split("?", 1)[0], body)
+            return 200, self._answer(method, path, body)
+        except BadVersion:
+            return 400, None
         except ServableError as error:
             return HTTP_STATUS.get(error.code, 500), {"error": error.message}
         except Exception as error:  # keep serving whatever happens
@@ -102,7 +126,8 @@ class RestApi:
 
     def _answer(self, method: str, path: str, body: bytes) -> dict:
         found = route(method, path)
-        if found is None or not found[0]:
+        if found is None or not found[0] or found[3] not in (None, "predict", "classify",
+                                                               "regress"):
             raise ServableError("INVALID_ARGUMENT", f"Malformed request: {method} {path}")
         name, version, label, verb, subresource = found
         if version is not None and label is not None:
@@ -122,7 +147,7 @@ class RestApi:
             return self._predict(name, version, label, document)
         if verb == "classify":
             return self._classify(name, version, label, document)
-        raise ServableError("UNIMPLEMENTED", f"the development server does not serve :{verb}")
+        return self._regress(name, version, label, document)
 
     def _predict(self, name: str, version: Optional[int], label: Optional[str],
                  document: dict) -> dict:
@@ -152,22 +177,33 @@ class RestApi:
         return {"outputs": _to_json(next(iter(outputs)), single) if single is not None else
                 {key: _to_json(key, value) for key, value in outputs.items()}}
 
+    def _regress(self, name: str, version: Optional[int], label: Optional[str],
+                 document: dict) -> dict:
+        """TF Serving's checks of a regression (``regressor.cc``): the body as for classify,
+        the servable, then the signature, which an export of a classifier never passes."""
+        api = apis()
+        request = api.classification.ClassificationRequest()  # the same body as classify's
+        _fill_spec(request.model_spec, name, version, label, document)
+        _fill_examples(request, document)
+        loaded = self.store.resolve(request.model_spec)
+        signature_name = request.model_spec.signature_name or PREDICT
+        signature = loaded.signature_defs.get(signature_name)
+        if signature is None:
+            raise ServableError("INVALID_ARGUMENT",
+                                f"No signature was found with the name: {signature_name}")
+        if len(signature.inputs) != 1:
+            raise ServableError("INVALID_ARGUMENT", "Expected one input Tensor.")
+        if len(signature.outputs) != 1:
+            raise ServableError("INVALID_ARGUMENT", "Expected one output Tensor.")
+        raise ServableError("INVALID_ARGUMENT", "No regression inputs found in SignatureDef: "
+                            f"{signature}")
+
     def _classify(self, name: str, version: Optional[int], label: Optional[str],
                   document: dict) -> dict:
         api = apis()
         request = api.classification.ClassificationRequest()
         _fill_spec(request.model_spec, name, version, label, document)
-        examples = document.get("examples")
-        if not isinstance(examples, list):
-            raise ServableError("INVALID_ARGUMENT", "'examples' must be a list of objects, one "
-                                "per example")
-        if "context" in document:
-            target = request.input.example_list_with_context
-            _fill_example(target.context, document["context"], "context")
-        else:
-            target = request.input.example_list
-        for index, example in enumerate(examples):
-            _fill_example(target.examples.add(), example, f"examples[{index}]")
+        _fill_examples(request, document)
         loaded = self.store.resolve(request.model_spec)
         response = run_classify(loaded, request, self.config)
         return {"results": [[[c.label, c.score] for c in row.classes]
@@ -188,9 +224,10 @@ def bind_rest_server(api: RestApi, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def _reply(self, status: int, document: dict) -> None:
+        def _reply(self, status: int, document: Optional[dict]) -> None:
             try:
-                body = json.dumps(document, indent=1).encode("utf-8")
+                body = b"" if document is None else json.dumps(document, indent=1).encode(
+                    "utf-8")
             except (TypeError, ValueError) as error:  # never leave the client without an answer
                 logger.exception("REST answer is not JSON")
                 status, body = 500, json.dumps({"error": f"{error}"}).encode("utf-8")
@@ -198,7 +235,8 @@ def bind_rest_server(api: RestApi, host: str, port: int) -> ThreadingHTTPServer:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":  # a HEAD answer has the headers of its body, not the body
+                self.wfile.write(body)
 
         def _serve(self, method: str) -> None:
             try:
@@ -216,13 +254,30 @@ def bind_rest_server(api: RestApi, host: str, port: int) -> ThreadingHTTPServer:
                                            f"is {limit:,} (max_request_bytes)"})
                 return
             body = self.rfile.read(length) if length else b""
-            self._reply(*api.handle(method, self.path, body))
+            self._reply(*api.handle(method, self.path, body, self.headers.get("Origin")))
 
+        # TF Serving hands every method to its handler: GET and POST are served, OPTIONS is a
+        # CORS preflight, the others are malformed requests (400, not http.server's 501 page).
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             self._serve("GET")
 
         def do_POST(self) -> None:  # noqa: N802
             self._serve("POST")
+
+        def do_PUT(self) -> None:  # noqa: N802
+            self._serve("PUT")
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            self._serve("DELETE")
+
+        def do_PATCH(self) -> None:  # noqa: N802
+            self._serve("PATCH")
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._serve("HEAD")
+
+        def do_OPTIONS(self) -> None:  # noqa: N802
+            self._serve("OPTIONS")
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             logger.debug("REST %s", format % args)
@@ -250,17 +305,43 @@ def _json_body(body: bytes) -> dict:
     return document
 
 
+def _fill_examples(request: Any, document: dict) -> None:
+    """The examples of a classify (or regress) body, checked before the servable is looked up,
+    as TF Serving parses the body first."""
+    examples = document.get("examples")
+    if not isinstance(examples, list):
+        raise ServableError("INVALID_ARGUMENT", "'examples' must be a list of objects, one "
+                            "per example")
+    if "context" in document:
+        target = request.input.example_list_with_context
+        _fill_example(target.context, document["context"], "context")
+    else:
+        target = request.input.example_list
+    for index, example in enumerate(examples):
+        _fill_example(target.examples.add(), example, f"examples[{index}]")
+
+
 def _fill_spec(spec: Any, name: str, version: Optional[int], label: Optional[str],
                document: Optional[dict] = None) -> None:
     """The ModelSpec a REST call names: model, version or label from the URL; for a request
     with a body, the signature it names (default ``serving_default``, as TF Serving)."""
     spec.name = name
     if document is not None:
-        spec.signature_name = document.get("signature_name") or PREDICT
+        signature_name = document.get("signature_name", "")
+        if not isinstance(signature_name, str):  # json_tensor.cc's FormatSignatureError
+            raise ServableError("INVALID_ARGUMENT", f"JSON Value: {_compact(document)} not "
+                                "formatted correctly. 'signature_name' key must be a string "
+                                "value.")
+        spec.signature_name = signature_name or PREDICT
     if version is not None:
         spec.version.value = version
     if label is not None:
         spec.version_label = label
+
+
+def _compact(document: Any) -> str:
+    """A JSON value as rapidjson's ``Writer`` prints it in TF Serving's messages: no spaces."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 def _row_columns(instances: Any, input_keys: list[str]) -> dict[str, list]:

@@ -10,7 +10,8 @@ tokenizer they were built from, with core TensorFlow ops only.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Sequence
 
 import tensorflow as tf
 
@@ -57,6 +58,47 @@ _CUT, _AFTER = b"\xff", b"\xfe"
 
 class UnsupportedTokenizerError(ValueError):
     """The tokenizer has a setting that no in-graph tokenizer reproduces exactly."""
+
+
+def edge_texts(count: int, seed: int = 0, extra: Sequence[str] = ()) -> list[str]:
+    """``count`` random strings of 1-8 characters where tokenizers most often disagree.
+
+    The characters come from unassigned (in Python's or the ``regex`` package's Unicode),
+    private-use, control and format code points, marks
+    that join a grapheme cluster (``Grapheme_Cluster_Break`` Extend, SpacingMark, Prepend,
+    ZWJ), ``extra`` (e.g. the one-character keys of a character map) and plain letters,
+    punctuation and spaces, next to each other. The parity checks and tests fuzz with them.
+
+    Example:
+        >>> texts = edge_texts(3, seed=1)
+        >>> len(texts), all(1 <= len(t) <= 8 for t in texts), texts == edge_texts(3, seed=1)
+        (3, True, True)
+    """
+    import random
+
+    rng = random.Random(seed)
+    pools = [*_edge_pools(), list("abcz!?.,'-") + [" ", "  "]]
+    if extra:
+        pools.append(list(extra))
+    return ["".join(rng.choice(rng.choice(pools)) for _ in range(rng.randint(1, 8)))
+            for _ in range(count)]
+
+
+@functools.lru_cache(maxsize=1)
+def _edge_pools() -> tuple[list[str], ...]:
+    import unicodedata
+
+    import regex
+
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    # Unassigned in either Unicode at hand (Python's, the regex package's): code points the
+    # libraries of a tokenizer may see as assigned or not.
+    unassigned = sorted(set(regex.findall(r"\p{Cn}", everything)) | {
+        c for c in everything if unicodedata.category(c) == "Cn"})
+    return (unassigned, *(regex.findall(pattern, everything) for pattern in (
+        r"\p{Co}", r"\p{Cc}", r"\p{Cf}",
+        r"\p{Grapheme_Cluster_Break=Extend}|\p{Grapheme_Cluster_Break=SpacingMark}"
+        r"|\p{Grapheme_Cluster_Break=Prepend}|\p{Grapheme_Cluster_Break=ZWJ}")))
 
 
 def refuse_unless(ok: bool, family: str, setting: str, value: Any, supported: str) -> None:

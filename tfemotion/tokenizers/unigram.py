@@ -264,6 +264,62 @@ def grapheme_classes() -> dict[str, np.ndarray]:
     return classes
 
 
+def calibrated_classes(classes: dict[str, np.ndarray], precompiled_charsmap: str,
+                       ) -> dict[str, np.ndarray]:
+    """``classes`` with the joining characters that the tokenizers library does not join made
+    ``Other``, probed through its own ``Precompiled`` normalizer.
+
+    The ``regex`` package may follow a newer Unicode than the tokenizers library's grapheme
+    segmentation (regex 2026.11 has Unicode 17, tokenizers 0.22's unicode-segmentation 1.12 has
+    16): a code point assigned since, like U+05C8 (``Extend`` in regex, unassigned and so
+    ``Other`` in tokenizers), would join the cluster before it here and not there, and be
+    swallowed with it when the map replaces the cluster. A joining character ``c`` (``Extend``,
+    ``ZWJ``, ``SpacingMark``) is probed after a one-character key ``k`` whose value differs from
+    it: the library joined ``k c`` when it gives ``k``'s value alone. Without the tokenizers
+    library, or without such a key, ``classes`` is returned as it is.
+
+    Example:
+        >>> charsmap = next(step for step in json.loads(xlmr_tokenizer.backend_tokenizer.to_str(
+        ...     ))["normalizer"].get("normalizers", []) if step["type"] == "Precompiled")[
+        ...     "precompiled_charsmap"]
+        >>> fixed = calibrated_classes(grapheme_classes(), charsmap)
+        >>> [int(fixed["kinds"][np.searchsorted(fixed["starts"], c, "right") - 1]) == _EXTEND
+        ...  for c in (0x301, 0x5C8)]  # a combining accent; U+05C8, new in Unicode 17
+        [True, False]
+    """
+    try:
+        from tokenizers.normalizers import Precompiled
+    except ImportError:
+        return classes
+    entries = charsmap_entries(precompiled_charsmap)
+    keys = sorted((key for key, value in entries.items()
+                   if len(key) == 1 and value not in ("", key) and key.isprintable()),
+                  key=lambda key: len(key.encode("utf-8")))
+    if not keys:
+        return classes
+    key = keys[0]
+    normalize = Precompiled(base64.b64decode(precompiled_charsmap)).normalize_str
+    ends = np.append(classes["starts"][1:], 0x110000)
+    kind = np.repeat(classes["kinds"], ends - classes["starts"])
+    pictographic = np.repeat(classes["pictographic"], ends - classes["starts"])
+    joining = np.flatnonzero((kind == _EXTEND) | (kind == _ZWJ) | (kind == _SPACING_MARK))
+    room = _GRAPHEME_BYTES - 1 - len(key.encode("utf-8"))
+    for point in joining:
+        character = chr(int(point))
+        if len(character.encode("utf-8")) > room or 0xD800 <= point < 0xE000:
+            continue  # a longer cluster is mapped character by character: nothing to see
+        alone = entries[key] + normalize(character)
+        if alone != entries[key] and normalize(key + character) == alone:
+            kind[point] = _OTHER
+    combined = kind * 2 + pictographic
+    starts = np.flatnonzero(np.diff(combined, prepend=-1))
+    fixed = {"starts": starts.astype(np.int32), "kinds": kind[starts],
+             "pictographic": pictographic[starts]}
+    for array in fixed.values():
+        array.flags.writeable = False
+    return fixed
+
+
 # The tokenizer ------------------------------------------------------------------------------
 
 
@@ -308,12 +364,13 @@ class UnigramTokenizer(tf.Module):
         self._added_table = string_table([t[0] for t in added], [t[1] for t in added], -1) \
             if added else None
         self._steps = []
+        classes = grapheme_classes()
         for step in normalizers:
             if step["type"] == "Precompiled":
                 self._steps.append(("charsmap", self._charsmap_tables(step)))
+                classes = calibrated_classes(classes, step["precompiled_charsmap"])
             else:
                 self._steps.append((step["type"], step))
-        classes = grapheme_classes()
         self._class_starts = tf.constant(classes["starts"], tf.int32)
         self._class_kinds = tf.constant(classes["kinds"], tf.int32)
         self._class_pictographic = tf.constant(classes["pictographic"], tf.int32)
