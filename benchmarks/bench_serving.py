@@ -243,7 +243,7 @@ def bench_devserver(version_dir: Path, texts: list[str], clients: int, requests:
         probe.close()
         command = [sys.executable, "-m", "tfemotion", "serve", "--base-path", base,
                    "--name", "model", "--port", str(port), "--rest-port", "none",
-                   "--workers", str(max(clients, 8)), "--poll-interval", "3600"]
+                   "--poll-interval", "3600"]  # default flags: the workers follow the batching
         if batching:
             command += ["--enable-batching", "--batching-parameters-file", str(batching)]
         if session_config:

@@ -424,7 +424,15 @@ class ServingConfig(_ConfigMixin):
     max_text_chars: int = _help("Longest text a request may carry, in characters.",
                                 default=10_000)
     max_request_bytes: int = _help("Largest request message, in bytes.", default=4 * 1024 * 1024)
-    workers: int = _help("Server threads, i.e. requests handled at the same time.", default=8)
+    workers: Optional[int] = _help(
+        "Requests handled at the same time (server threads). Default: 8, and with batching as "
+        "many as fill a batch on every batch thread and the next one (execution batch size x "
+        "(num_batch_threads + 1)), so that batches can fill.", default=None)
+    max_concurrent_requests: Optional[int] = _help(
+        "Requests the server holds at once, running or waiting; past it gRPC answers "
+        "RESOURCE_EXHAUSTED and REST 429 (each may carry max_request_bytes: this bounds the "
+        "memory). Default: the workers plus what the batch queue can hold (max_enqueued_batches "
+        "batches), at least 4 x the workers.", default=None)
     poll_interval: float = _help(
         "Seconds between two looks at the base path for new versions (and at the model config).",
         default=1.0,
@@ -452,9 +460,11 @@ class ServingConfig(_ConfigMixin):
                              f"Received: rest_port={self.rest_port!r}")
         if not self.name or "/" in self.name:
             raise ValueError(f"name must be a plain model name. Received: name={self.name!r}")
-        for name in ("max_batch_size", "max_text_chars", "max_request_bytes", "workers",
+        for name in ("max_batch_size", "max_text_chars", "max_request_bytes",
                      "poll_interval", "timeout", "retry_backoff"):
             _check_positive(name, getattr(self, name))
+        for name in ("workers", "max_concurrent_requests"):
+            _check_positive(name, getattr(self, name), allow_none=True)
         if self.retries < 0:
             raise ValueError(f"retries must be >= 0. Received: retries={self.retries!r}")
 

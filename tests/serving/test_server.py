@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from support import publish
+from support import REPO, publish
 
 import pytest
 from tfemotion.config import ServingConfig
@@ -52,3 +52,71 @@ def test_devserver_refuses_bad_arguments_and_busy_ports(tmp_path, server):
         ServingConfig(port=70000)
     with pytest.raises(ValueError, match="poll_interval"):
         ServingConfig(poll_interval=0)
+
+
+def test_batching_sizes_the_workers_so_that_batches_fill():
+    """A batch fills only if as many requests run at once as it holds (issue: with 8 threads
+    and batches of 32, every request waited out the window)."""
+    from tfemotion.serving.batching import BatchingParameters
+    from tfemotion.serving.server import concurrency
+
+    throughput = BatchingParameters.read(str(REPO / "serving" / "batching-cpu-throughput.config"))
+    workers, bound = concurrency(ServingConfig(), throughput)
+    assert workers >= throughput.execution_batch_size * (throughput.num_batch_threads + 1)
+    assert bound >= workers + throughput.execution_batch_size * throughput.max_enqueued_batches
+    assert concurrency(ServingConfig(workers=3, max_concurrent_requests=5), throughput) == (3, 5)
+
+
+@pytest.mark.integration  # a server whose requests wait out 3 s batch windows
+def test_past_the_bound_grpc_answers_resource_exhausted_and_rest_429(tmp_path, fake_export):
+    """Requests held in a batch window fill the server; the next one is refused at once."""
+    import json
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from tfemotion.serving.server import start_server
+
+    publish(fake_export, tmp_path / "base", 1)
+    batching = tmp_path / "batching.config"
+    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 3000000 }\n"
+                        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 4 }\n")
+    config = ServingConfig(port=0, rest_port=0, enable_batching=True, poll_interval=3600,
+                           batching_parameters_file=str(batching), workers=2,
+                           max_concurrent_requests=2)
+    with start_server(tmp_path / "base", config) as server:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(
+            grpc.insecure_channel(server.address))
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "emotion"
+        request.inputs["text"].CopyFrom(tf.make_tensor_proto(["i am happy"]))
+        waiting = [threading.Thread(target=stub.Predict, args=(request,), kwargs={"timeout": 20})
+                   for _ in range(2)]
+        for thread in waiting:
+            thread.start()
+        time.sleep(0.5)  # both wait in the 3 s batch window
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Predict(request, timeout=20)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert time.monotonic() - started < 1.0  # refused at once, not queued
+        post = urllib.request.Request(server.rest_url + "/v1/models/emotion:predict",
+                                      data=json.dumps({"instances": ["x"]}).encode())
+        rest_waiting = [threading.Thread(target=urllib.request.urlopen, args=(post,))
+                        for _ in range(2)]
+        for thread in waiting:
+            thread.join()
+        for thread in rest_waiting:
+            thread.start()
+        time.sleep(0.5)
+        with pytest.raises(urllib.error.HTTPError) as too_many:
+            urllib.request.urlopen(post, timeout=20)
+        assert too_many.value.code == 429
+        assert "max_concurrent_requests" in json.loads(too_many.value.read())["error"]
+        for thread in rest_waiting:
+            thread.join()

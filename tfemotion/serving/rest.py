@@ -210,7 +210,8 @@ class RestApi:
                             for row in response.result.classifications]}
 
 
-def bind_rest_server(api: RestApi, host: str, port: int) -> ThreadingHTTPServer:
+def bind_rest_server(api: RestApi, host: str, port: int,
+                     max_concurrent_requests: Optional[int] = None) -> ThreadingHTTPServer:
     """Bind an HTTP server for ``api``; serve it with ``serve_in_background``.
 
     Binding and serving are two steps so that a taken port fails before any model loads, while
@@ -220,6 +221,8 @@ def bind_rest_server(api: RestApi, host: str, port: int) -> ThreadingHTTPServer:
         OSError: the address cannot be bound.
     """
     limit = api.config.max_request_bytes
+    # one thread per connection: requests past the bound are answered 429 at once, not held
+    slots = threading.BoundedSemaphore(max_concurrent_requests or 4 * (api.config.workers or 8))
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -254,7 +257,14 @@ def bind_rest_server(api: RestApi, host: str, port: int) -> ThreadingHTTPServer:
                                            f"is {limit:,} (max_request_bytes)"})
                 return
             body = self.rfile.read(length) if length else b""
-            self._reply(*api.handle(method, self.path, body, self.headers.get("Origin")))
+            if not slots.acquire(blocking=False):
+                self._reply(429, {"error": "the server holds its most concurrent requests "
+                                           "(max_concurrent_requests); retry later"})
+                return
+            try:
+                self._reply(*api.handle(method, self.path, body, self.headers.get("Origin")))
+            finally:
+                slots.release()
 
         # TF Serving hands every method to its handler: GET and POST are served, OPTIONS is a
         # CORS preflight, the others are malformed requests (400, not http.server's 501 page).

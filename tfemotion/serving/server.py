@@ -170,14 +170,22 @@ class DevServer:
         return None if self.rest_port is None else \
             f"http://{address(self.config.host, self.rest_port)}"
 
-    def _make_runner(self) -> Any:
-        """With ``enable_batching``: a batching scheduler in front of each loaded version."""
+    def _batching_parameters(self) -> Any:
+        """The batching parameters in force, or None without batching."""
         if not self.config.enable_batching:
             return None
-        from tfemotion.serving.batching import BatchingParameters, BatchScheduler
+        from tfemotion.serving.batching import BatchingParameters
 
-        params = (BatchingParameters.read(self.config.batching_parameters_file)
-                  if self.config.batching_parameters_file else BatchingParameters())
+        return (BatchingParameters.read(self.config.batching_parameters_file)
+                if self.config.batching_parameters_file else BatchingParameters())
+
+    def _make_runner(self) -> Any:
+        """With ``enable_batching``: a batching scheduler in front of each loaded version."""
+        params = self._batching_parameters()
+        if params is None:
+            return None
+        from tfemotion.serving.batching import BatchScheduler
+
         if params.max_batch_size > self.config.max_batch_size:
             logger.warning("max_batch_size %d (batching parameters) is above the %d texts a "
                            "request may carry: requests are still capped at %d",
@@ -192,8 +200,11 @@ class DevServer:
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
         servicers = _servicer(self.store, self.config)
+        self.workers, self.max_concurrent_requests = concurrency(
+            self.config, self._batching_parameters())
         server = api.grpc.server(
-            futures.ThreadPoolExecutor(self.config.workers, thread_name_prefix="devserver"),
+            futures.ThreadPoolExecutor(self.workers, thread_name_prefix="devserver"),
+            maximum_concurrent_rpcs=self.max_concurrent_requests,  # past it: RESOURCE_EXHAUSTED
             options=[("grpc.max_receive_message_length", self.config.max_request_bytes),
                      ("grpc.max_send_message_length", -1),
                      ("grpc.so_reuseport", 0)])  # fail loudly if the port is taken
@@ -235,8 +246,9 @@ class DevServer:
                                      model["versions"].items()) or "no version yet")
             for name, model in self.models().items())
         rest = f", REST on {self.rest_url}" if self.rest_url else ""
-        logger.info("Development server: gRPC on %s%s, serving %s (Ctrl-C stops it)",
-                    self.address, rest, served)
+        logger.info("Development server: gRPC on %s%s, serving %s; %d requests at a time, at "
+                    "most %d held (Ctrl-C stops it)", self.address, rest, served, self.workers,
+                    self.max_concurrent_requests)
         return self
 
     def _bind_rest(self, servicers: Any) -> Any:
@@ -246,7 +258,8 @@ class DevServer:
                       status_of=lambda spec: servicers._status(_status_request(spec)),
                       metadata_of=servicers._metadata)
         try:
-            return bind_rest_server(api, self.config.host, self.config.rest_port)
+            return bind_rest_server(api, self.config.host, self.config.rest_port,
+                                    self.max_concurrent_requests)
         except OSError as error:
             raise OSError(f"Cannot bind the REST port {self.config.host}:"
                           f"{self.config.rest_port} ({error.strerror}); choose another with "
@@ -288,6 +301,31 @@ class DevServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def concurrency(config: ServingConfig, batching: Any = None) -> tuple[int, int]:
+    """``(workers, max_concurrent_requests)``: the settings given, or sized for the batching.
+
+    Without batching 8 workers keep two cores busy. With batching, a batch fills only if as
+    many one-text requests run at once as it holds: the workers cover a full batch on every
+    batch thread and the next one filling; the bound adds what the batch queue holds.
+
+    Example:
+        >>> from tfemotion.serving.batching import BatchingParameters
+        >>> concurrency(ServingConfig())
+        (8, 32)
+        >>> concurrency(ServingConfig(), BatchingParameters(max_batch_size=32,
+        ...                                                 num_batch_threads=1))
+        (64, 384)
+    """
+    if batching is None:
+        workers = config.workers or 8
+        return workers, config.max_concurrent_requests or 4 * workers
+    size = batching.execution_batch_size
+    workers = config.workers or min(1024, max(8, size * (batching.num_batch_threads + 1)))
+    bound = config.max_concurrent_requests or max(
+        4 * workers, workers + size * batching.max_enqueued_batches)
+    return workers, bound
 
 
 def start_server(base_path: Any, config: Optional[ServingConfig] = None) -> DevServer:
