@@ -432,7 +432,8 @@ class ServingConfig(_ConfigMixin):
         "Requests the server holds at once, running or waiting; past it gRPC answers "
         "RESOURCE_EXHAUSTED and REST 429 (each may carry max_request_bytes: this bounds the "
         "memory). Default: the workers plus what the batch queue can hold (max_enqueued_batches "
-        "batches), at least 4 x the workers.", default=None)
+        "batches), at least 256 (about 1 GB of requests at the byte cap) and 4 x the workers.",
+        default=None)
     poll_interval: float = _help(
         "Seconds between two looks at the base path for new versions (and at the model config).",
         default=1.0,

@@ -222,7 +222,7 @@ def bind_rest_server(api: RestApi, host: str, port: int,
     """
     limit = api.config.max_request_bytes
     # one thread per connection: requests past the bound are answered 429 at once, not held
-    slots = threading.BoundedSemaphore(max_concurrent_requests or 4 * (api.config.workers or 8))
+    slots = threading.BoundedSemaphore(max_concurrent_requests or 256)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

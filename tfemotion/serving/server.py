@@ -303,6 +303,11 @@ class DevServer:
         self.stop()
 
 
+# Requests held at once by default, running or waiting for a worker: TF Serving takes many
+# concurrent clients; 256 requests of max_request_bytes (4 MB) bound the memory at about 1 GB.
+HELD_REQUESTS = 256
+
+
 def concurrency(config: ServingConfig, batching: Any = None) -> tuple[int, int]:
     """``(workers, max_concurrent_requests)``: the settings given, or sized for the batching.
 
@@ -313,18 +318,18 @@ def concurrency(config: ServingConfig, batching: Any = None) -> tuple[int, int]:
     Example:
         >>> from tfemotion.serving.batching import BatchingParameters
         >>> concurrency(ServingConfig())
-        (8, 32)
+        (8, 256)
         >>> concurrency(ServingConfig(), BatchingParameters(max_batch_size=32,
         ...                                                 num_batch_threads=1))
         (64, 384)
     """
     if batching is None:
         workers = config.workers or 8
-        return workers, config.max_concurrent_requests or 4 * workers
+        return workers, config.max_concurrent_requests or max(HELD_REQUESTS, 4 * workers)
     size = batching.execution_batch_size
     workers = config.workers or min(1024, max(8, size * (batching.num_batch_threads + 1)))
     bound = config.max_concurrent_requests or max(
-        4 * workers, workers + size * batching.max_enqueued_batches)
+        HELD_REQUESTS, 4 * workers, workers + size * batching.max_enqueued_batches)
     return workers, bound
 
 
