@@ -255,8 +255,12 @@ def grapheme_classes() -> dict[str, np.ndarray]:
     for value, name in _PROPERTIES.items():
         mark(r"\p{%s}+" % name, kind, value)
     mark(r"\p{Extended_Pictographic}+", pictographic, 1)
-    combined = kind * 2 + pictographic
-    starts = np.flatnonzero(np.diff(combined, prepend=-1))
+    return _ranges(kind, pictographic)
+
+
+def _ranges(kind: np.ndarray, pictographic: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-code-point classes as ranges: where each run of one class starts (read-only)."""
+    starts = np.flatnonzero(np.diff(kind * 2 + pictographic, prepend=-1))
     classes = {"starts": starts.astype(np.int32), "kinds": kind[starts],
                "pictographic": pictographic[starts]}
     for array in classes.values():
@@ -311,13 +315,7 @@ def calibrated_classes(classes: dict[str, np.ndarray], precompiled_charsmap: str
         alone = entries[key] + normalize(character)
         if alone != entries[key] and normalize(key + character) == alone:
             kind[point] = _OTHER
-    combined = kind * 2 + pictographic
-    starts = np.flatnonzero(np.diff(combined, prepend=-1))
-    fixed = {"starts": starts.astype(np.int32), "kinds": kind[starts],
-             "pictographic": pictographic[starts]}
-    for array in fixed.values():
-        array.flags.writeable = False
-    return fixed
+    return _ranges(kind, pictographic)
 
 
 # The tokenizer ------------------------------------------------------------------------------
