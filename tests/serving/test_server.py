@@ -67,7 +67,7 @@ def test_batching_sizes_the_workers_so_that_batches_fill():
     assert concurrency(ServingConfig(workers=3, max_concurrent_requests=5), throughput) == (3, 5)
 
 
-@pytest.mark.integration  # a server whose requests wait out 3 s batch windows
+@pytest.mark.integration  # a server whose requests wait out 1.5 s batch windows
 def test_past_the_bound_grpc_answers_resource_exhausted_and_rest_429(tmp_path, fake_export):
     """Requests held in a batch window fill the server; the next one is refused at once."""
     import json
@@ -84,7 +84,7 @@ def test_past_the_bound_grpc_answers_resource_exhausted_and_rest_429(tmp_path, f
 
     publish(fake_export, tmp_path / "base", 1)
     batching = tmp_path / "batching.config"
-    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 3000000 }\n"
+    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 1500000 }\n"
                         "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 4 }\n")
     config = ServingConfig(port=0, rest_port=0, enable_batching=True, poll_interval=3600,
                            batching_parameters_file=str(batching), workers=2,
@@ -99,7 +99,7 @@ def test_past_the_bound_grpc_answers_resource_exhausted_and_rest_429(tmp_path, f
                    for _ in range(2)]
         for thread in waiting:
             thread.start()
-        time.sleep(0.5)  # both wait in the 3 s batch window
+        time.sleep(0.4)  # both wait in the 1.5 s batch window
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as refused:
             stub.Predict(request, timeout=20)
@@ -113,7 +113,7 @@ def test_past_the_bound_grpc_answers_resource_exhausted_and_rest_429(tmp_path, f
             thread.join()
         for thread in rest_waiting:
             thread.start()
-        time.sleep(0.5)
+        time.sleep(0.4)
         with pytest.raises(urllib.error.HTTPError) as too_many:
             urllib.request.urlopen(post, timeout=20)
         assert too_many.value.code == 429
