@@ -118,6 +118,13 @@ def test_classify_with_examples_and_context(rest):
     ("/v1/models/emotion:predict", {"signature_name": 5, "instances": ["x"]}, 400,
      'JSON Value: {"signature_name":5,"instances":["x"]} not formatted correctly. '
      "'signature_name' key must be a string value."),
+    # json_tensor.cc, FillPredictRequestFromJson (json_tensor_test.cc's "instances" cases)
+    ("/v1/models/emotion:predict", {"instances": "x"}, 400,
+     'JSON Value: {"instances":"x"} Excepting \'instances\' to be an list/array'),
+    ("/v1/models/emotion:predict", {"instances": []}, 400,
+     'JSON Value: {"instances":[]} No values in \'instances\' array'),
+    ("/v1/models/emotion:predict", {"instances": ["x"], "inputs": ["x"]}, 400,
+     "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist"),
     # http_rest_api_handler.cc: the verb is compared as written, the path matched whole
     ("/v1/models/emotion:PREDICT", {"instances": ["x"]}, 400,
      "Malformed request: POST /v1/models/emotion:PREDICT"),

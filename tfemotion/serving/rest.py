@@ -157,9 +157,7 @@ class RestApi:
         loaded = self.store.resolve(request.model_spec)
         signature = loaded.signature(request.model_spec.signature_name)
         row = "instances" in document
-        if row == ("inputs" in document):
-            raise ServableError("INVALID_ARGUMENT", "Missing 'inputs' or 'instances' key"
-                                if not row else "Only one of 'inputs' or 'instances' may be set")
+        _check_predict_body(document)
         columns = _row_columns(document["instances"], list(signature.inputs)) if row else \
             _columnar(document["inputs"], list(signature.inputs))
         for key, values in columns.items():
@@ -347,6 +345,23 @@ def _fill_spec(spec: Any, name: str, version: Optional[int], label: Optional[str
         spec.version.value = version
     if label is not None:
         spec.version_label = label
+
+
+def _check_predict_body(document: dict) -> None:
+    """The checks and texts of json_tensor.cc's FillPredictRequestFromJson."""
+    instances = document.get("instances")
+    if "instances" in document and "inputs" in document:
+        problem = ("Not formatted correctly expecting only one of 'inputs' or 'instances' keys "
+                   "to exist ")
+    elif "instances" in document and not isinstance(instances, list):
+        problem = "Excepting 'instances' to be an list/array"  # sic, TF Serving's text
+    elif "instances" in document and not instances:
+        problem = "No values in 'instances' array"
+    elif "instances" not in document and "inputs" not in document:
+        raise ServableError("INVALID_ARGUMENT", "Missing 'inputs' or 'instances' key")
+    else:
+        return
+    raise ServableError("INVALID_ARGUMENT", f"JSON Value: {_compact(document)} {problem}")
 
 
 def _compact(document: Any) -> str:
