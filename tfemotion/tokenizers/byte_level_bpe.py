@@ -49,7 +49,8 @@ import tensorflow as tf
 
 from tfemotion.tokenizers.common import (WHITE_SPACE, UnsupportedTokenizerError, frame,
                                         interleave, positions, refuse_unless, row_ids,
-                                        split_added, string_table, template_within)
+                                        split_added, string_table, template_within,
+                                        on_text_batches)
 
 logger = logging.getLogger(__name__)
 
@@ -261,8 +262,7 @@ class ByteLevelBPETokenizer(tf.Module):
         """The settings reproduced: family, template, max_length, vocabulary and merges."""
         return json.loads(self._description)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")],
-                 autograph=False)  # its loops are tf.while_loop: nothing to rewrite
+    @on_text_batches
     def __call__(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
                                             replacement_char=0xFFFD)

@@ -60,6 +60,12 @@ class UnsupportedTokenizerError(ValueError):
     """The tokenizer has a setting that no in-graph tokenizer reproduces exactly."""
 
 
+# A tokenizer's __call__: a [batch] string tensor in. Autograph off: its loops are already
+# tf.while_loop, and rewriting them only slows the export's tracing.
+on_text_batches = tf.function(
+    input_signature=[tf.TensorSpec([None], tf.string, name="text")], autograph=False)
+
+
 def edge_texts(count: int, seed: int = 0, extra: Sequence[str] = ()) -> list[str]:
     """``count`` random strings of 1-8 characters where tokenizers most often disagree.
 

@@ -51,7 +51,8 @@ from tfemotion.tokenizers.common import (WHITE_SPACE, UnsupportedTokenizerError,
                                         positions_in_runs, re2_literal, refuse_unless,
                                         repeat_each, row_ids,
                                         split_added, string_table,
-                                        template_within, white_space_class)
+                                        template_within, white_space_class,
+                                        on_text_batches)
 
 # Clusters shorter than this many UTF-8 bytes are looked up whole in the character map.
 _GRAPHEME_BYTES = 6
@@ -385,8 +386,7 @@ class UnigramTokenizer(tf.Module):
         """The settings reproduced: family, template, max_length, normalizers, pre-tokenizer."""
         return json.loads(self._description)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")],
-                 autograph=False)  # its loops are tf.while_loop: nothing to rewrite
+    @on_text_batches
     def __call__(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
                                             replacement_char=0xFFFD)

@@ -43,7 +43,8 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfemotion.tokenizers.common import UnsupportedTokenizerError, re2_literal, row_ids
+from tfemotion.tokenizers.common import (UnsupportedTokenizerError, on_text_batches,
+                                         re2_literal, row_ids)
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +160,7 @@ class WordPieceTokenizer(tf.Module):
         """The settings reproduced: normaliser flags, max_length, vocab size, added tokens."""
         return json.loads(self._description)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")],
-                 autograph=False)  # its loops are tf.while_loop: nothing to rewrite
+    @on_text_batches
     def __call__(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         words = self._words(text)
         # Every word gives at least one token: later words would be truncated anyway.
