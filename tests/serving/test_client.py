@@ -94,7 +94,7 @@ def test_client_error_names_server_model_and_code(server):
     assert error.code == grpc.StatusCode.NOT_FOUND and error.attempts == 1  # no retry
     message = str(error)
     assert server.address in message and "emotion@7" in message and "NOT_FOUND" in message
-    assert "version 7" in message
+    assert "Servable not found for request: Specific(emotion, 7)" in message
 
 
 def test_client_retries_unavailable_then_fails_quickly_with_a_clear_error(monkeypatch):

@@ -32,51 +32,78 @@ def _ids(dtype, shape=(1, 3), high=5):
     return np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape) % high + 1
 
 
+# (inputs, gRPC code, the start of the message). Where TF Serving 2.20 has a text it comes
+# first, as written in the source named beside it; the caps TF Serving lacks are ours.
 BAD_PREDICTS = {
     "wrong dtype": (dict(text=np.array([1.0], np.float32)), "INVALID_ARGUMENT",
-                    "must be DT_STRING; got DT_FLOAT"),
-    "wrong shape": (dict(text=[["a", "b"]]), "INVALID_ARGUMENT", "must have shape [-1]"),
-    "missing input": ({}, "INVALID_ARGUMENT", "missing input(s) ['text']"),
-    "unknown input": (dict(text=["a"], extra=["b"]), "INVALID_ARGUMENT", "unknown input(s)"),
-    "empty batch": (dict(text=np.array([], object)), "INVALID_ARGUMENT", "empty batch"),
-    "not UTF-8": (dict(text=[b"ok", b"\xff\xfe bad"]), "INVALID_ARGUMENT",
-                  "input 'text'[1] is not valid UTF-8"),
+                    "input 'text' must be DT_STRING; got DT_FLOAT"),
+    "wrong shape": (dict(text=[["a", "b"]]), "INVALID_ARGUMENT", "input 'text' must have shape"),
+    # predict_util.cc, VerifyRequestInputsSize
+    "missing input": ({}, "INVALID_ARGUMENT",
+                      "input size does not match signature: 0!=1 len({}) != len({text}). "
+                      "Sent extra: {}. Missing but required: {text}."),
+    "unknown input": (dict(text=["a"], extra=["b"]), "INVALID_ARGUMENT",
+                      "input size does not match signature: 2!=1 len({extra,text}) != "
+                      "len({text}). Sent extra: {extra}. Missing but required: {}."),
+    # predict_util.cc, PreProcessPrediction: a name not in the signature, as many inputs
+    "another input's name": (dict(body=["a"]), "INVALID_ARGUMENT",
+                             "input tensor alias not found in signature: body. Inputs "
+                             "expected to be in the set {text}."),
+    "empty batch": (dict(text=np.array([], object)), "INVALID_ARGUMENT",
+                    "input 'text' is an empty batch"),
     "100,000 characters": (dict(text=["a" * 100_000]), "INVALID_ARGUMENT",
-                           "100,000 characters; the limit is 10,000"),
-    "batch over the cap": (dict(text=["a"] * 9), "INVALID_ARGUMENT", "limit is 8"),
+                           "input 'text'[0] has 100,000 characters; the limit is 10,000"),
+    "batch over the cap": (dict(text=["a"] * 9), "INVALID_ARGUMENT",
+                           "input 'text' holds a batch of 9; the limit is 8"),
 }
 
 
 BAD_OTHER_PREDICTS = {
-    "no model name": (lambda: _with_spec(name=""), "INVALID_ARGUMENT", "ModelSpec.name is empty"),
-    "unknown model": (lambda: _with_spec(name="nope"), "NOT_FOUND", "'nope' is not served"),
-    "unknown version": (lambda: _with_spec(version=99), "NOT_FOUND", "version 99 of model"),
+    # server_core.cc, ServableRequestFromModelSpec and GetModelVersionForLabel
+    "no model name": (lambda: _with_spec(name=""), "INVALID_ARGUMENT",
+                      "ModelSpec has no name specified."),
     "unknown label": (lambda: _with_spec(version_label="gold"), "INVALID_ARGUMENT",
-                      "Unrecognized servable version label: 'gold'"),
+                      "Unrecognized servable version label: gold"),
+    # basic_manager.cc, GetUntypedServableHandle; manager.h, ServableRequest::DebugString
+    "unknown model": (lambda: _with_spec(name="nope"), "NOT_FOUND",
+                      "Servable not found for request: Latest(nope)"),
+    "unknown version": (lambda: _with_spec(version=99), "NOT_FOUND",
+                        "Servable not found for request: Specific(emotion, 99)"),
+    # predict_impl.cc
+    "no model spec": (lambda: predict_pb2.PredictRequest(), "INVALID_ARGUMENT",
+                      "Missing ModelSpec"),
+    # predict_util.cc, RunPredict
     "unknown signature": (lambda: _with_spec(signature_name="nope"), "FAILED_PRECONDITION",
-                          "\"nope\" not found"),
+                          'Serving signature key "nope" not found.'),
     "values do not match shape": (_values_not_matching_shape, "INVALID_ARGUMENT",
-                                  "has 2 values for shape [3]"),
+                                  "input 'text' has 2 values for shape [3]"),
     "int64 ids to the int32 signature": (
         lambda: _predict_request(signature="encoded", input_ids=_ids(np.int64),
                                  attention_mask=_ids(np.int64)),
-        "INVALID_ARGUMENT", "must be DT_INT32; got DT_INT64"),
+        "INVALID_ARGUMENT", "input 'attention_mask' must be DT_INT32; got DT_INT64"),
     "inputs of different batch sizes": (
         lambda: _predict_request(signature="encoded", input_ids=_ids(np.int32, (2, 3)),
                                  attention_mask=_ids(np.int32, (1, 3))),
-        "INVALID_ARGUMENT", "different batch sizes"),
+        "INVALID_ARGUMENT", "inputs have different batch sizes"),
     "ids out of the vocabulary (a TensorFlow error)": (
         lambda: _predict_request(signature="encoded", input_ids=_ids(np.int32) * 10**6,
                                  attention_mask=_ids(np.int32)),
-        "INVALID_ARGUMENT", "indices"),
+        "INVALID_ARGUMENT", ""),
+    # predict_util.cc, PreProcessPrediction
     "unknown output in output_filter": (
         lambda: _predict_request(text=["a"]).__class__(
             model_spec={"name": "emotion"}, inputs={"text": tf.make_tensor_proto(["a"])},
             output_filter=["logits"]),
-        "INVALID_ARGUMENT", "output_filter names unknown output(s) ['logits']"),
+        "INVALID_ARGUMENT", "output tensor alias not found in signature: logits Outputs "
+                            "expected to be in the set {label,label_id,probabilities}."),
+    "an output twice in output_filter": (
+        lambda: _predict_request(text=["a"]).__class__(
+            model_spec={"name": "emotion"}, inputs={"text": tf.make_tensor_proto(["a"])},
+            output_filter=["label", "label"]),
+        "INVALID_ARGUMENT", "duplicate output tensor alias: label"),
     "bytes that are not a tf.Example": (
         lambda: _predict_request(signature="classify", inputs=[b"\xff\x00garbage"]),
-        "INVALID_ARGUMENT", "not a serialized tf.Example"),
+        "INVALID_ARGUMENT", "input 'inputs'[0] is not a serialized tf.Example"),
 }
 
 
@@ -111,15 +138,24 @@ def _rpc_error(call, request):
 def test_devserver_answers_bad_predict_requests_and_keeps_serving(stub, client, case):
     inputs, code, fragment = BAD_PREDICTS[case]
     error = _rpc_error(stub.Predict, _predict_request(**inputs))
-    assert error.code().name == code and fragment in error.details()
+    assert error.code().name == code and error.details().startswith(fragment), error.details()
     assert client.predict(["so happy"])[0].label == "joy"
+
+
+def test_texts_that_are_not_utf8_reach_the_graph_as_in_tf_serving(stub):
+    """TF Serving passes string bytes through; the export's tokenizer reads a bad byte as
+    U+FFFD, as ``bytes.decode(errors="replace")`` does."""
+    response = stub.Predict(_predict_request(text=[b"so happy \xff\xfe", b"\xc3\x28 sad"]),
+                            timeout=10)
+    assert [label.decode() for label in tf.make_ndarray(response.outputs["label"])] == \
+        ["joy", "sadness"]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_OTHER_PREDICTS))
 def test_devserver_answers_bad_model_specs_and_tensors(stub, client, case):
     build, code, fragment = BAD_OTHER_PREDICTS[case]
     error = _rpc_error(stub.Predict, build())
-    assert error.code().name == code and fragment in error.details(), error.details()
+    assert error.code().name == code and error.details().startswith(fragment), error.details()
     assert client.predict(["so sad"])[0].label == "sadness"
 
 
@@ -130,7 +166,6 @@ def test_devserver_answers_bad_classify_requests(stub, client):
         (_classify_request([]), "INVALID_ARGUMENT", "Input is empty"),
         (_classify_request(["ok"], feature="body"), "INVALID_ARGUMENT",
          "bytes feature 'text'"),
-        (_classify_request([b"\xc3\x28"]), "INVALID_ARGUMENT", "not valid UTF-8"),
         (_classify_request(["x" * 100_000]), "INVALID_ARGUMENT", "100,000 characters"),
         (_classify_request(["ok"] * 9), "INVALID_ARGUMENT", "limit is 8"),
     ]
@@ -141,14 +176,37 @@ def test_devserver_answers_bad_classify_requests(stub, client):
 
 
 def test_devserver_answers_bad_metadata_status_and_oversized_requests(server, stub, client):
-    request = get_model_metadata_pb2.GetModelMetadataRequest()
-    request.model_spec.name = "emotion"
-    error = _rpc_error(stub.GetModelMetadata, request)
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "signature_def" in error.details()
+    metadata = get_model_metadata_pb2.GetModelMetadataRequest
+    status = get_model_status_pb2.GetModelStatusRequest
     with grpc.insecure_channel(server.address) as channel:
-        status = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "nope"})
-        error = _rpc_error(model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus, status)
-    assert error.code() == grpc.StatusCode.NOT_FOUND and "'nope'" in error.details()
+        model_service = model_service_pb2_grpc.ModelServiceStub(channel)
+        cases = [  # get_model_metadata_impl.cc
+            (stub.GetModelMetadata, metadata(metadata_field=["signature_def"]),
+             "INVALID_ARGUMENT", "Missing ModelSpec"),
+            (stub.GetModelMetadata, metadata(model_spec={"name": "emotion"}),
+             "INVALID_ARGUMENT", "GetModelMetadataRequest must specify at least one "
+                                 "metadata_field"),
+            (stub.GetModelMetadata, metadata(model_spec={"name": "emotion"},
+                                             metadata_field=["signature_def", "graph"]),
+             "INVALID_ARGUMENT", "Metadata field graph is not supported"),
+            (stub.GetModelMetadata, metadata(model_spec={"name": "nope"},
+                                             metadata_field=["signature_def"]),
+             "NOT_FOUND", "Servable not found for request: Latest(nope)"),
+            # get_model_status_impl.cc
+            (model_service.GetModelStatus, status(), "INVALID_ARGUMENT", "Missing ModelSpec"),
+            (model_service.GetModelStatus, status(model_spec={"name": "nope"}), "NOT_FOUND",
+             "Could not find any versions of model nope"),
+            (model_service.GetModelStatus, status(model_spec={"name": "emotion",
+                                                              "version": {"value": 7}}),
+             "NOT_FOUND", "Could not find version 7 of model emotion"),
+            # classification_service.cc
+            (stub.Classify, classification_pb2.ClassificationRequest(), "INVALID_ARGUMENT",
+             "Missing ModelSpec"),
+        ]
+        for call, request, code, message in cases:
+            error = _rpc_error(call, request)
+            assert error.code().name == code and error.details().startswith(message), \
+                error.details()
     huge = _predict_request(text=["a" * (LIMITS["max_request_bytes"] + 1)])
     error = _rpc_error(stub.Predict, huge)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

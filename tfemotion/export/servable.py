@@ -100,7 +100,7 @@ class SessionServable:
         if key not in self.signature_defs or key.startswith("__"):
             keys = sorted(k for k in self.signature_defs if not k.startswith("__"))
             raise ServableError("FAILED_PRECONDITION", f"Serving signature key \"{key}\" not "
-                                f"found; the model has {keys}")
+                                f"found. The model has {keys}")
         return self.signature_defs[key]
 
     def run(self, key: str, inputs: dict[str, np.ndarray],

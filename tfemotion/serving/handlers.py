@@ -1,18 +1,21 @@
 """Requests of TensorFlow Serving's APIs, checked and run on a loaded model version.
 
 Everything between a decoded request (gRPC, or REST turned into the same protos) and its
-response: the limits of :class:`~tfemotion.config.ServingConfig` (batch size, text length,
-UTF-8), input tensors checked against the signature's TensorInfo and converted to arrays, the
+response: the limits of :class:`~tfemotion.config.ServingConfig` (batch size, text length),
+input tensors checked against the signature's TensorInfo and converted to arrays, the
 ``tf.Example`` inputs of classification signatures, and running a ``Predict`` or ``Classify``
 request on a loaded version (:class:`tfemotion.serving.modelstore.LoadedVersion`). Each bad request
 raises :class:`~tfemotion.export.servable.ServableError` with the gRPC status (by name) and the message
 the server sends back.
 
+Where TensorFlow Serving 2.20 has a message for a bad request, it is its message, word for
+word, from the source named beside the check (detail of this server's own may follow it).
+
 Example:
-    >>> check_text(b"\\xff", "input 'text'[0]", ServingConfig())
+    >>> check_text(b"\\xff" * 11, "input 'text'[0]", ServingConfig(max_text_chars=10))
     Traceback (most recent call last):
     ...
-    tfemotion.export.servable.ServableError: input 'text'[0] is not valid UTF-8 (invalid start byte at byte 0); send texts encoded as UTF-8
+    tfemotion.export.servable.ServableError: input 'text'[0] has 11 characters; the limit is 10 (max_text_chars)
 """
 
 from __future__ import annotations
@@ -44,12 +47,12 @@ _VALUE_FIELDS = {"DT_STRING": "string_val", "DT_FLOAT": "float_val", "DT_DOUBLE"
 
 
 def check_text(raw: bytes, where: str, config: ServingConfig) -> None:
-    """Refuse a text that is not UTF-8 or longer than ``config.max_text_chars``."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ServableError("INVALID_ARGUMENT", f"{where} is not valid UTF-8 ({error.reason} at "
-                            f"byte {error.start}); send texts encoded as UTF-8") from None
+    """Refuse a text longer than ``config.max_text_chars`` (a cap TF Serving does not have).
+
+    Bytes that are not UTF-8 pass, as TF Serving passes them to the graph, whose tokenizer
+    reads each bad byte as U+FFFD (as ``bytes.decode(errors="replace")``); so they count.
+    """
+    text = raw.decode("utf-8", "replace")
     if len(text) > config.max_text_chars:
         raise ServableError("INVALID_ARGUMENT", f"{where} has {len(text):,} characters; the "
                             f"limit is {config.max_text_chars:,} (max_text_chars)")
@@ -186,27 +189,53 @@ def run_predict(servable: Any, request: Any, config: ServingConfig) -> Any:
     api = apis()
     key = request.model_spec.signature_name or PREDICT
     signature = servable.signature(key)
-    expected, given = set(signature.inputs), set(request.inputs)
-    if expected != given:
-        problem = (f"missing input(s) {sorted(expected - given)}" if expected - given
-                   else f"unknown input(s) {sorted(given - expected)}")
-        raise ServableError("INVALID_ARGUMENT", f"{problem}; signature '{key}' takes "
-                            f"{sorted(expected)}")
+    _check_input_names(set(signature.inputs), set(request.inputs))
     inputs = {k: _decode_input(k, request.inputs[k], signature.inputs[k], config)
-              for k in sorted(given)}
+              for k in sorted(request.inputs)}
     if len({a.shape[0] for a in inputs.values()}) > 1:
         raise ServableError("INVALID_ARGUMENT", f"inputs have different batch sizes: "
                             f"{ {k: a.shape[0] for k, a in inputs.items()} }")
-    unknown = set(request.output_filter) - set(signature.outputs)
-    if unknown:
-        raise ServableError("INVALID_ARGUMENT", f"output_filter names unknown output(s) "
-                            f"{sorted(unknown)}; signature '{key}' has {sorted(signature.outputs)}")
+    _check_output_filter(list(request.output_filter), sorted(signature.outputs))
     outputs = servable.run(key, inputs, list(request.output_filter) or None)
     response = api.predict.PredictResponse()
     _spec_out(response.model_spec, servable, key)
     for name in request.output_filter or sorted(outputs):
         array_to_tensor(outputs[name], response.outputs[name])
     return response
+
+
+def _check_input_names(expected: set, given: set) -> None:
+    """predict_util.cc's VerifyRequestInputsSize, then the alias check of PreProcessPrediction.
+
+    Example:
+        >>> _check_input_names({"a", "b"}, {"a", "c"})
+        Traceback (most recent call last):
+        ...
+        tfemotion.export.servable.ServableError: input tensor alias not found in signature: c. Inputs expected to be in the set {a,b}.
+    """
+    if len(given) != len(expected):
+        raise ServableError("INVALID_ARGUMENT", (
+            f"input size does not match signature: {len(given)}!={len(expected)} "
+            f"len({{{','.join(sorted(given))}}}) != len({{{','.join(sorted(expected))}}}). "
+            f"Sent extra: {{{','.join(sorted(given - expected))}}}. "
+            f"Missing but required: {{{','.join(sorted(expected - given))}}}."))
+    for alias in sorted(given - expected):
+        raise ServableError("INVALID_ARGUMENT", f"input tensor alias not found in signature: "
+                            f"{alias}. Inputs expected to be in the set "
+                            f"{{{','.join(sorted(expected))}}}.")
+
+
+def _check_output_filter(wanted: list, outputs: list) -> None:
+    """predict_util.cc's PreProcessPrediction: each alias known, none twice."""
+    seen = set()
+    for alias in wanted:
+        if alias not in outputs:
+            raise ServableError("INVALID_ARGUMENT", f"output tensor alias not found in "
+                                f"signature: {alias} Outputs expected to be in the set "
+                                f"{{{','.join(outputs)}}}.")
+        if alias in seen:
+            raise ServableError("INVALID_ARGUMENT", f"duplicate output tensor alias: {alias}")
+        seen.add(alias)
 
 
 def run_classify(servable: Any, request: Any, config: ServingConfig) -> Any:

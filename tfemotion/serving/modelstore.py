@@ -287,48 +287,47 @@ class ModelStore:
                            "labels": dict(policy.labels)}
                     for name, policy in sorted(self.policies.items())}
 
-    # region lookups
-    def _policy(self, name: str) -> Policy:
-        if not name:
-            raise ServableError("INVALID_ARGUMENT", "ModelSpec.name is empty; name the model "
-                                "(e.g. 'emotion')")
-        with self._lock:
-            if name not in self.policies:
-                raise ServableError("NOT_FOUND", f"Servable not found for request: model "
-                                    f"'{name}' is not served; served: {sorted(self.policies)}")
-            return self.policies[name]
-
-    def _version(self, spec: Any) -> Optional[int]:
-        policy = self._policy(spec.name)
-        if spec.version_label:
-            if spec.version_label not in policy.labels:
-                raise ServableError("INVALID_ARGUMENT", f"Unrecognized servable version label: "
-                                    f"'{spec.version_label}'; labels of '{spec.name}': "
-                                    f"{policy.labels or 'none'}")
-            return policy.labels[spec.version_label]
-        return spec.version.value if spec.HasField("version") else None
-
+    # region lookups: TF Serving's ServerCore::ServableRequestFromModelSpec and
+    # GetModelVersionForLabel, BasicManager's "Servable not found" and GetModelStatusImpl
     def resolve(self, spec: Any) -> LoadedVersion:
-        """The loaded servable a ModelSpec asks for (latest when no version or label)."""
-        version = self._version(spec)
+        """The loaded servable a ModelSpec asks for (latest when no version or label).
+
+        Raises:
+            ServableError: INVALID_ARGUMENT ``ModelSpec has no name specified.`` or
+                ``Unrecognized servable version label: L``; NOT_FOUND ``Servable not found for
+                request: Latest(NAME)`` or ``Specific(NAME, N)``, then what is loaded.
+        """
+        if not spec.name:
+            raise ServableError("INVALID_ARGUMENT", "ModelSpec has no name specified.")
         with self._lock:
+            policy = self.policies.get(spec.name)
+            labels = policy.labels if policy else {}
+            if spec.version_label:
+                if spec.version_label not in labels:
+                    raise ServableError("INVALID_ARGUMENT", "Unrecognized servable version "
+                                        f"label: {spec.version_label}")
+                version: Optional[int] = labels[spec.version_label]
+            else:
+                version = spec.version.value if spec.HasField("version") else None
             loaded = self.servables.get(spec.name, {})
-            if version is None and loaded:
-                version = max(loaded)
-            if version not in loaded:
-                wanted = f"version {version}" if version is not None else "any version"
-                raise ServableError("NOT_FOUND", f"Servable not found for request: {wanted} of "
-                                    f"model '{spec.name}' is not loaded; loaded: {sorted(loaded)}")
-            return loaded[version]
+            if version in loaded or (version is None and loaded):
+                return loaded[max(loaded) if version is None else version]
+        request = f"Latest({spec.name})" if version is None else f"Specific({spec.name}, {version})"
+        served = (f"; model '{spec.name}' has versions {sorted(loaded)} loaded" if loaded else
+                  f"; loaded models: {sorted(self.servables)}")
+        raise ServableError("NOT_FOUND", f"Servable not found for request: {request}{served}")
 
     def version_states(self, spec: Any) -> list[tuple[int, VersionState]]:
-        """(version, state) pairs for GetModelStatus."""
-        version = self._version(spec)
+        """(version, state) pairs for GetModelStatus: of the spec's version, else of every
+        version (a version label is not read, as TF Serving's ``GetModelStatusImpl``)."""
         with self._lock:
             states = sorted(self.states.get(spec.name, {}).items())
-        if version is not None:
+        if spec.HasField("version"):
+            version = spec.version.value
             states = [(v, s) for v, s in states if v == version]
-        if not states:
-            what = f"version {version} of model" if version is not None else "any versions of model"
-            raise ServableError("NOT_FOUND", f"Could not find {what} '{spec.name}'")
+            if not states:
+                raise ServableError("NOT_FOUND", f"Could not find version {version} of model "
+                                    f"{spec.name}")
+        elif not states:
+            raise ServableError("NOT_FOUND", f"Could not find any versions of model {spec.name}")
         return states

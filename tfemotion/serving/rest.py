@@ -12,10 +12,18 @@ answered by the same request code (:mod:`tfemotion.serving.handlers`):
 - ``POST ...:classify``: ``{"signature_name", "context", "examples"}`` -> ``{"results"}``, one
   list of ``[label, score]`` per example.
 
-Errors answer ``{"error": "message"}`` with the HTTP status TensorFlow Serving maps the gRPC
-status to (INVALID_ARGUMENT and FAILED_PRECONDITION 400, NOT_FOUND 404, UNAVAILABLE 503...).
-Unlike TensorFlow Serving, a body larger than ``ServingConfig.max_request_bytes`` is refused
-(413).
+Bodies are read as TF Serving 2.20 reads them (rapidjson: a byte order mark skipped, data after
+the document ignored, bytes that are not UTF-8 passed on, the first of two equal keys, ``NaN``
+and ``Infinity``; :mod:`tfemotion.serving.tf_json`), gzip bodies uncompressed, and turned into
+tensors with its checks and messages (:mod:`tfemotion.serving.json_tensor`); answers are laid
+out and rounded as its ``PrettyWriter`` and ``WriteDecimal`` write them. Errors answer
+``{"error": "message"}`` with the HTTP status TensorFlow Serving maps the gRPC status to
+(INVALID_ARGUMENT and FAILED_PRECONDITION 400, NOT_FOUND 404, UNAVAILABLE 503...).
+``tests/serving/test_rest.py`` holds the cases, each with the TF Serving source it follows.
+
+Unlike TensorFlow Serving, a body larger than ``ServingConfig.max_request_bytes`` (before or
+after gzip) is refused (413), and so is a batch or a text past the caps of ``ServingConfig``
+(400): TF Serving has no such limits, and without them one request could exhaust the memory.
 
 Example:
     >>> route("POST", "/v1/models/emotion/labels/stable:predict")
@@ -26,22 +34,24 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import unquote
 
-import numpy as np
 
 from tfemotion.config import ServingConfig
 from tfemotion.export.servable import ServableError
+from tfemotion.export.signatures import PREDICT
 from tfemotion.serving.apis import apis
 from tfemotion.serving.handlers import run_classify, run_predict
-from tfemotion.export.signatures import PREDICT
+from tfemotion.serving.json_tensor import (error_body, fill_examples, predict_tensors,
+                                           predictions_body, results_body)
+from tfemotion.serving.tf_json import JsonParseError, parse, write_compact
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +113,7 @@ class RestApi:
         self.status_of, self.metadata_of = status_of, metadata_of
 
     def handle(self, method: str, path: str, body: bytes,
-               origin: Optional[str] = None) -> tuple[int, Optional[dict]]:
+               origin: Optional[str] = None) -> tuple[int, Optional[bytes]]:
         """``(HTTP status, JSON body or None for an empty one)`` for one request.
 
         As TensorFlow Serving (``http_server.cc``, ``http_rest_api_handler.cc``): an OPTIONS
@@ -119,12 +129,12 @@ class RestApi:
         except BadVersion:
             return 400, None
         except ServableError as error:
-            return HTTP_STATUS.get(error.code, 500), {"error": error.message}
+            return HTTP_STATUS.get(error.code, 500), error_body(error.message)
         except Exception as error:  # keep serving whatever happens
             logger.exception("REST request failed")
-            return 500, {"error": f"{type(error).__name__}: {error}"}
+            return 500, error_body(f"{type(error).__name__}: {error}")
 
-    def _answer(self, method: str, path: str, body: bytes) -> dict:
+    def _answer(self, method: str, path: str, body: bytes) -> bytes:
         found = route(method, path)
         if found is None or not found[0] or found[3] not in (None, "predict", "classify",
                                                                "regress"):
@@ -140,8 +150,8 @@ class RestApi:
             if subresource:
                 request = api.metadata.GetModelMetadataRequest(metadata_field=["signature_def"])
                 request.model_spec.CopyFrom(spec)
-                return _metadata_json(self.metadata_of(request))
-            return _message_json(self.status_of(spec))
+                return _proto_json(_metadata_json(self.metadata_of(request)))
+            return _proto_json(_message_json(self.status_of(spec)))
         document = _json_body(body)
         if verb == "predict":
             return self._predict(name, version, label, document)
@@ -150,39 +160,35 @@ class RestApi:
         return self._regress(name, version, label, document)
 
     def _predict(self, name: str, version: Optional[int], label: Optional[str],
-                 document: dict) -> dict:
+                 document: dict) -> bytes:
+        """``ProcessPredictRequest``: the signature, then the body's tensors, then the run."""
         api = apis()
         request = api.predict.PredictRequest()
         _fill_spec(request.model_spec, name, version, label, document)
         loaded = self.store.resolve(request.model_spec)
-        signature = loaded.signature(request.model_spec.signature_name)
-        row = "instances" in document
-        _check_predict_body(document)
-        columns = _row_columns(document["instances"], list(signature.inputs)) if row else \
-            _columnar(document["inputs"], list(signature.inputs))
-        for key, values in columns.items():
-            info = signature.inputs.get(key)
-            if info is None:
-                raise ServableError("INVALID_ARGUMENT", f"unknown input '{key}'; signature "
-                                    f"'{request.model_spec.signature_name}' takes "
-                                    f"{sorted(signature.inputs)}")
-            request.inputs[key].CopyFrom(_tensor_proto(key, values, info.dtype))
+        signature_name = request.model_spec.signature_name
+        signature = loaded.signature_defs.get(signature_name)
+        if signature is None or signature_name.startswith("__"):
+            raise ServableError("INVALID_ARGUMENT", f'Serving signature name: '
+                                f'"{signature_name}" not found in signature def')
+        tf = api.tf
+        inputs = {key: tf.dtypes.as_dtype(info.dtype).name
+                  for key, info in signature.inputs.items()}
+        arrays, row = predict_tensors(document, inputs)
+        for key, array in arrays.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(array, dtype=inputs[key]))
         response = run_predict(loaded, request, self.config)
-        outputs = {key: api.tf.make_ndarray(value) for key, value in response.outputs.items()}
-        if row:
-            return {"predictions": _rows(outputs)}
-        single = next(iter(outputs.values())) if len(outputs) == 1 else None
-        return {"outputs": _to_json(next(iter(outputs)), single) if single is not None else
-                {key: _to_json(key, value) for key, value in outputs.items()}}
+        outputs = {key: tf.make_ndarray(value) for key, value in response.outputs.items()}
+        return predictions_body(outputs, row)
 
     def _regress(self, name: str, version: Optional[int], label: Optional[str],
-                 document: dict) -> dict:
+                 document: dict) -> bytes:
         """TF Serving's checks of a regression (``regressor.cc``): the body as for classify,
         the servable, then the signature, which an export of a classifier never passes."""
         api = apis()
         request = api.classification.ClassificationRequest()  # the same body as classify's
         _fill_spec(request.model_spec, name, version, label, document)
-        _fill_examples(request, document)
+        fill_examples(request, document)
         loaded = self.store.resolve(request.model_spec)
         signature_name = request.model_spec.signature_name or PREDICT
         signature = loaded.signature_defs.get(signature_name)
@@ -197,15 +203,15 @@ class RestApi:
                             f"{signature}")
 
     def _classify(self, name: str, version: Optional[int], label: Optional[str],
-                  document: dict) -> dict:
+                  document: dict) -> bytes:
         api = apis()
         request = api.classification.ClassificationRequest()
         _fill_spec(request.model_spec, name, version, label, document)
-        _fill_examples(request, document)
+        fill_examples(request, document)
         loaded = self.store.resolve(request.model_spec)
         response = run_classify(loaded, request, self.config)
-        return {"results": [[[c.label, c.score] for c in row.classes]
-                            for row in response.result.classifications]}
+        return results_body([[(c.label, c.score) for c in row.classes]
+                             for row in response.result.classifications])
 
 
 def bind_rest_server(api: RestApi, host: str, port: int,
@@ -225,13 +231,8 @@ def bind_rest_server(api: RestApi, host: str, port: int,
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def _reply(self, status: int, document: Optional[dict]) -> None:
-            try:
-                body = b"" if document is None else json.dumps(document, indent=1).encode(
-                    "utf-8")
-            except (TypeError, ValueError) as error:  # never leave the client without an answer
-                logger.exception("REST answer is not JSON")
-                status, body = 500, json.dumps({"error": f"{error}"}).encode("utf-8")
+        def _reply(self, status: int, body: Optional[bytes]) -> None:
+            body = body or b""
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -246,18 +247,24 @@ def bind_rest_server(api: RestApi, host: str, port: int,
                 length = -1
             if length < 0:
                 self.close_connection = True
-                self._reply(400, {"error": "Content-Length is not a number of bytes: "
-                                           f"{self.headers.get('Content-Length')!r}"})
+                self._reply(400, error_body("Content-Length is not a number of bytes: "
+                                            f"{self.headers.get('Content-Length')!r}"))
                 return
             if length > limit:
                 self.close_connection = True
-                self._reply(413, {"error": f"the request body has {length:,} bytes; the limit "
-                                           f"is {limit:,} (max_request_bytes)"})
+                self._reply(413, error_body(f"the request body has {length:,} bytes; the "
+                                            f"limit is {limit:,} (max_request_bytes)"))
                 return
             body = self.rfile.read(length) if length else b""
+            if "gzip" in (self.headers.get("Content-Encoding") or ""):
+                body = gunzip(body, limit)
+                if body is None:
+                    self._reply(413, error_body(f"the request body has more than {limit:,} "
+                                                "bytes once uncompressed (max_request_bytes)"))
+                    return
             if not slots.acquire(blocking=False):
-                self._reply(429, {"error": "the server holds its most concurrent requests "
-                                           "(max_concurrent_requests); retry later"})
+                self._reply(429, error_body("the server holds its most concurrent requests "
+                                            "(max_concurrent_requests); retry later"))
                 return
             try:
                 self._reply(*api.handle(method, self.path, body, self.headers.get("Origin")))
@@ -295,6 +302,26 @@ def bind_rest_server(api: RestApi, host: str, port: int,
     return server
 
 
+def gunzip(body: bytes, limit: int) -> Optional[bytes]:
+    """A gzip body uncompressed, as TF Serving's ``net_http`` does for ``Content-Encoding:
+    gzip``: a body that does not uncompress becomes empty (the JSON parse then fails); None
+    when it would grow past ``limit`` bytes (a cap TF Serving does not set).
+
+    Example:
+        >>> import gzip
+        >>> gunzip(gzip.compress(b'{"instances": []}'), 100), gunzip(b"not gzip", 100)
+        (b'{"instances": []}', b'')
+        >>> gunzip(gzip.compress(b" " * 101), 100) is None
+        True
+    """
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error:
+        return b""
+    return None if len(data) > limit else data
+
+
 def serve_in_background(server: ThreadingHTTPServer) -> None:
     """Answer requests on a bound server from a daemon thread (``server.shutdown()`` stops it)."""
     threading.Thread(target=server.serve_forever, name="devserver-rest", daemon=True).start()
@@ -304,29 +331,15 @@ def serve_in_background(server: ThreadingHTTPServer) -> None:
 
 
 def _json_body(body: bytes) -> dict:
+    """``ParseJson``: rapidjson's parse (:mod:`tfemotion.serving.tf_json`), then an object."""
     try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ServableError("INVALID_ARGUMENT", f"JSON Parse error: {error}") from None
+        document = parse(body)
+    except JsonParseError as error:
+        raise ServableError("INVALID_ARGUMENT", str(error)) from None
     if not isinstance(document, dict):
-        raise ServableError("INVALID_ARGUMENT", "JSON Value: the request body must be an object")
+        raise ServableError("INVALID_ARGUMENT", f"JSON Value: {write_compact(document)} Is not "
+                            "object")
     return document
-
-
-def _fill_examples(request: Any, document: dict) -> None:
-    """The examples of a classify (or regress) body, checked before the servable is looked up,
-    as TF Serving parses the body first."""
-    examples = document.get("examples")
-    if not isinstance(examples, list):
-        raise ServableError("INVALID_ARGUMENT", "'examples' must be a list of objects, one "
-                            "per example")
-    if "context" in document:
-        target = request.input.example_list_with_context
-        _fill_example(target.context, document["context"], "context")
-    else:
-        target = request.input.example_list
-    for index, example in enumerate(examples):
-        _fill_example(target.examples.add(), example, f"examples[{index}]")
 
 
 def _fill_spec(spec: Any, name: str, version: Optional[int], label: Optional[str],
@@ -337,7 +350,7 @@ def _fill_spec(spec: Any, name: str, version: Optional[int], label: Optional[str
     if document is not None:
         signature_name = document.get("signature_name", "")
         if not isinstance(signature_name, str):  # json_tensor.cc's FormatSignatureError
-            raise ServableError("INVALID_ARGUMENT", f"JSON Value: {_compact(document)} not "
+            raise ServableError("INVALID_ARGUMENT", f"JSON Value: {write_compact(document)} not "
                                 "formatted correctly. 'signature_name' key must be a string "
                                 "value.")
         spec.signature_name = signature_name or PREDICT
@@ -347,148 +360,16 @@ def _fill_spec(spec: Any, name: str, version: Optional[int], label: Optional[str
         spec.version_label = label
 
 
-def _check_predict_body(document: dict) -> None:
-    """The checks and texts of json_tensor.cc's FillPredictRequestFromJson."""
-    instances = document.get("instances")
-    if "instances" in document and "inputs" in document:
-        problem = ("Not formatted correctly expecting only one of 'inputs' or 'instances' keys "
-                   "to exist ")
-    elif "instances" in document and not isinstance(instances, list):
-        problem = "Excepting 'instances' to be an list/array"  # sic, TF Serving's text
-    elif "instances" in document and not instances:
-        problem = "No values in 'instances' array"
-    elif "instances" not in document and "inputs" not in document:
-        raise ServableError("INVALID_ARGUMENT", "Missing 'inputs' or 'instances' key")
-    else:
-        return
-    raise ServableError("INVALID_ARGUMENT", f"JSON Value: {_compact(document)} {problem}")
-
-
-def _compact(document: Any) -> str:
-    """A JSON value as rapidjson's ``Writer`` prints it in TF Serving's messages: no spaces."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-
-
-def _row_columns(instances: Any, input_keys: list[str]) -> dict[str, list]:
-    """Row form: one instance per example; a bare value when the signature has one input."""
-    if not isinstance(instances, list) or not instances:
-        raise ServableError("INVALID_ARGUMENT", "'instances' must be a non-empty list")
-    if len(input_keys) == 1 and not all(isinstance(i, dict) and "b64" not in i
-                                        for i in instances):
-        return {input_keys[0]: instances}
-    columns: dict[str, list] = {}
-    for index, instance in enumerate(instances):
-        if not isinstance(instance, dict):
-            raise ServableError("INVALID_ARGUMENT", f"instances[{index}] must be an object "
-                                f"keyed by input name ({input_keys})")
-        for key, value in instance.items():
-            columns.setdefault(key, []).append(value)
-    return columns
-
-
-def _columnar(inputs: Any, input_keys: list[str]) -> dict[str, Any]:
-    if isinstance(inputs, dict) and not ("b64" in inputs and len(inputs) == 1):
-        return inputs
-    if len(input_keys) != 1:
-        raise ServableError("INVALID_ARGUMENT", f"'inputs' must be an object keyed by input name "
-                            f"({input_keys})")
-    return {input_keys[0]: inputs}
-
-
-def _tensor_proto(key: str, values: Any, dtype: int) -> Any:
-    tf = apis().tf
-    tf_dtype = tf.dtypes.as_dtype(dtype)
-    try:
-        if tf_dtype == tf.string:
-            array = np.array(_decode_strings(values), dtype=object)
-        else:
-            _check_leaves(key, values, tf_dtype)
-            array = np.array(values, dtype=tf_dtype.as_numpy_dtype)
-        return tf.make_tensor_proto(array, dtype=tf_dtype)
-    except (TypeError, ValueError, OverflowError) as error:
-        raise ServableError("INVALID_ARGUMENT", f"input '{key}': cannot make a "
-                            f"{tf_dtype.name} tensor of the JSON values: {error}") from None
-
-
-def _check_leaves(key: str, value: Any, tf_dtype: Any) -> None:
-    """Refuse JSON values that numpy would quietly convert (true -> 1, 1.7 -> 1, "3" -> 3)."""
-    if isinstance(value, list):
-        for item in value:
-            _check_leaves(key, item, tf_dtype)
-        return
-    if tf_dtype.is_bool:
-        ok = isinstance(value, bool)
-    elif tf_dtype.is_integer:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok:
-        raise ServableError("INVALID_ARGUMENT", f"input '{key}': a {tf_dtype.name} tensor "
-                            f"cannot hold the JSON value {json.dumps(value)}")
-
-
-def _decode_strings(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode_strings(v) for v in value]
-    if isinstance(value, dict) and set(value) == {"b64"}:
-        try:
-            return base64.b64decode(value["b64"], validate=True)
-        except (ValueError, TypeError):
-            raise ServableError("INVALID_ARGUMENT", "a 'b64' value is not base64") from None
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise ServableError("INVALID_ARGUMENT", f"a string input got {type(value).__name__} "
-                        f"{value!r}; send strings or {{\"b64\": ...}}")
-
-
-def _to_json(key: str, value: Any) -> Any:
-    value = np.asarray(value)
-    if value.dtype == object or value.dtype.kind == "S":  # DT_STRING
-        if key.endswith("_bytes"):
-            return _map(value, lambda b: {"b64": base64.b64encode(b).decode("ascii")})
-        return _map(value, lambda b: b.decode("utf-8", "replace"))
-    return value.tolist()
-
-
-def _map(value: Any, convert: Any) -> Any:
-    if isinstance(value, bytes):
-        return convert(value)
-    value = np.asarray(value)
-    if value.ndim == 0:
-        return convert(value.item())
-    return [_map(item, convert) for item in value]
-
-
-def _rows(outputs: dict[str, np.ndarray]) -> list:
-    keys = list(outputs)
-    rows = len(next(iter(outputs.values())))
-    if len(keys) == 1:
-        return [_to_json(keys[0], outputs[keys[0]][i]) for i in range(rows)]
-    return [{key: _to_json(key, outputs[key][i]) for key in keys} for i in range(rows)]
-
-
-def _fill_example(example: Any, values: Any, where: str) -> None:
-    if not isinstance(values, dict):
-        raise ServableError("INVALID_ARGUMENT", f"{where} must be an object of features")
-    for name, value in values.items():
-        items = value if isinstance(value, list) else [value]
-        feature = example.features.feature[name]
-        if all(isinstance(v, str) or (isinstance(v, dict) and set(v) == {"b64"}) for v in items):
-            feature.bytes_list.value.extend(_decode_strings(items))
-        elif all(isinstance(v, bool) or isinstance(v, int) for v in items):
-            feature.int64_list.value.extend(int(v) for v in items)
-        elif all(isinstance(v, (int, float)) for v in items):
-            feature.float_list.value.extend(float(v) for v in items)
-        else:
-            raise ServableError("INVALID_ARGUMENT", f"{where} feature '{name}' mixes value types "
-                                f"or holds {type(items[0]).__name__}")
-
-
 def _message_json(message: Any) -> dict:
     from google.protobuf import json_format
 
     return json_format.MessageToDict(message, preserving_proto_field_name=True,
                                      always_print_fields_with_no_presence=True)
+
+
+def _proto_json(document: dict) -> bytes:
+    """A status or metadata answer, as protobuf's JSON printer with whitespace writes it."""
+    return json.dumps(document, indent=1).encode("utf-8")
 
 
 def _metadata_json(response: Any) -> dict:

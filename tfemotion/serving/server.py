@@ -46,6 +46,12 @@ from tfemotion.serving.handlers import run_classify, run_predict
 logger = logging.getLogger(__name__)
 
 
+def _spec_of(request: Any) -> Any:
+    if not request.HasField("model_spec"):
+        raise ServableError("INVALID_ARGUMENT", "Missing ModelSpec")
+    return request.model_spec
+
+
 class _Servicers:
     """Both gRPC services over one model store; each failure becomes a gRPC status."""
 
@@ -62,13 +68,18 @@ class _Servicers:
             logger.exception("Request failed")
             context.abort(grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}")
 
+    def _resolve(self, request: Any) -> Any:
+        """The version a request names; as TF Serving's services, a request without a
+        ModelSpec is refused first (predict_impl.cc, classification_service.cc...)."""
+        return self.store.resolve(_spec_of(request))
+
     def Predict(self, request: Any, context: Any) -> Any:
         return self._answer(context, lambda r: run_predict(
-            self.store.resolve(r.model_spec), r, self.config), request)
+            self._resolve(r), r, self.config), request)
 
     def Classify(self, request: Any, context: Any) -> Any:
         return self._answer(context, lambda r: run_classify(
-            self.store.resolve(r.model_spec), r, self.config), request)
+            self._resolve(r), r, self.config), request)
 
     def GetModelMetadata(self, request: Any, context: Any) -> Any:
         return self._answer(context, self._metadata, request)
@@ -77,12 +88,17 @@ class _Servicers:
         return self._answer(context, self._status, request)
 
     def _metadata(self, request: Any) -> Any:
+        """get_model_metadata_impl.cc: the spec, the fields, then the servable."""
         api = apis()
-        fields = list(request.metadata_field)
-        if fields != ["signature_def"]:
-            raise ServableError("INVALID_ARGUMENT", f"metadata_field must be ['signature_def']; "
-                                f"got {fields}")
-        servable = self.store.resolve(request.model_spec)
+        spec = _spec_of(request)
+        if not request.metadata_field:
+            raise ServableError("INVALID_ARGUMENT", "GetModelMetadataRequest must specify at "
+                                "least one metadata_field")
+        for field in request.metadata_field:
+            if field != "signature_def":
+                raise ServableError("INVALID_ARGUMENT", f"Metadata field {field} is not "
+                                    "supported")
+        servable = self.store.resolve(spec)
         response = api.metadata.GetModelMetadataResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
@@ -95,7 +111,7 @@ class _Servicers:
     def _status(self, request: Any) -> Any:
         api = apis().status
         response = api.GetModelStatusResponse()
-        for version, state in self.store.version_states(request.model_spec):
+        for version, state in self.store.version_states(_spec_of(request)):
             item = response.model_version_status.add(version=version)
             item.state = api.ModelVersionStatus.State.Value(state.state)
             codes = item.status.DESCRIPTOR.fields_by_name["error_code"].enum_type.values_by_name
