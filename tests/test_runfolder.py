@@ -99,5 +99,7 @@ def test_a_run_record_written_by_tfemotion_0_1_0_loads_with_its_task(tmp_path):
                                MULTI_LABEL)
     assert record.thresholds == (0.5, 0.56, 0.3, 0.19, 0.47, 0.25)
     assert record.global_threshold == 0.34 and record.schedule.learning_rate == 0.01
-    written = record.to_dict()  # written again, the file has the same keys and values
-    assert written == json.loads((tmp_path / "config.json").read_text())
+    assert record.schedule.epochs == record.finetune.epochs == 8  # the settings held them
+    written = record.to_dict()  # written again, the file has the same keys and values, and
+    old = json.loads((tmp_path / "config.json").read_text())  # the schedule's epochs
+    assert written == {**old, "schedule": {**old["schedule"], "epochs": 8}}

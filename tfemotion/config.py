@@ -6,8 +6,8 @@ its help text (the command line builds its flags from it), and ``__post_init__``
 values with a message that names the field. This module imports nothing heavy.
 
 Example:
-    >>> FinetuneConfig().epochs
-    2
+    >>> FinetuneConfig().epochs is None  # chosen from the training set's size
+    True
     >>> choose_schedule(FinetuneConfig(model="my/minilm"), hidden_size=384).learning_rate
     0.0002
     >>> FeatureConfig(pooling="max")
@@ -41,6 +41,14 @@ LEARNING_RATE_BY_WIDTH = ((128, 5e-4), (256, 3e-4), (384, 2e-4), (512, 1e-4), (7
                           (1024, 2e-5))
 # Share of the steps with a linear warm-up when the learning rate is chosen for the checkpoint.
 AUTO_WARMUP_RATIO = 0.1
+# Epochs when none are given: the book's 2, or more for a small training set, enough for the
+# optimizer steps of the book's run (2 epochs of 16,000 tweets at batch 64 = 500 steps), at most
+# 10. With 2 epochs, 6,000 multi-label texts (1-3 tweets joined, MiniLM) got only 188 steps and
+# test micro F1 0.56; benchmarks/bench_multilabel.py --sweep measures the defaults against a
+# sweep of learning rates x epochs.
+BOOK_EPOCHS = 2
+MIN_TRAINING_STEPS = 500
+MAX_AUTO_EPOCHS = 10
 # Label order of the hub's dair-ai/emotion ClassLabel (line i = id i).
 EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
 
@@ -205,7 +213,10 @@ class FinetuneConfig(_ConfigMixin):
     """Fine-tuning a sequence classifier with Keras compile/fit."""
 
     model: str = _help("Checkpoint: hub id or local folder.", default=BOOK_CHECKPOINT)
-    epochs: int = _help("Training epochs (the book: 2).", default=2)
+    epochs: Optional[int] = _help(
+        "Training epochs. Default: the book's 2, or more for a small training set: enough for "
+        "500 optimizer steps (the book's 2 epochs of 16,000 texts at batch 64), at most 10.",
+        default=None)
     learning_rate: Optional[float] = _help(
         "Peak learning rate, for the global batch. Default: chosen for the checkpoint: 2e-5 "
         "for distilbert-base-uncased (the book's Trainer run), 5e-5 with --recipe book-keras "
@@ -246,7 +257,7 @@ class FinetuneConfig(_ConfigMixin):
     error_examples: int = _help("Highest- and lowest-loss examples to keep.", default=10)
 
     def __post_init__(self) -> None:
-        _check_positive("epochs", self.epochs)
+        _check_positive("epochs", self.epochs, allow_none=True)
         _check_positive("learning_rate", self.learning_rate, allow_none=True)
         _check_positive("batch_size", self.batch_size)
         _check_positive("max_length", self.max_length, allow_none=True)
@@ -266,27 +277,33 @@ class FinetuneConfig(_ConfigMixin):
 
 @dataclass(frozen=True)
 class Schedule(_ConfigMixin):
-    """The learning rate and warm-up a fine-tuning run uses, and why they were chosen."""
+    """The learning rate, warm-up and epochs a fine-tuning run uses, and why they were chosen."""
 
     learning_rate: float
     warmup_ratio: float
     reason: str
+    epochs: int = BOOK_EPOCHS
 
 
-def choose_schedule(config: FinetuneConfig, hidden_size: Optional[int] = None) -> Schedule:
-    """Resolve the learning rate and warm-up of ``config`` for its checkpoint.
+def choose_schedule(config: FinetuneConfig, hidden_size: Optional[int] = None,
+                    steps_per_epoch: Optional[int] = None) -> Schedule:
+    """Resolve the learning rate, warm-up and epochs of ``config`` for its checkpoint and data.
 
     Values given in ``config`` are kept. Otherwise: the book's recipes keep the book's values
     (``recipe="book-keras"``: Adam 5e-5; the hub's ``distilbert-base-uncased``: 2e-5, no
     warm-up); any other checkpoint gets the rate of ``LEARNING_RATE_BY_WIDTH`` for its hidden
     size with a 10% warm-up, since the book's 2e-5 leaves narrow encoders far from converged
     in two epochs (MiniLM, hidden size 384: weighted F1 0.73 instead of 0.93).
-    ``LEARNING_RATE_BY_WIDTH`` says where the rates come from.
+    ``LEARNING_RATE_BY_WIDTH`` says where the rates come from. The epochs are the book's 2, or
+    as many as ``MIN_TRAINING_STEPS`` take at ``steps_per_epoch`` (at most ``MAX_AUTO_EPOCHS``).
 
     Args:
-        config: FinetuneConfig. Uses ``model``, ``recipe``, ``learning_rate``, ``warmup_ratio``.
+        config: FinetuneConfig. Uses ``model``, ``recipe``, ``learning_rate``, ``warmup_ratio``,
+            ``epochs``.
         hidden_size: int, optional. The encoder's width (``hidden_size``; DistilBERT's ``dim``).
             Without it, a checkpoint other than the book's gets the 768-wide rate.
+        steps_per_epoch: int, optional. Optimizer steps in one epoch of the training set.
+            Without it, epochs not given are the book's 2.
 
     Returns:
         A ``Schedule`` with the values and a one-line reason.
@@ -295,10 +312,12 @@ def choose_schedule(config: FinetuneConfig, hidden_size: Optional[int] = None) -
         >>> choose_schedule(FinetuneConfig()).learning_rate
         2e-05
         >>> s = choose_schedule(FinetuneConfig(model="path/to/bert-mini"), hidden_size=256)
-        >>> s.learning_rate, s.warmup_ratio
-        (0.0003, 0.1)
-        >>> choose_schedule(FinetuneConfig(learning_rate=5e-5, model="x"), 384).reason
-        'learning rate 5e-05 as given; warm-up 10% of the steps'
+        >>> s.learning_rate, s.warmup_ratio, s.epochs
+        (0.0003, 0.1, 2)
+        >>> choose_schedule(FinetuneConfig(learning_rate=5e-5, model="x"), 384, 250).reason
+        'learning rate 5e-05 as given; warm-up 10% of the steps; 2 epochs of 250 steps'
+        >>> choose_schedule(FinetuneConfig(model="x"), 384, steps_per_epoch=94).epochs
+        6
     """
     book_rate = {"book-keras": BOOK_KERAS_LEARNING_RATE}.get(config.recipe)
     if book_rate is None and _is_book_checkpoint(config.model):
@@ -318,8 +337,31 @@ def choose_schedule(config: FinetuneConfig, hidden_size: Optional[int] = None) -
     warmup_source = ""
     if config.warmup_ratio is not None:
         warmup, warmup_source = config.warmup_ratio, " as given"
-    reason = f"learning rate {rate:g} {source}; warm-up {warmup:.0%} of the steps{warmup_source}"
-    return Schedule(learning_rate=float(rate), warmup_ratio=float(warmup), reason=reason)
+    epochs, epochs_reason = _epochs(config.epochs, steps_per_epoch)
+    reason = (f"learning rate {rate:g} {source}; warm-up {warmup:.0%} of the steps"
+              f"{warmup_source}; {epochs_reason}")
+    return Schedule(learning_rate=float(rate), warmup_ratio=float(warmup), reason=reason,
+                    epochs=epochs)
+
+
+def _epochs(given: Optional[int], steps_per_epoch: Optional[int]) -> tuple[int, str]:
+    """The epochs of a run and why.
+
+    Example:
+        >>> _epochs(None, 250), _epochs(None, 94)[0], _epochs(None, 3)[0], _epochs(4, 94)[1]
+        ((2, '2 epochs of 250 steps'), 6, 10, '4 epochs as given')
+    """
+    if given is not None:
+        return given, f"{given} epochs as given"
+    if not steps_per_epoch:
+        return BOOK_EPOCHS, f"{BOOK_EPOCHS} epochs"
+    needed = -(-MIN_TRAINING_STEPS // steps_per_epoch)
+    epochs = min(max(BOOK_EPOCHS, needed), MAX_AUTO_EPOCHS)
+    if epochs == BOOK_EPOCHS:
+        return epochs, f"{epochs} epochs of {steps_per_epoch} steps"
+    return epochs, (f"{epochs} epochs of {steps_per_epoch} steps (a small training set gets "
+                    f"more epochs, toward {MIN_TRAINING_STEPS} steps, at most "
+                    f"{MAX_AUTO_EPOCHS})")
 
 
 def _is_book_checkpoint(model: str) -> bool:

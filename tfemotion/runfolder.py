@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from tfemotion.config import DataConfig, FinetuneConfig, Schedule, choose_schedule
+from tfemotion.config import (BOOK_EPOCHS, DataConfig, FinetuneConfig, Schedule,
+                              choose_schedule)
 from tfemotion.files import write_json
 from tfemotion.task import Task
 
@@ -223,7 +224,9 @@ class RunRecord:
                              f"{values['format']}; this one reads {RECORD_FORMAT})")
         finetune = FinetuneConfig.from_dict(values["finetune"])
         if values.get("schedule"):
-            schedule = Schedule.from_dict(values["schedule"])
+            # records before the schedule held the epochs: the settings held them
+            schedule = Schedule.from_dict({"epochs": finetune.epochs or BOOK_EPOCHS,
+                                           **values["schedule"]})
         else:  # written before records had a schedule: the settings held the values used
             schedule = choose_schedule(finetune)
         return cls(

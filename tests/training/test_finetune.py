@@ -62,9 +62,9 @@ def test_train_writes_run_folder_with_documented_files_and_keys(trained_run):
     assert saved == json.loads(json.dumps(metrics))
     assert set(saved) == {"epochs", "best_epoch", "validation", "test", "train_seconds",
                           "train_examples_per_second", "schedule", "advice"}
-    assert saved["schedule"] == {"learning_rate": 1e-2, "warmup_ratio": 0.0,
+    assert saved["schedule"] == {"learning_rate": 1e-2, "warmup_ratio": 0.0, "epochs": epochs,
                                  "reason": "learning rate 0.01 as given; warm-up 0% of the "
-                                           "steps as given"}
+                                           f"steps as given; {epochs} epochs as given"}
     assert all(tuple(row) == EPOCH_KEYS for row in saved["epochs"])
     assert [row["epoch"] for row in saved["epochs"]] == list(range(1, epochs + 1))
     assert set(saved["validation"]) == set(saved["test"]) == {"accuracy", "f1_weighted", "f1_macro"}
@@ -202,8 +202,8 @@ def test_train_chooses_and_records_the_learning_rate_for_the_checkpoint(
         metrics = train(emotion_splits, DataConfig(source="x"), config, tmp_path / "run", verbose=0)
     width = json.loads((tiny_bert_dir / "config.json").read_text())["hidden_size"]
     expected = (f"learning rate 0.0005 chosen for the encoder's hidden size {width}; "
-                "warm-up 10% of the steps")
-    assert metrics["schedule"] == {"learning_rate": 5e-4, "warmup_ratio": 0.1,
+                "warm-up 10% of the steps; 1 epochs as given")
+    assert metrics["schedule"] == {"learning_rate": 5e-4, "warmup_ratio": 0.1, "epochs": 1,
                                    "reason": expected}
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["schedule"]["reason"] == expected
@@ -223,3 +223,18 @@ def test_train_learns_with_roberta_and_xlmr_family_checkpoints(checkpoint, reque
     model_config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert model_config["model_type"] == ("roberta" if "roberta" in checkpoint
                                           else "xlm-roberta")
+
+
+def test_a_small_training_set_gets_more_epochs_unless_they_are_given(emotion_splits,
+                                                                     tiny_bert_dir, tmp_path):
+    """Epochs left to choose: enough for 500 steps, at most 10 (config.MIN_TRAINING_STEPS)."""
+    from datasets import DatasetDict
+
+    small = DatasetDict({split: emotion_splits[split].select(range(32))
+                         for split in ("train", "validation")})
+    config = FinetuneConfig(model=str(tiny_bert_dir), learning_rate=1e-2, batch_size=32,
+                            warmup_ratio=0.0, error_examples=1)
+    metrics = train(small, DataConfig(source="x"), config, tmp_path, verbose=0)
+    record = RunRecord.load(RunFolder(tmp_path))
+    assert record.finetune.epochs is None and record.schedule.epochs == 10
+    assert len(metrics["epochs"]) == 10 and "a small training set" in record.schedule.reason

@@ -46,14 +46,39 @@ def test_multi_label_model_learns_far_above_predicting_every_label(multi_label_r
     assert metrics["test"]["subset_accuracy"] >= 0.2  # predicting every label gets none right
 
 
+def first_outputs(batch):
+    """A callback keeping the mean sigmoid outputs on ``batch`` as training begins (``.seen``)."""
+    import tensorflow as tf
+    import tf_keras
+
+    class FirstOutputs(tf_keras.callbacks.Callback):
+        seen: list = []
+
+        def on_train_begin(self, logs=None):
+            logits = self.model(batch, training=False).logits
+            self.seen.append(tf.reduce_mean(tf.sigmoid(logits), axis=0).numpy())
+
+    return FirstOutputs()
+
+
 def test_multi_label_resume_continues_with_micro_f1_rows(multi_label_dir, tiny_bert_dir,
                                                          tmp_path):
+    from tfemotion.checkpoints import load_tokenizer
+
     data = DataConfig(source=str(multi_label_dir))
     splits = load_data(multi_label_dir)
     config = FinetuneConfig(model=str(tiny_bert_dir), epochs=2, batch_size=32,
                             learning_rate=1e-2)
+    texts = list(splits["train"]["text"])
+    first = first_outputs(dict(load_tokenizer(str(tiny_bert_dir))(
+        texts, padding=True, return_tensors="tf", return_token_type_ids=False)))
     with pytest.raises(KeyboardInterrupt):
-        train(splits, data, config, tmp_path, verbose=0, callbacks=[stop_after_epoch(1)])
+        train(splits, data, config, tmp_path, verbose=0,
+              callbacks=[stop_after_epoch(1), first])
+    # A new head starts each sigmoid near its label's share of the training texts, not at 0.5.
+    frequencies = np.mean([[i in ids for i in range(len(EMOTION_LABELS))]
+                           for ids in splits["train"]["label"]], axis=0)
+    np.testing.assert_allclose(first.seen[0], frequencies, atol=0.05)
     metrics = train(splits, data, config.replace(resume=True), tmp_path, verbose=0)
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert all("val_f1_micro" in e for e in metrics["epochs"])

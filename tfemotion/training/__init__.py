@@ -8,11 +8,12 @@
 """
 
 from tfemotion.training.callbacks import ValidationMetrics
-from tfemotion.training.classifier import build_classifier, compile_classifier, hidden_size
+from tfemotion.training.classifier import (build_classifier, compile_classifier, hidden_size,
+                                           start_at_label_frequencies)
 from tfemotion.training.finetune import NaNLossError, train
 from tfemotion.training.inputs import train_dataset
 from tfemotion.training.results import best_epoch, history_table, save_run, training_advice
 
 __all__ = ["NaNLossError", "ValidationMetrics", "best_epoch", "build_classifier",
-           "compile_classifier", "hidden_size", "history_table", "save_run", "train",
-           "train_dataset", "training_advice"]
+           "compile_classifier", "hidden_size", "history_table", "save_run",
+           "start_at_label_frequencies", "train", "train_dataset", "training_advice"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
 import tf_keras
 
 from tfemotion.config import FinetuneConfig, Schedule
@@ -51,6 +52,40 @@ def build_classifier(checkpoint: str, task: Task) -> Any:
         id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)},
         **extra,
     )
+
+
+def start_at_label_frequencies(model: Any, targets: Any) -> Optional[np.ndarray]:
+    """Set a multi-label head's output bias so that its first outputs are the labels' frequencies.
+
+    A new head starts every sigmoid at 0.5, far above the share of texts that carry a label
+    (a sixth to a third for emotions), so the first steps of binary cross-entropy go into
+    pulling every output down rather than into telling the labels apart. Starting each bias at
+    the logit of its label's frequency in ``targets`` (clipped to [0.001, 0.999]) skips that.
+    ``benchmarks/bench_multilabel.py`` measures what it gains.
+
+    Args:
+        model: a built transformers TF sequence classifier whose last trainable variable of
+            shape ``(num_labels,)`` is the output bias (BERT, DistilBERT, RoBERTa, XLM-R heads).
+        targets: array-like of shape ``(examples, num_labels)``: the training split's multi-hot
+            targets.
+
+    Returns:
+        The bias set, or None when the model has no such variable (it is then left as it is).
+
+    Example:
+        >>> from tfemotion.task import MULTI_LABEL
+        >>> classifier = build_classifier(checkpoint, Task(("a", "b"), MULTI_LABEL))
+        >>> start_at_label_frequencies(classifier, [[1, 0], [1, 1], [0, 0], [0, 0]]).round(3)
+        array([ 0.   , -1.099], dtype=float32)
+    """
+    frequencies = np.clip(np.asarray(targets, dtype=np.float64).mean(axis=0), 1e-3, 1 - 1e-3)
+    bias = next((v for v in reversed(model.trainable_variables)
+                 if tuple(v.shape) == frequencies.shape), None)
+    if bias is None:
+        return None
+    value = np.log(frequencies / (1 - frequencies)).astype(bias.dtype.as_numpy_dtype)
+    bias.assign(value)
+    return value
 
 
 def hidden_size(model_config: Any) -> Optional[int]:

@@ -3,11 +3,13 @@
 The Keras steps are public, so a notebook or script can run them one by one:
 
 1. ``build_classifier`` (``tfemotion.training.classifier``):
-   ``TFAutoModelForSequenceClassification`` with a new head for the task's labels;
+   ``TFAutoModelForSequenceClassification`` with a new head for the task's labels (a
+   multi-label head starts at the labels' frequencies: ``start_at_label_frequencies``);
 2. ``train_dataset`` (``tfemotion.training.inputs``): the ``tf.data`` pipeline, texts bucketed
    by length and padded per batch, reshuffled every epoch;
 3. ``choose_schedule`` (``tfemotion.config``) then ``compile_classifier``: AdamW with a linear
-   decay and the learning rate chosen for the checkpoint, the task's loss, accuracy;
+   decay, the learning rate chosen for the checkpoint and the epochs for the data's size, the
+   task's loss, accuracy;
 4. ``model.fit`` with ``ValidationMetrics`` (``tfemotion.training.callbacks``), which adds the
    validation accuracy and weighted F1 (the book's ``compute_metrics``) to every epoch's logs;
 5. ``save_run`` (``tfemotion.training.results``): model, tokenizer, run record, metrics and
@@ -37,7 +39,8 @@ from tfemotion.task import Task
 from tfemotion.training.callbacks import (EpochKeeper, NaNGuard, ValidationMetrics,
                                           epoch_checkpoint, restore_checkpoint,
                                           tensorboard_callbacks)
-from tfemotion.training.classifier import build_classifier, compile_classifier, hidden_size
+from tfemotion.training.classifier import (build_classifier, compile_classifier, hidden_size,
+                                           start_at_label_frequencies)
 from tfemotion.training.inputs import TrainData, train_dataset
 from tfemotion.training.results import best_epoch, save_run
 
@@ -112,13 +115,15 @@ def train(
     tokenizer = load_tokenizer(config.model)
     with precision_policy(config.mixed_precision), hardware.strategy.scope():
         model = build_classifier(config.model, task)
-        schedule = choose_schedule(config, hidden_size(model.config))
-        if rows:
-            schedule = _kept_schedule(run, config, schedule)
         max_length = model_max_length(tokenizer, model.config, config.max_length)
         encoded = with_targets(tokenize(dataset_dict, tokenizer, max_length), task)
+        if task.multi_label and not rows:
+            start_at_label_frequencies(model, encoded["train"]["label"])
         data = train_dataset(encoded["train"], tokenizer, config, max_length, hardware)
-        compile_classifier(model, schedule, config, data.steps * config.epochs, task)
+        schedule = choose_schedule(config, hidden_size(model.config), data.steps)
+        if rows:
+            schedule = _kept_schedule(run, config, schedule)
+        compile_classifier(model, schedule, config, data.steps * schedule.epochs, task)
         checkpoint = epoch_checkpoint(model)
         if rows:
             restore_checkpoint(checkpoint, model, run.checkpoint(len(rows)))
@@ -132,10 +137,10 @@ def train(
                                    train_examples=data.examples, rows=rows)
     keeper = EpochKeeper(validation, checkpoint, work, task)
     all_callbacks = [guard, validation, keeper, *tensorboard_callbacks(work), *(callbacks or [])]
-    if len(rows) < config.epochs:
+    if len(rows) < schedule.epochs:
         logger.info("Training epochs %d..%d on %s (%d replica(s)), %d steps per epoch",
-                    len(rows) + 1, config.epochs, hardware.kind, hardware.replicas, data.steps)
-        model.fit(data.dataset, epochs=config.epochs, initial_epoch=len(rows),
+                    len(rows) + 1, schedule.epochs, hardware.kind, hardware.replicas, data.steps)
+        model.fit(data.dataset, epochs=schedule.epochs, initial_epoch=len(rows),
                   steps_per_epoch=data.steps, callbacks=all_callbacks, verbose=verbose)
     if guard.tripped:
         raise NaNLossError(_nan_message(run, guard, rows, schedule))
@@ -200,7 +205,7 @@ def _prepare_run(run: RunFolder, config: FinetuneConfig, task: Task) -> list[dic
             f"Received: run_dir={str(run.root)!r}"
         )
     rows = completed_epochs(run)
-    logger.info("Resuming %s after epoch %d of %d", run.root, len(rows), config.epochs)
+    logger.info("Resuming %s after epoch %d", run.root, len(rows))
     return rows
 
 
@@ -213,7 +218,7 @@ def _kept_schedule(run: RunFolder, config: FinetuneConfig, chosen: Schedule) -> 
     warmup = chosen.warmup_ratio if config.warmup_ratio is not None else saved.warmup_ratio
     return Schedule(rate, warmup, f"resumed with learning rate {rate:g} and warm-up "
                                   f"{warmup:.0%} (given values replace the run's: "
-                                  f"{saved.reason})")
+                                  f"{saved.reason})", epochs=saved.epochs)
 
 
 def _run_record(data_config: DataConfig, config: FinetuneConfig, task: Task,
