@@ -26,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tfemotion from this checkout, as make run uses it
+sys.path.insert(0, str(REPO / "benchmarks"))
 TARGET_F1 = 0.92
 
 
@@ -40,12 +41,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    from compute_limit import machine
+
     args = parse_args(argv)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-make-run-")) / "out"
     if out.exists():
         sys.exit(f"{out} exists; make run would refuse to train into it. Choose another --out.")
     command = ["make", "run", f"DATA={Path(args.data).resolve()}", f"MODEL={args.model}",
                f"OUT={out.resolve()}", f"RUN_ARGS={args.run_args}"]
+    print(f"[machine] {machine()}", flush=True)
     load_before = os.getloadavg()
     print(f"$ {' '.join(command)}\n  ({os.cpu_count()} CPUs, load average "
           f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f})", flush=True)
@@ -67,7 +71,7 @@ def main(argv=None) -> int:
     baseline = json.loads((stage_dirs(out)["baseline"] / "metrics.json").read_text())
     seconds = json.loads((out / "pipeline.json").read_text())["seconds"]
     print(f"[make run] checkpoint {record.finetune.model}")
-    print(f"[make run] {record.schedule.reason}; {record.finetune.epochs} epochs, "
+    print(f"[make run] {record.schedule.reason}; {record.schedule.epochs} epochs, "
           f"batch {record.finetune.batch_size}")
     print(f"{'epoch':>5} {'val_accuracy':>13} {'val_f1_weighted':>16}")
     for row in metrics["epochs"]:

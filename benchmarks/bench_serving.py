@@ -47,6 +47,7 @@ import numpy as np
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tfemotion  # noqa: E402,F401  (Keras 2 before TensorFlow loads)
 from tfemotion import logs  # noqa: E402
@@ -336,6 +337,9 @@ def main(argv: list[str] | None = None) -> dict:
     texts = read_texts(args.data, args.limit)
     info_file = version_dir / "assets.extra" / "tfemotion_export.json"
     info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    from compute_limit import machine
+
+    print(f"[machine] {machine()}", flush=True)
     load_before = os.getloadavg()
     print(f"export {version_dir} | {len(texts)} texts from {args.data} | {os.cpu_count()} CPUs, "
           f"load average {load_before[0]:.2f} | TensorFlow {tf.__version__}")
