@@ -161,8 +161,14 @@ def test_devserver_answers_bad_model_specs_and_tensors(stub, client, case):
 
 def test_devserver_answers_bad_classify_requests(stub, client):
     cases = [
-        (_classify_request(["ok"], signature=""), "FAILED_PRECONDITION",
-         "signature_name='classify'"),
+        # classifier.cc, GetClassificationSignatureDef / PreProcessClassification
+        (_classify_request(["ok"], signature=""), "INVALID_ARGUMENT",
+         "Expected one or two output Tensors, found 3"),
+        (_classify_request(["ok"], signature="nope"), "INVALID_ARGUMENT",
+         "No signature was found with the name: nope"),
+        (_classify_request(["ok"], signature="tokenize"), "INVALID_ARGUMENT",
+         "No classification inputs found in SignatureDef: "),
+        # util.cc, InputToSerializedExampleTensor
         (_classify_request([]), "INVALID_ARGUMENT", "Input is empty"),
         (_classify_request(["ok"], feature="body"), "INVALID_ARGUMENT",
          "bytes feature 'text'"),

@@ -238,21 +238,47 @@ def _check_output_filter(wanted: list, outputs: list) -> None:
         seen.add(alias)
 
 
+def _classification_signature(servable: Any, key: str) -> Any:
+    """classifier.cc's GetClassificationSignatureDef and PreProcessClassification (without
+    ``--enable_signature_method_name_check``, TF Serving's default), then the input's dtype.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> servable = SimpleNamespace(signature_defs={})
+        >>> _classification_signature(servable, "serving_default")
+        Traceback (most recent call last):
+        ...
+        tfemotion.export.servable.ServableError: No signature was found with the name: serving_default
+    """
+    signature = servable.signature_defs.get(key)
+    hint = f" (this export classifies with signature_name='{CLASSIFY}')"
+    if signature is None or key.startswith("__"):
+        raise ServableError("INVALID_ARGUMENT", f"No signature was found with the name: {key}")
+    if len(signature.inputs) != 1:
+        raise ServableError("INVALID_ARGUMENT", "Expected one input Tensor." + hint)
+    if len(signature.outputs) not in (1, 2):
+        raise ServableError("INVALID_ARGUMENT", f"Expected one or two output Tensors, found "
+                                                f"{len(signature.outputs)}{hint}")
+    if EXAMPLES not in signature.inputs:
+        raise ServableError("INVALID_ARGUMENT", f"No classification inputs found in "
+                                                f"SignatureDef: {signature}")
+    if not set(signature.outputs) & _CLASSIFY_OUTPUTS:
+        raise ServableError("INVALID_ARGUMENT", 'Expected classification signature outputs to '
+                            f'contain at least one of "{CLASSES}" or "{SCORES}". Signature was: '
+                            f"{signature}")
+    if _dtype_name(signature.inputs[EXAMPLES].dtype) != "DT_STRING":
+        raise ServableError("INVALID_ARGUMENT", f"input '{EXAMPLES}' of signature '{key}' must "
+                            "be DT_STRING (serialized tf.Examples)")
+    return signature
+
+
 def run_classify(servable: Any, request: Any, config: ServingConfig) -> Any:
     """Answer a ``ClassificationRequest``: the signature's one string input gets the serialized
     ``tf.Example`` list (context merged into each); ``classes``/``scores`` become the result."""
     api = apis()
     key = request.model_spec.signature_name or PREDICT
-    signature = servable.signature(key)
+    signature = _classification_signature(servable, key)
     inputs = dict(signature.inputs)
-    outputs = set(signature.outputs)
-    if len(inputs) != 1 or _dtype_name(next(iter(inputs.values())).dtype) != "DT_STRING" \
-            or not outputs & _CLASSIFY_OUTPUTS or outputs - _CLASSIFY_OUTPUTS:
-        raise ServableError("FAILED_PRECONDITION", f"Classify needs a signature with one DT_STRING"
-                            f" input of serialized tf.Examples and outputs 'classes' and/or "
-                            f"'scores'; '{key}' takes {sorted(inputs)} and returns "
-                            f"{sorted(outputs)}. Set model_spec.signature_name="
-                            f"'{CLASSIFY}'")
     serialized = serialized_examples(request.input)
     _check_batch(len(serialized), "input.example_list", config)
     for i, example in enumerate(serialized):
