@@ -242,8 +242,18 @@ def test_malformed_json_and_paths(rest):
     status, answer = call(rest, "/v1/models/emotion:predict", raw=b"{not json")
     assert (status, answer["error"]) == (400, "JSON Parse error: Missing a name for object "
                                               "member. at offset: 1")
-    status, answer = call(rest, "/v2/models/emotion")
-    assert status == 400 and answer["error"].startswith("Malformed request: GET /v2/models")
+    status, answer = call(rest, "/v1/models")  # http_rest_api_handler.cc
+    assert (status, answer) == (400, {"error": "Missing model name in request."})
+    status, answer = call(rest, "/v1/foo")  # http_rest_api_handler_test.cc, UnsupportedApiCalls
+    assert (status, answer) == (400, {"error": "Malformed request: GET /v1/foo"})
+
+
+@pytest.mark.parametrize("path", ["/v2/models/emotion", "/", "/metrics"])
+def test_paths_outside_v1_reach_no_handler(rest, path):
+    """http_rest_api_util.h: the dispatcher takes (?i)/v1/.*; evhttp_server.cc answers the rest
+    with evhttp_send_error(HTTP_NOTFOUND), libevent's page."""
+    status, body = raw_call(rest, "GET", path)
+    assert status == 404 and b"<TITLE>404 Not Found</TITLE>" in body
 
 
 def raw_call(url: str, method: str, path: str, headers=None) -> tuple[int, bytes]:

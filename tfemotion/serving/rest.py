@@ -60,6 +60,11 @@ _PREDICT_PATH = re.compile(r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/label
                            r":(classify|regress|predict)", re.I)
 _STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
                           r"(?:/(metadata))?", re.I)
+# The paths TF Serving's REST dispatcher takes (http_rest_api_util.h); others get libevent's
+# evhttp_send_error(404) page.
+_API_PATH = re.compile(r"/v1/.*", re.I | re.S)
+NOT_FOUND_PAGE = (b"<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>"
+                  b"\n</BODY></HTML>\n")
 # gRPC status -> HTTP status, as http_server.cc's ToHTTPStatusCode.
 HTTP_STATUS = {"OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 400,
                "DEADLINE_EXCEEDED": 504, "NOT_FOUND": 404, "ALREADY_EXISTS": 409,
@@ -120,8 +125,11 @@ class RestApi:
         request is a CORS preflight, answered 200 when it has an ``Origin`` header with an
         http(s) URL and 400 otherwise, both without a body; a request TF Serving cannot parse
         the path of (a query string, an upper-case ``:PREDICT``, another method) gets
-        ``Malformed request: METHOD PATH``; a version beyond int64 gets 400 without a body.
+        ``Malformed request: METHOD PATH``; a version beyond int64 gets 400 without a body; a
+        path outside ``/v1/`` reaches no handler (``evhttp_server.cc``): libevent's 404 page.
         """
+        if not _API_PATH.fullmatch(path):
+            return 404, NOT_FOUND_PAGE
         if method == "OPTIONS":
             return (200 if origin and re.search(r"https?://", origin) else 400), None
         try:
@@ -136,10 +144,11 @@ class RestApi:
 
     def _answer(self, method: str, path: str, body: bytes) -> bytes:
         found = route(method, path)
-        if found is None or not found[0] or found[3] not in (None, "predict", "classify",
-                                                               "regress"):
+        if found is None or found[3] not in (None, "predict", "classify", "regress"):
             raise ServableError("INVALID_ARGUMENT", f"Malformed request: {method} {path}")
         name, version, label, verb, subresource = found
+        if not name:  # ProcessModelStatusRequest / ProcessModelMetadataRequest
+            raise ServableError("INVALID_ARGUMENT", "Missing model name in request.")
         if version is not None and label is not None:
             raise ServableError("INVALID_ARGUMENT", f"Both model version ({version}) and model "
                                 f"version label ({label}) cannot be supplied.")
@@ -234,7 +243,8 @@ def bind_rest_server(api: RestApi, host: str, port: int,
         def _reply(self, status: int, body: Optional[bytes]) -> None:
             body = body or b""
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if body is NOT_FOUND_PAGE else
+                             "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command != "HEAD":  # a HEAD answer has the headers of its body, not the body
