@@ -41,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    import tfemotion  # noqa: F401  (Keras 2 before machine() loads TensorFlow)
     from compute_limit import machine
 
     args = parse_args(argv)

@@ -195,15 +195,24 @@ def test_train_book_keras_recipe_on_a_safetensors_only_checkpoint(
     assert metrics["best_epoch"] == 1 and (tmp_path / "run" / "model" / "tf_model.h5").is_file()
 
 
-def test_train_chooses_and_records_the_learning_rate_for_the_checkpoint(
-        tmp_path, emotion_splits, tiny_bert_dir, caplog):
-    config = FinetuneConfig(model=str(tiny_bert_dir), epochs=1, batch_size=16)
+def test_train_chooses_and_records_the_schedule_for_the_checkpoint_and_the_data(
+        tmp_path, emotion_splits, tiny_bert_dir, caplog, monkeypatch):
+    """The learning rate by the encoder's width; epochs left to choose: enough for
+    MIN_TRAINING_STEPS steps (500; 40 here, so that this small set trains 3 epochs, not 10)."""
+    from tfemotion import config as settings
+
+    monkeypatch.setattr(settings, "MIN_TRAINING_STEPS", 40)
+    config = FinetuneConfig(model=str(tiny_bert_dir), batch_size=16)
     with caplog.at_level("INFO", logger="tfemotion"):
         metrics = train(emotion_splits, DataConfig(source="x"), config, tmp_path / "run", verbose=0)
     width = json.loads((tiny_bert_dir / "config.json").read_text())["hidden_size"]
+    steps = RunRecord.load(RunFolder(tmp_path / "run")).steps_per_epoch
+    epochs = -(-40 // steps)
+    assert epochs > 2 and len(metrics["epochs"]) == epochs
     expected = (f"learning rate 0.0005 chosen for the encoder's hidden size {width}; "
-                "warm-up 10% of the steps; 1 epochs as given")
-    assert metrics["schedule"] == {"learning_rate": 5e-4, "warmup_ratio": 0.1, "epochs": 1,
+                f"warm-up 10% of the steps; {epochs} epochs of {steps} steps (a small training "
+                "set gets more epochs, toward 40 steps, at most 10)")
+    assert metrics["schedule"] == {"learning_rate": 5e-4, "warmup_ratio": 0.1, "epochs": epochs,
                                    "reason": expected}
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["schedule"]["reason"] == expected
@@ -224,17 +233,3 @@ def test_train_learns_with_roberta_and_xlmr_family_checkpoints(checkpoint, reque
     assert model_config["model_type"] == ("roberta" if "roberta" in checkpoint
                                           else "xlm-roberta")
 
-
-def test_a_small_training_set_gets_more_epochs_unless_they_are_given(emotion_splits,
-                                                                     tiny_bert_dir, tmp_path):
-    """Epochs left to choose: enough for 500 steps, at most 10 (config.MIN_TRAINING_STEPS)."""
-    from datasets import DatasetDict
-
-    small = DatasetDict({split: emotion_splits[split].select(range(32))
-                         for split in ("train", "validation")})
-    config = FinetuneConfig(model=str(tiny_bert_dir), learning_rate=1e-2, batch_size=32,
-                            warmup_ratio=0.0, error_examples=1)
-    metrics = train(small, DataConfig(source="x"), config, tmp_path, verbose=0)
-    record = RunRecord.load(RunFolder(tmp_path))
-    assert record.finetune.epochs is None and record.schedule.epochs == 10
-    assert len(metrics["epochs"]) == 10 and "a small training set" in record.schedule.reason
