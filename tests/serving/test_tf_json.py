@@ -147,3 +147,9 @@ def test_compact_writer_is_json_value_to_debug_string():
 def test_compact_writer_does_not_recurse():
     depth = 50_000
     assert write_compact(parse(b"[" * depth + b"]" * depth)) == "[" * depth + "]" * depth
+
+
+def test_request_numbers_in_messages_are_quoted_as_rapidjson_writes_doubles():
+    """JsonValueToDebugString uses Writer::Double (shortest digits), not WriteDecimal."""
+    assert write_compact(parse(b'[0.123456789, 1e20, 2.5e-8, 3.0]')) == \
+        "[0.123456789,100000000000000000000.0,2.5e-8,3.0]"
