@@ -49,7 +49,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true",
                         help="show debug messages (retries) and the traceback of an error")
     parser.add_argument("--server", default=DEFAULT_SERVER, help="HOST:PORT (default: %(default)s)")
-    parser.add_argument("--name", default=DEFAULT_NAME, metavar="NAME",
+    parser.add_argument("--name", type=str, default=DEFAULT_NAME, metavar="NAME",
                         help="Model name. (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="TIMEOUT",
                         help="Client deadline per call, in seconds. (default: %(default)s)")
