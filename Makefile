@@ -57,12 +57,15 @@ $(SERVING_STAMP):
 serving-env: $(SERVING_STAMP)
 
 # The light client's generated protos (client/README.md), from the wheels of the TF Serving release
-# in .venv-serving, with the grpcio-tools version client/regenerate.py names.
+# in .venv-serving, with the grpcio-tools version client/regenerate.py names, in a venv of its own
+# (that grpcio-tools needs protobuf < 5, TensorFlow 2.21 >= 6.31.1).
 GRPCIO_TOOLS = $(shell sed -n 's/^GRPCIO_TOOLS = "\(.*\)"/\1/p' client/regenerate.py)
+PROTOC_VENV  := .venv-protoc
 
-client-protos: $(STAMP) $(SERVING_STAMP)
-	$(PY) -m pip install --quiet "grpcio-tools==$(GRPCIO_TOOLS)"
-	$(PY) client/regenerate.py --site-packages \
+client-protos: $(SERVING_STAMP)
+	test -x $(PROTOC_VENV)/bin/python || $(PYTHON) -m venv $(PROTOC_VENV)
+	$(PROTOC_VENV)/bin/python -m pip install --quiet "grpcio-tools==$(GRPCIO_TOOLS)"
+	$(PROTOC_VENV)/bin/python client/regenerate.py --site-packages \
 	    "$$($(SERVING_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 $(MINILM_STAMP): $(STAMP)
@@ -87,4 +90,4 @@ check: $(STAMP)
 	$(PYTEST) -m "not e2e and not integration"
 
 clean:
-	rm -rf $(VENV) $(SERVING_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(SERVING_VENV) $(PROTOC_VENV) build *.egg-info .pytest_cache

@@ -23,9 +23,9 @@ own copies: both live in one process. Their modules move under ``tfemotion_clien
 
 Versions: the protos are those of the TF Serving release in ``serving/.env`` (the server the
 client talks to in production), read from the wheels of that release (``make serving-env``
-installs them in ``.venv-serving``). ``grpcio-tools`` is pinned so that the generated code asks
-for no newer protobuf and grpcio runtime than the client's ``pyproject.toml`` allows
-(``GRPCIO_TOOLS`` below).
+installs them in ``.venv-serving``). ``grpcio-tools`` is pinned (``GRPCIO_TOOLS`` below) so that
+the generated code is no newer than the oldest protobuf runtime the client's ``pyproject.toml``
+accepts.
 """
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-# protoc 31.1: gencode for protobuf >= 6.31.1 (TensorFlow 2.21's lowest), grpcio >= 1.75.1.
-GRPCIO_TOOLS = "1.75.1"
+# protoc 25.1: gencode of protobuf 4.25.1, the last without a runtime version check, which
+# protobuf 4.25 to 7.x runtimes load (measured with upb and pure Python: client/README.md): the
+# client then installs beside every TensorFlow tfemotion supports, 2.16 (protobuf < 5) to 2.21
+# (protobuf >= 6.31.1). Its own requirement is protobuf < 5: make client-protos installs it in a
+# venv of its own (.venv-protoc), never in .venv.
+GRPCIO_TOOLS = "1.62.3"
 # The services the client calls; every file they import comes along.
 SERVICES = ("tensorflow_serving/apis/prediction_service.proto",
             "tensorflow_serving/apis/model_service.proto")
