@@ -1,8 +1,10 @@
 """Regenerate ``tfemotion_client/protos`` from TensorFlow Serving's and TensorFlow's protos.
 
-Run from the repository (``make client-protos`` runs it as shown below)::
+Run from the repository, in a Python with ``grpcio-tools`` (``GRPCIO_TOOLS`` below) and nothing of
+TensorFlow's (``make client-protos`` installs one in ``.venv-protoc`` and runs)::
 
-    python client/regenerate.py --site-packages .venv-serving/lib/python3.11/site-packages
+    .venv-protoc/bin/python client/regenerate.py \
+        --site-packages .venv-serving/lib/python3.11/site-packages
 
 Where the protos come from: the ``tensorflow-serving-api`` and ``tensorflow`` wheels ship no
 ``.proto`` files, but every ``*_pb2.py`` module they ship holds its file's compiled
