@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -222,7 +223,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
                                retry_backoff=args.retry_backoff)
     show_bar = not args.texts and not sys.stdout.isatty()
     count = 0
-    with (progress or _Counter)(total) if show_bar else _Counter(None) as bar:
+    with (progress or _Counter)(total) if show_bar else contextlib.nullcontext() as bar:
         for prediction in predictions:
             result = prediction.to_dict()
             if count == 0 and not args.json:
@@ -230,7 +231,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser,
             print(json.dumps(result, ensure_ascii=False) if args.json
                   else format_prediction(result), flush=True)
             count += 1
-            if show_bar:
+            if bar is not None:
                 bar.update(1)
     if count == 0:
         raise ValueError("no texts to classify: the input held no lines. Received: 0 texts")

@@ -230,7 +230,14 @@ def check_texts(texts: Any) -> list[str]:
 
 def model_spec(spec: Any, name: str, version: Optional[int] = None, label: Optional[str] = None,
                signature: Optional[str] = None) -> None:
-    """Fill a request's ``ModelSpec``: name, then version or version label, then signature."""
+    """Fill a request's ``ModelSpec``: name, then version or version label, then signature.
+
+    Example:
+        >>> request = get_model_status_pb2.GetModelStatusRequest()
+        >>> model_spec(request.model_spec, "emotion", label="stable")
+        >>> request.model_spec.name, request.model_spec.version_label
+        ('emotion', 'stable')
+    """
     spec.name = name
     if version is not None:
         spec.version.value = version
