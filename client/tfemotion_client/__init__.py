@@ -15,7 +15,8 @@ Example:
 __version__ = "0.1.0"
 
 from tfemotion_client.client import (Prediction, ServingClient, ServingError,  # noqa: E402
-                                     parse_server, query_stream)
+                                     query_stream)
+from tfemotion_client.messages import parse_server  # noqa: E402
 
 __all__ = ["__version__", "Prediction", "ServingClient", "ServingError", "parse_server",
            "query_stream"]

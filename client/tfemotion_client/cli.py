@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from tfemotion_client.client import (APIS, DEFAULT_NAME, DEFAULT_RETRIES, DEFAULT_RETRY_BACKOFF,
-                                     DEFAULT_SERVER, DEFAULT_TIMEOUT, format_prediction,
-                                     query_header, query_stream, target)
+                                     DEFAULT_SERVER, DEFAULT_TIMEOUT, query_stream)
+from tfemotion_client.messages import target
 
 PROG = "tfemotion-query"
 EXAMPLES = """examples:
@@ -167,6 +167,36 @@ def input_texts(args: argparse.Namespace, parser: argparse.ArgumentParser
         return read_texts(source), None
     total = sum(1 for _ in read_texts(source))  # a missing or non-UTF-8 file fails here, early
     return read_texts(source), total
+
+
+def format_prediction(prediction: dict[str, Any], width: int = 60) -> str:
+    """One result as a line: label, its score, the text (shortened past ``width``).
+
+    Example:
+        >>> format_prediction({"text": "so happy", "label": "joy", "scores": {"joy": 0.9}})
+        'joy       0.900  so happy'
+        >>> format_prediction({"text": "wow", "labels": ["joy", "surprise"],
+        ...                    "scores": {"joy": 0.9, "surprise": 0.7}})
+        'joy 0.900, surprise 0.700  wow'
+    """
+    text = prediction["text"]
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    if "labels" in prediction:  # multi-label: every predicted label with its probability
+        found = ", ".join(f"{name} {prediction['scores'].get(name, float('nan')):.3f}"
+                          for name in prediction["labels"]) or "(no label)"
+        return f"{found}  {text}"
+    score = prediction["scores"].get(prediction["label"], float("nan"))
+    return f"{prediction['label']:<9} {score:.3f}  {text}"
+
+
+def query_header(model: str, version: Optional[int], server: str) -> str:
+    """The line above a table of answers: which model and version answered, and where.
+
+    Example:
+        >>> query_header("emotion", 2, "127.0.0.1:8500")
+        'emotion version 2 at 127.0.0.1:8500'
+    """
+    return f"{model} version {version} at {server}"
 
 
 class _Counter:

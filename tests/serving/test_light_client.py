@@ -19,7 +19,7 @@ from support import EMOTIONS, REPO
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, predict_pb2)
 
-from tfemotion_client import ServingClient, ServingError, client as light, tensors
+from tfemotion_client import ServingClient, ServingError, client as light, messages, tensors
 from tfemotion_client.protos.tensorflow_serving.apis import predict_pb2 as light_predict_pb2
 
 CLIENT = REPO / "client"
@@ -37,8 +37,8 @@ def test_light_client_imports_neither_tensorflow_keras_torch_nor_numpy():
     code = ("import sys, tfemotion_client, tfemotion_client.cli\n"
             "from tfemotion_client.protos.tensorflow_serving.apis import "
             "prediction_service_pb2_grpc, model_service_pb2_grpc\n"
-            "from tfemotion_client.client import predict_request\n"
-            "predict_request(['so happy']).SerializeToString()\n"
+            "from tfemotion_client.messages import predict_request\n"
+            "predict_request(['so happy'], 'emotion').SerializeToString()\n"
             "heavy = ('tensorflow', 'keras', 'tf_keras', 'torch', 'numpy', 'tfemotion')\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -131,11 +131,11 @@ def _light_requests(texts, version, label):
     from tfemotion_client.protos.tensorflow_serving.apis import (get_model_metadata_pb2 as meta,
                                                                  get_model_status_pb2 as status)
 
-    requests = [light.predict_request(texts, version=version, label=label),
-                light.classify_request(texts, version=version, label=label),
+    requests = [messages.predict_request(texts, "emotion", version=version, label=label),
+                messages.classify_request(texts, "emotion", version=version, label=label),
                 status.GetModelStatusRequest(), meta.GetModelMetadataRequest()]
     for request in requests[2:]:
-        light.model_spec(request.model_spec, "emotion", version, label)
+        messages.model_spec(request.model_spec, "emotion", version, label)
     requests[3].metadata_field.append("signature_def")
     return requests
 
@@ -367,7 +367,7 @@ def test_client_settings_and_keys_are_tfemotions():
             light.DEFAULT_RETRY_BACKOFF) == (config.name, config.timeout, config.retries,
                                              config.retry_backoff)
     for key in ("PREDICT", "CLASSIFY", "TEXT", "LABEL", "LABELS", "PROBABILITIES"):
-        assert getattr(light, key) == getattr(signatures, key), key
+        assert getattr(messages, key) == getattr(signatures, key), key
 
 
 def test_query_command_reads_texts_as_tfemotion_does(tmp_path):

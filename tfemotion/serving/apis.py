@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from types import SimpleNamespace
 
-from tfemotion_client.client import address  # noqa: F401  (the client's, for the server's logs)
+from tfemotion_client.messages import address  # noqa: F401  (the client's, for the server's logs)
 
 
 @functools.lru_cache(maxsize=None)

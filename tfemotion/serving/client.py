@@ -20,8 +20,9 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import tfemotion_client.client as _light
-from tfemotion_client.client import (APIS, Prediction, ServingError, check_texts,  # noqa: F401
-                                     format_prediction, parse_server, query_header)
+from tfemotion_client.cli import format_prediction, query_header  # noqa: F401
+from tfemotion_client.client import APIS, Prediction, ServingError  # noqa: F401
+from tfemotion_client.messages import address, check_texts, parse_server, target  # noqa: F401
 
 from tfemotion.config import ServingConfig
 
@@ -68,7 +69,7 @@ def server_address(config: ServingConfig, server: Optional[str] = None) -> str:
         >>> server_address(ServingConfig(), "localhost:9000"), server_address(ServingConfig())
         ('localhost:9000', '127.0.0.1:8500')
     """
-    return _light.target(server) if server else _light.address(config.host, config.port)
+    return target(server) if server else address(config.host, config.port)
 
 
 def query(config: Optional[ServingConfig], texts: Sequence[str], *,
