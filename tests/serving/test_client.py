@@ -98,7 +98,7 @@ def test_client_error_names_server_model_and_code(server):
 
 
 def test_client_retries_unavailable_then_fails_quickly_with_a_clear_error(monkeypatch):
-    from tfemotion.serving import client as client_module
+    from tfemotion_client import client as client_module  # the light client retries
 
     waits = []
     monkeypatch.setattr(client_module.time, "sleep", waits.append)
@@ -123,7 +123,7 @@ def test_client_retries_until_the_server_comes_up(tmp_path, fake_export, caplog)
     timer = threading.Timer(0.5, later.start)
     timer.start()
     try:
-        with caplog.at_level(logging.DEBUG, logger="tfemotion.serving"):
+        with caplog.at_level(logging.DEBUG, logger="tfemotion_client"):
             with ServingClient(f"127.0.0.1:{port}", retries=8, retry_backoff=0.1) as client:
                 assert client.predict(["so happy"])[0].label == "joy"
         assert any("UNAVAILABLE" in r.getMessage() for r in caplog.records)

@@ -2,8 +2,11 @@
 
 Split as TensorFlow Serving splits its own (``model_servers/``, ``servables/``, ``batching/``):
 
-- ``apis``: TF Serving's protos and stubs (imported on first use), shared by client and server;
-- ``client``: ``ServingClient``, ``query``, ``query_stream``: Predict, Classify, metadata, status;
+- ``apis``: TF Serving's protos and stubs for the server (``tensorflow-serving-api``, imported on
+  first use);
+- ``client``: ``ServingClient``, ``query``, ``query_stream``: Predict, Classify, metadata, status,
+  on the light client (``tfemotion_client``, from ``client/``: no TensorFlow) with tfemotion's
+  settings;
 - ``server``: the development server's gRPC transport, ``serve`` and ``start_server``;
 - ``rest``: its REST API, as ``tensorflow_model_server --rest_api_port`` answers;
 - ``handlers``: Predict and Classify requests checked and run on a loaded version;

@@ -1,9 +1,12 @@
-"""What the client and the development server both need of TensorFlow Serving's APIs.
+"""What the development server needs of TensorFlow Serving's APIs (``tensorflow-serving-api``).
 
-``tensorflow-serving-api`` imports all of TensorFlow (~4 s), so its protos and gRPC stubs are
-imported on first use (``apis()``), not with the modules that use them; ``address`` writes a
-gRPC target for a host and port. The tensor keys and signature names both sides use are those
-of ``tfemotion.export.signatures``.
+The server parses and answers TF Serving's own messages, with TensorFlow's tensor conversions,
+so it keeps ``tensorflow-serving-api``, which imports all of TensorFlow (~4 s): its protos and
+gRPC stubs are imported on first use (``apis()``), not with the modules that use them. The client
+(``tfemotion.serving.client``) uses the light client's generated copies of the same messages
+(``tfemotion_client.protos``, no TensorFlow): the bytes on the wire are the same. ``address``
+writes a gRPC target for a host and port, as the client does. The tensor keys and signature names
+both sides use are those of ``tfemotion.export.signatures``.
 
 Example:
     >>> address("::1", 8500), address("127.0.0.1", 8500)
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import functools
 from types import SimpleNamespace
+
+from tfemotion_client.messages import address  # noqa: F401  (the client's, for the server's logs)
 
 
 @functools.lru_cache(maxsize=None)
@@ -39,8 +44,3 @@ def apis() -> SimpleNamespace:
                            metadata=get_model_metadata_pb2, status=get_model_status_pb2,
                            model=model_pb2, model_service=model_service_pb2_grpc,
                            predict=predict_pb2, prediction_service=prediction_service_pb2_grpc)
-
-
-def address(host: str, port: int) -> str:
-    """``HOST:PORT``, with an IPv6 host in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

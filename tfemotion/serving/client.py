@@ -1,13 +1,11 @@
-"""gRPC client for a TensorFlow Serving model exported by ``tfemotion export``.
+"""gRPC client for a TensorFlow Serving model exported by ``tfemotion export``: the light client
+(``tfemotion_client``, installed with tfemotion from ``client/``) with tfemotion's settings.
 
-The client owns one channel to a server (TensorFlow Serving, or ``tfemotion serve`` for
-development), the model name, an optional version or version label, the signatures and a
-deadline. Calls that fail with ``UNAVAILABLE`` (server down, restarting, overloaded) are retried
-with exponential backoff; any other failure raises :class:`ServingError` at once, with the server
-address, the model and the gRPC code and message.
-
-``tensorflow-serving-api`` imports all of TensorFlow (~4 s), so it is imported on first use,
-not with this module.
+The client itself (channel, retries, Predict, Classify, metadata, status, errors) is
+``tfemotion_client.ServingClient``: grpcio and protobuf only, no TensorFlow, so that a program
+that only asks a server for labels imports neither TensorFlow nor NumPy. This module adds what
+takes a :class:`~tfemotion.config.ServingConfig` (``ServingClient.from_config``, :func:`query`,
+:func:`query_stream`) and re-exports the rest.
 
 Example:
     >>> parse_server("localhost:8500")
@@ -19,208 +17,23 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import random
-import time
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
+import tfemotion_client.client as _light
+from tfemotion_client.cli import format_prediction, query_header  # noqa: F401
+from tfemotion_client.client import APIS, Prediction, ServingError  # noqa: F401
+from tfemotion_client.messages import address, check_texts, parse_server, target  # noqa: F401
+
 from tfemotion.config import ServingConfig
-from tfemotion.export.signatures import CLASSIFY, LABEL, LABELS, PREDICT, PROBABILITIES, TEXT
-from tfemotion.serving.apis import address, apis
 
-logger = logging.getLogger(__name__)
-
-APIS = ("predict", "classify")
-_MAX_BACKOFF = 5.0
-_CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
-    # Reconnect soon after a refused connection, so that our retries really try again.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-    # With a name that resolves to several servers (a headless Kubernetes Service via
-    # "dns:///name:8500"), spread requests over all of them.
-    ("grpc.lb_policy_name", "round_robin"),
-]
+__all__ = ["APIS", "Prediction", "ServingClient", "ServingError", "format_prediction",
+           "format_query", "parse_server", "query", "query_header", "query_stream",
+           "server_address"]
 
 
-class ServingError(RuntimeError):
-    """A call to the model server failed.
-
-    Attributes:
-        code: grpc.StatusCode. The gRPC status code (``None`` if the call never reached gRPC).
-        details: str. The server's (or gRPC's) message.
-        address: str. The server address.
-        model: str. The model name, with ``@version`` or ``@label`` when one was asked for.
-        rpc: str. The method: Predict, Classify, GetModelMetadata or GetModelStatus.
-        attempts: int. Calls made, retries included.
-    """
-
-    def __init__(self, rpc: str, address: str, model: str, code: Any, details: str,
-                 attempts: int = 1):
-        self.rpc, self.address, self.model = rpc, address, model
-        self.code, self.details, self.attempts = code, details, attempts
-        code_name = getattr(code, "name", str(code))
-        message = f"{rpc} on model '{model}' at {address} failed: {code_name}: {details}"
-        if attempts > 1:
-            message += f" (after {attempts} attempts)"
-        hint = _HINTS.get(code_name)
-        super().__init__(message + (f". {hint}" if hint else ""))
-
-
-_HINTS = {
-    "UNAVAILABLE": "Is the server running and reachable at that address? "
-                   "(`tfemotion serve --base-path DIR` starts a development server)",
-    "DEADLINE_EXCEEDED": "The server did not answer within the deadline; raise --timeout or "
-                         "send smaller batches",
-    "NOT_FOUND": "Check the model name (--name) and version (--version, --label) against "
-                 "what the server serves (ServingClient.status() in Python)",
-}
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One text's answer: the label and the score of every label.
-
-    Attributes:
-        text: str. The text that was sent.
-        label: str. The predicted label (highest score).
-        scores: dict[str, float]. Score (probability) per label, in the model's label order.
-        version: int or None. The model version that answered.
-        labels: list of str or None. A multi-label model's predicted labels (each reached its
-            threshold; possibly none); None for a single-label model. ``label`` is then the most
-            probable of them, or "" when none was predicted.
-    """
-
-    text: str
-    label: str
-    scores: dict = field(default_factory=dict)
-    version: Optional[int] = None
-    labels: Optional[list] = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the prediction as a JSON-ready dict (``labels`` only for multi-label)."""
-        values = dataclasses.asdict(self)
-        if self.labels is None:
-            del values["labels"]
-        return values
-
-
-def parse_server(server: str, default_port: int = 8500) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (or ``[IPv6]:PORT``, or ``HOST``) into host and port.
-
-    Args:
-        server: str. The server address.
-        default_port: int. Port used when ``server`` has none.
-
-    Returns:
-        (host, port).
-
-    Raises:
-        ValueError: empty host or a port that is not in 1..65535.
-
-    Example:
-        >>> parse_server("[::1]:9000")
-        ('::1', 9000)
-        >>> parse_server("serving.local")
-        ('serving.local', 8500)
-    """
-    text = str(server).strip()
-    host, port = text, str(default_port)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else port
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"server must be HOST:PORT with a port in 1..65535. "
-                         f"Received: server={server!r}")
-    return host, int(port)
-
-
-def server_address(config: ServingConfig, server: Optional[str] = None) -> str:
-    """The gRPC address a client dials: ``server`` (``HOST:PORT`` or a gRPC target such as
-    ``dns:///name:8500``) or the config's host and port.
-
-    Example:
-        >>> server_address(ServingConfig(), "localhost:9000"), server_address(ServingConfig())
-        ('localhost:9000', '127.0.0.1:8500')
-    """
-    if server and ":///" in server:
-        return server
-    return address(*(parse_server(server) if server else (config.host, config.port)))
-
-
-def _check_texts(texts: Any) -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, Iterable):
-        raise TypeError(f"texts must be a string or a list of strings. Received: texts={texts!r}")
-    texts = list(texts)
-    if not texts:
-        raise ValueError("texts must hold at least one text. Received: texts=[]")
-    for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"texts must be strings. Received: a {type(text).__name__} "
-                            f"in texts: {text!r}")
-    return texts
-
-
-class ServingClient:
-    """Client for one model on a TensorFlow Serving (or ``tfemotion serve``) gRPC endpoint.
-
-    Args:
-        address: str. ``HOST:PORT`` of the gRPC endpoint.
-        name: str. Model name.
-        version: int or None. Ask for this version.
-        label: str or None. Ask for the version behind this label (``stable``, ``canary``).
-            Neither: the server's latest version.
-        signature: str. Signature for :meth:`predict` (raw text in, label and scores out).
-        classify_signature: str. Signature for :meth:`classify` (serialized tf.Example in).
-        timeout: float. Deadline of each call, in seconds.
-        retries: int. Retries after an ``UNAVAILABLE`` answer.
-        retry_backoff: float. Wait before the first retry, in seconds; doubles each time.
-        labels: sequence of str or None. Label names in id order; by default they are read
-            once per model version from the ``classify`` signature.
-
-    Raises:
-        ValueError: both ``version`` and ``label``, or bad numbers.
-
-    Example:
-        >>> client = ServingClient(serving_address, version=1)
-        >>> client.status()
-        [{'version': 1, 'state': 'AVAILABLE', 'error_code': 'OK', 'error_message': ''}]
-        >>> client.close()
-    """
-
-    def __init__(self, address: str = "127.0.0.1:8500", *, name: str = "emotion",
-                 version: Optional[int] = None, label: Optional[str] = None,
-                 signature: str = PREDICT,
-                 classify_signature: str = CLASSIFY, timeout: float = 10.0,
-                 retries: int = 3, retry_backoff: float = 0.2,
-                 labels: Optional[Sequence[str]] = None):
-        if version is not None and label is not None:
-            raise ValueError("Give a version or a label, not both. "
-                             f"Received: version={version!r}, label={label!r}")
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int)
-                                    or version < 1):
-            raise ValueError(f"version must be a positive integer. Received: version={version!r}")
-        if timeout <= 0 or retries < 0 or retry_backoff < 0:
-            raise ValueError("timeout must be > 0, retries and retry_backoff >= 0. Received: "
-                             f"timeout={timeout!r}, retries={retries!r}, "
-                             f"retry_backoff={retry_backoff!r}")
-        self.address, self.name, self.version, self.label = address, name, version, label
-        self.signature, self.classify_signature = signature, classify_signature
-        self.timeout, self.retries, self.retry_backoff = timeout, retries, retry_backoff
-        self.labels = tuple(labels) if labels is not None else None
-        self._label_cache: dict[Optional[int], tuple[str, ...]] = {}
-        self._api = apis()
-        self._channel = self._api.grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
-        self._prediction = self._api.prediction_service.PredictionServiceStub(self._channel)
-        self._models = self._api.model_service.ModelServiceStub(self._channel)
+class ServingClient(_light.ServingClient):
+    """The light client's :class:`tfemotion_client.ServingClient` (same arguments), built from
+    tfemotion's settings with :meth:`from_config`."""
 
     @classmethod
     def from_config(cls, config: ServingConfig, *, server: Optional[str] = None,
@@ -247,227 +60,16 @@ class ServingClient:
                    timeout=config.timeout, retries=config.retries,
                    retry_backoff=config.retry_backoff, **kwargs)
 
-    # region calls
-    @property
-    def model(self) -> str:
-        """The model name as shown in messages: ``emotion``, ``emotion@2``, ``emotion@stable``."""
-        suffix = self.version if self.version is not None else self.label
-        return self.name + (f"@{suffix}" if suffix is not None else "")
 
-    def _spec(self, spec, signature: Optional[str] = None, version: Optional[int] = None):
-        spec.name = self.name
-        version = version if version is not None else self.version
-        if version is not None:
-            spec.version.value = version
-        elif self.label is not None:
-            spec.version_label = self.label
-        if signature:
-            spec.signature_name = signature
+def server_address(config: ServingConfig, server: Optional[str] = None) -> str:
+    """The gRPC address a client dials: ``server`` (``HOST:PORT`` or a gRPC target such as
+    ``dns:///name:8500``) or the config's host and port.
 
-    def _call(self, stub: Any, rpc: str, request: Any) -> Any:
-        grpc = self._api.grpc
-        delay = self.retry_backoff
-        for attempt in range(1, self.retries + 2):
-            try:
-                return getattr(stub, rpc)(request, timeout=self.timeout)
-            except grpc.RpcError as error:
-                code, details = error.code(), error.details()
-                if code != grpc.StatusCode.UNAVAILABLE or attempt > self.retries:
-                    raise ServingError(rpc, self.address, self.model, code, details,
-                                       attempt) from None
-                logger.debug("%s at %s: UNAVAILABLE (%s); retry %d/%d in %.2fs", rpc,
-                            self.address, details, attempt, self.retries, delay)
-                time.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, _MAX_BACKOFF)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def predict(self, texts: Any) -> list[Prediction]:
-        """Classify texts with the Predict API on the raw-text signature.
-
-        Args:
-            texts: str or list of str. Texts to classify.
-
-        Returns:
-            One :class:`Prediction` per text, in order.
-
-        Raises:
-            TypeError: texts are not strings.
-            ValueError: no texts.
-            ServingError: the server refused or could not be reached.
-
-        Example:
-            >>> prediction = ServingClient(serving_address).predict("i am so happy")[0]
-            >>> prediction.text, prediction.label in prediction.scores, prediction.version
-            ('i am so happy', True, 1)
-        """
-        texts = _check_texts(texts)
-        request = self._api.predict.PredictRequest()
-        self._spec(request.model_spec, self.signature)
-        tf = self._api.tf
-        request.inputs[TEXT].CopyFrom(tf.make_tensor_proto(texts, dtype=tf.string))
-        response = self._call(self._prediction, "Predict", request)
-        outputs = {key: self._api.tf.make_ndarray(value) for key, value in response.outputs.items()}
-        missing = {LABELS if LABELS in outputs else LABEL, PROBABILITIES} - set(outputs)
-        if missing:
-            raise ServingError("Predict", self.address, self.model, "BAD_RESPONSE",
-                               f"signature '{self.signature}' did not return {sorted(missing)}; "
-                               f"it returned {sorted(outputs)}")
-        version = _answering_version(response)
-        names = self._label_names(version, outputs[PROBABILITIES].shape[-1])
-        predictions = []
-        for i, (text, row) in enumerate(zip(texts, outputs[PROBABILITIES])):
-            scores = {name: float(p) for name, p in zip(names, row)}
-            if LABELS in outputs:  # multi-label: the names the server predicted, then ""
-                found = [b.decode("utf-8") for b in outputs[LABELS][i] if b]
-                best = max(found, key=lambda name: scores.get(name, 0.0), default="")
-                predictions.append(Prediction(text, best, scores, version, labels=found))
-            else:
-                predictions.append(Prediction(text, outputs[LABEL][i].decode("utf-8"), scores,
-                                              version))
-        return predictions
-
-    def classify(self, texts: Any) -> list[Prediction]:
-        """Classify texts with the Classify API (one ``tf.Example`` per text).
-
-        Args:
-            texts: str or list of str. Texts to classify.
-
-        Returns:
-            One :class:`Prediction` per text, in order. The Classify API returns every label's
-            score and no decision: ``label`` is the highest-scoring one, and for a multi-label
-            model ``labels`` stays None (use :meth:`predict` for the thresholded labels).
-
-        Raises:
-            TypeError: texts are not strings.
-            ValueError: no texts.
-            ServingError: the server refused or could not be reached.
-
-        Example:
-            >>> classified = ServingClient(serving_address).classify(["i am so happy"])[0]
-            >>> round(sum(classified.scores.values()), 4)
-            1.0
-        """
-        texts = _check_texts(texts)
-        response = self._classify(texts)
-        version = _answering_version(response)
-        predictions = []
-        for text, result in zip(texts, response.result.classifications):
-            scores = {c.label: float(c.score) for c in result.classes}
-            label = max(scores, key=scores.get) if scores else ""
-            predictions.append(Prediction(text, label, scores, version))
-        return predictions
-
-    def _classify(self, texts: list[str], version: Optional[int] = None) -> Any:
-        request = self._api.classification.ClassificationRequest()
-        self._spec(request.model_spec, self.classify_signature, version)
-        for text in texts:
-            example = request.input.example_list.examples.add()
-            example.features.feature[TEXT].bytes_list.value.append(text.encode("utf-8"))
-        return self._call(self._prediction, "Classify", request)
-
-    def _label_names(self, version: Optional[int], num_labels: int) -> tuple[str, ...]:
-        """Label names in id order: given, or read once per version from the Classify API."""
-        if self.labels is not None:
-            names = self.labels
-        elif version in self._label_cache:
-            names = self._label_cache[version]
-        else:
-            try:
-                response = self._classify([""], version)
-                names = tuple(c.label for c in response.result.classifications[0].classes)
-            except ServingError as error:
-                logger.warning("Label names unknown (%s); scores are keyed by label id.", error)
-                names = ()
-            self._label_cache[version] = names
-        if len(names) != num_labels:
-            return tuple(str(i) for i in range(num_labels))
-        return names
-
-    def metadata(self) -> dict[str, Any]:
-        """Return the model's signatures: inputs and outputs with dtype and shape.
-
-        Returns:
-            ``{"model", "version", "signatures": {key: {"method", "inputs", "outputs"}}}``
-            where each tensor is ``{"dtype": "DT_STRING", "shape": [-1]}`` (-1: any size;
-            shape None: unknown rank).
-
-        Raises:
-            ServingError: the server refused or could not be reached.
-
-        Example:
-            >>> sorted(ServingClient(serving_address).metadata()["signatures"])
-            ['classify', 'encoded', 'encoded_int64', 'serving_default', 'tokenize']
-        """
-        request = self._api.metadata.GetModelMetadataRequest()
-        self._spec(request.model_spec)
-        request.metadata_field.append("signature_def")
-        response = self._call(self._prediction, "GetModelMetadata", request)
-        signature_map = self._api.metadata.SignatureDefMap()
-        response.metadata["signature_def"].Unpack(signature_map)
-        signatures = {key: {"method": sig.method_name,
-                            "inputs": {k: _tensor_info(v) for k, v in sig.inputs.items()},
-                            "outputs": {k: _tensor_info(v) for k, v in sig.outputs.items()}}
-                      for key, sig in sorted(signature_map.signature_def.items())
-                      if not key.startswith("__")}  # e.g. __saved_model_init_op
-        return {"model": response.model_spec.name,
-                "version": response.model_spec.version.value, "signatures": signatures}
-
-    def status(self) -> list[dict[str, Any]]:
-        """Return the state of the model's versions (GetModelStatus).
-
-        Returns:
-            ``[{"version", "state", "error_code", "error_message"}]``, state one of START,
-            LOADING, AVAILABLE, UNLOADING, END.
-
-        Raises:
-            ServingError: the server refused or could not be reached.
-
-        Example:
-            >>> ServingClient(serving_address).status()[0]["state"]
-            'AVAILABLE'
-        """
-        api = self._api.status
-        request = api.GetModelStatusRequest()
-        self._spec(request.model_spec)
-        response = self._call(self._models, "GetModelStatus", request)
-        state_name = api.ModelVersionStatus.State.Name
-        return [{"version": s.version, "state": state_name(s.state),
-                 "error_code": _enum_name(s.status, "error_code"),
-                 "error_message": s.status.error_message}
-                for s in sorted(response.model_version_status, key=lambda s: s.version)]
-    # endregion
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
-
-    def __enter__(self) -> "ServingClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"ServingClient({self.address!r}, model={self.model!r})"
-
-
-def _answering_version(response: Any) -> Optional[int]:
-    """The model version a Predict or Classify response says answered, if it says."""
-    spec = response.model_spec
-    return spec.version.value if spec.HasField("version") else None
-
-
-def _enum_name(message: Any, field_name: str) -> str:
-    value = getattr(message, field_name)
-    names = message.DESCRIPTOR.fields_by_name[field_name].enum_type.values_by_number
-    return names[value].name if value in names else str(value)
-
-
-def _tensor_info(info: Any) -> dict[str, Any]:
-    from tensorflow.core.framework import types_pb2
-
-    shape = None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim]
-    return {"dtype": types_pb2.DataType.Name(info.dtype), "shape": shape}
+    Example:
+        >>> server_address(ServingConfig(), "localhost:9000"), server_address(ServingConfig())
+        ('localhost:9000', '127.0.0.1:8500')
+    """
+    return target(server) if server else address(config.host, config.port)
 
 
 def query(config: Optional[ServingConfig], texts: Sequence[str], *,
@@ -499,7 +101,7 @@ def query(config: Optional[ServingConfig], texts: Sequence[str], *,
         (1, 'i am so happy')
     """
     config = config or ServingConfig()
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     predictions = list(query_stream(config, texts, server=server, version=version, label=label,
                                     api=api))
     return {"server": server_address(config, server), "model": config.name,
@@ -511,7 +113,8 @@ def query_stream(config: Optional[ServingConfig], texts: Iterable[str], *,
                  server: Optional[str] = None, version: Optional[int] = None,
                  label: Optional[str] = None, api: str = "predict",
                  batch_size: int = 64) -> Iterator[Prediction]:
-    """Classify an iterable of texts of any length on a server, one request per batch.
+    """Classify an iterable of texts of any length on a server, one request per batch
+    (``tfemotion_client.query_stream`` with the config's settings).
 
     Texts are read lazily and sent ``batch_size`` at a time (keep it within the server's
     batch cap: ``ServingConfig.max_batch_size``, ``serving/batching.config``); the predictions
@@ -532,52 +135,11 @@ def query_stream(config: Optional[ServingConfig], texts: Iterable[str], *,
         ...                               batch_size=2)]
         ['so happy', 'so sad', 'so scared']
     """
-    from itertools import islice
-
-    if api not in APIS:
-        raise ValueError(f"api must be one of {APIS}. Received: api={api!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1. Received: batch_size={batch_size!r}")
     config = config or ServingConfig()
-    iterator = iter(texts)
-    with ServingClient.from_config(config, server=server, version=version,
-                                   label=label) as client:
-        call = client.predict if api == "predict" else client.classify
-        while True:
-            batch = list(islice(iterator, batch_size))
-            if not batch:
-                return
-            yield from call(batch)
-
-
-def format_prediction(prediction: dict[str, Any], width: int = 60) -> str:
-    """One result as a line: label, its score, the text (shortened past ``width``).
-
-    Example:
-        >>> format_prediction({"text": "so happy", "label": "joy", "scores": {"joy": 0.9}})
-        'joy       0.900  so happy'
-        >>> format_prediction({"text": "wow", "labels": ["joy", "surprise"],
-        ...                    "scores": {"joy": 0.9, "surprise": 0.7}})
-        'joy 0.900, surprise 0.700  wow'
-    """
-    text = prediction["text"]
-    text = text if len(text) <= width else text[: width - 1] + "…"
-    if "labels" in prediction:  # multi-label: every predicted label with its probability
-        found = ", ".join(f"{name} {prediction['scores'].get(name, float('nan')):.3f}"
-                          for name in prediction["labels"]) or "(no label)"
-        return f"{found}  {text}"
-    score = prediction["scores"].get(prediction["label"], float("nan"))
-    return f"{prediction['label']:<9} {score:.3f}  {text}"
-
-
-def query_header(model: str, version: Optional[int], server: str) -> str:
-    """The line above a table of answers: which model and version answered, and where.
-
-    Example:
-        >>> query_header("emotion", 2, "127.0.0.1:8500")
-        'emotion version 2 at 127.0.0.1:8500'
-    """
-    return f"{model} version {version} at {server}"
+    yield from _light.query_stream(
+        texts, server=server_address(config, server), name=config.name, version=version,
+        label=label, api=api, batch_size=batch_size, timeout=config.timeout,
+        retries=config.retries, retry_backoff=config.retry_backoff)
 
 
 def format_query(result: dict[str, Any], width: int = 60) -> str:
