@@ -16,6 +16,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The CPU tfemotion.hardware is told about, here and in the processes the tests start: one
+# without bfloat16 units, whatever this machine has, so that every machine takes the same paths
+# (nothing reads /proc/cpuinfo); the tests of the bfloat16 paths describe the machine they need
+# (fake_machine below). TFEMOTION_CPU_FLAGS=avx512_bf16 runs the suite as on a CPU with them.
+os.environ.setdefault("TFEMOTION_CPU_FLAGS", "")
 
 import tfemotion  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 import pytest  # noqa: E402
@@ -97,6 +102,27 @@ def pytest_configure(config):
             f"pytest-xdist {xdist.__version__} does not apply --dist loadgroup under pytest "
             f"{pytest.__version__} (pytest-xdist#1386): install the versions of constraints.txt "
             "(.venv/bin/pip install -c constraints.txt -e '.[test]').")
+
+# endregion
+# region The machine tfemotion.hardware sees
+
+
+@pytest.fixture
+def fake_machine(monkeypatch):
+    """Describe the machine ``tfemotion.hardware`` sees for this test:
+    ``fake_machine(gpus=((8, 0),), tpu=False, cpu_flags=("avx512_bf16",))`` makes
+    ``hardware.detect_devices()`` (its one seam) return that ``Devices``, and returns it.
+    TensorFlow itself still runs on the real devices (bfloat16 without bfloat16 units too:
+    only more slowly)."""
+    from tfemotion import hardware
+
+    def describe(gpus=(), tpu=False, cpu_flags=()):
+        devices = hardware.Devices(tuple(gpus), tpu, frozenset(cpu_flags))
+        monkeypatch.setattr(hardware, "detect_devices", lambda: devices)
+        return devices
+
+    return describe
+
 
 # endregion
 # region Checkpoints and data
