@@ -10,6 +10,7 @@ it. ``slow`` tests need the real data and encoder and run only with ``--runslow`
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import tfemotion  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 import pytest  # noqa: E402
 
 import support  # noqa: E402
+from tfemotion import logs  # noqa: E402  (standard library only)
 
 E2E_FOLDER = Path(__file__).parent / "e2e"
 # Epochs of the session's trained run; its last epoch ends with a zeroed head, so the run must
@@ -104,7 +106,78 @@ def pytest_configure(config):
             "(.venv/bin/pip install -c constraints.txt -e '.[test]').")
 
 # endregion
-# region The machine tfemotion.hardware sees
+# region Global state: what one test changes, the next does not see
+
+# The loggers whose state tfemotion changes: logs.show_progress() (what cli.main() calls) gives
+# "tfemotion" a level, a handler and propagate=False, which would hide every later test's
+# records from caplog; logs.quiet() adds filters to transformers' loggers.
+_WATCHED_LOGGERS = ("tfemotion", *logs._TRANSFORMERS_LOGGERS)
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state(request):
+    """Put back, after each test, the global state of this process that tfemotion changes:
+    environment variables, the loggers above, the standard-error filter of ``logs.quiet()``,
+    the Keras mixed-precision policy, and ``hardware``'s hints said once per process."""
+    import logging
+
+    environ = dict(os.environ)
+    loggers = {name: _logger_state(logging.getLogger(name)) for name in _WATCHED_LOGGERS}
+    native_filter, policy = logs._filter, _keras_policy()
+    hardware = sys.modules.get("tfemotion.hardware")
+    suggested = set(hardware._SUGGESTED) if hardware else set()
+    yield
+    if os.environ != environ:
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        os.environ.update(environ)
+    for name, state in loggers.items():
+        if _logger_state(logging.getLogger(name)) != state:
+            _set_logger_state(logging.getLogger(name), state)
+    if logs._filter is not native_filter:
+        _remove_native_filter(request.config, native_filter)
+    if _keras_policy() != policy:
+        import tf_keras
+
+        tf_keras.mixed_precision.set_global_policy(policy)
+    hardware = sys.modules.get("tfemotion.hardware")
+    if hardware and hardware._SUGGESTED != suggested:
+        hardware._SUGGESTED.clear()
+        hardware._SUGGESTED.update(suggested)
+
+
+def _logger_state(logger) -> tuple:
+    return logger.level, list(logger.handlers), logger.propagate, list(logger.filters)
+
+
+def _set_logger_state(logger, state: tuple) -> None:
+    logger.setLevel(state[0])
+    logger.handlers[:], logger.propagate, logger.filters[:] = state[1], state[2], state[3]
+
+
+def _keras_policy() -> str:
+    """The Keras 2 global policy's name (float32 until tf_keras is imported)."""
+    tf_keras = sys.modules.get("tf_keras")
+    return tf_keras.mixed_precision.global_policy().name if tf_keras else "float32"
+
+
+def _remove_native_filter(config, previous) -> None:
+    """Undo ``logs.quiet()``'s redirection of file descriptor 2 in this process: end its filter
+    process, forget it (so that a later ``quiet()`` installs its own), and point faulthandler,
+    which it took over, back at pytest's standard error."""
+    import atexit
+    import faulthandler
+
+    installed, logs._filter = logs._filter, previous
+    atexit.unregister(installed.close)
+    installed.close()
+    os.close(installed._target)
+    try:
+        from _pytest.faulthandler import fault_handler_stderr_fd_key
+
+        faulthandler.enable(file=config.stash[fault_handler_stderr_fd_key])
+    except (ImportError, KeyError):  # another pytest: leave faulthandler where quiet() put it
+        pass
 
 
 @pytest.fixture
