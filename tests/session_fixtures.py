@@ -60,6 +60,7 @@ def pytest_collection_modifyitems(config, items):
 
     skip_slow = pytest.mark.skip(reason="slow: pass --runslow")
     skip_gpu = pytest.mark.skip(reason="needs a GPU")
+    skip_cpu_only = pytest.mark.skip(reason="runs its ops on the CPU only; this machine has a GPU")
     has_gpu = bool(shutil.which("nvidia-smi"))
     heavy_names = HEAVY_DOCTEST_NAMES
     for item in items:
@@ -85,6 +86,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip_gpu)
+        if "cpu_only" in item.keywords and has_gpu:
+            item.add_marker(skip_cpu_only)
 
 
 def pytest_configure(config):
