@@ -297,11 +297,10 @@ def multi_label_run(tmp_path_factory, tiny_bert_dir, multi_label_dir):
 
     data = DataConfig(source=str(multi_label_dir))
     run = tmp_path_factory.mktemp("multi-label") / "run"
-    # The tiny randomly initialised BERT learns this task from some seeds and not from others
-    # (test micro F1 0.59-0.92 over seeds 0-3, with or without the head's label priors); it
-    # learns from seed 2.
+    # Seed 0, the first of the seeds 0-9 that what the tests assert of this run was checked on
+    # (test_multi_label.py says by how much); not one picked to pass.
     config = FinetuneConfig(model=str(tiny_bert_dir), epochs=8, batch_size=16,
-                            learning_rate=5e-3, warmup_ratio=0.0, seed=2)
+                            learning_rate=5e-3, warmup_ratio=0.0, seed=0)
     return run, train(load_splits(data), data, config, run, verbose=0)
 
 
