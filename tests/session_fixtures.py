@@ -10,17 +10,24 @@ it. ``slow`` tests need the real data and encoder and run only with ``--runslow`
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The CPU tfemotion.hardware is told about, here and in the processes the tests start: one
+# without bfloat16 units, whatever this machine has, so that every machine takes the same paths
+# (nothing reads /proc/cpuinfo); the tests of the bfloat16 paths describe the machine they need
+# (fake_machine below). TFEMOTION_CPU_FLAGS=avx512_bf16 runs the suite as on a CPU with them.
+os.environ.setdefault("TFEMOTION_CPU_FLAGS", "")
 
 import tfemotion  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 import pytest  # noqa: E402
 
 import support  # noqa: E402
+from tfemotion import logs  # noqa: E402  (standard library only)
 
 E2E_FOLDER = Path(__file__).parent / "e2e"
 # Epochs of the session's trained run; its last epoch ends with a zeroed head, so the run must
@@ -53,6 +60,7 @@ def pytest_collection_modifyitems(config, items):
 
     skip_slow = pytest.mark.skip(reason="slow: pass --runslow")
     skip_gpu = pytest.mark.skip(reason="needs a GPU")
+    skip_cpu_only = pytest.mark.skip(reason="runs its ops on the CPU only; this machine has a GPU")
     has_gpu = bool(shutil.which("nvidia-smi"))
     heavy_names = HEAVY_DOCTEST_NAMES
     for item in items:
@@ -78,6 +86,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip_gpu)
+        if "cpu_only" in item.keywords and has_gpu:
+            item.add_marker(skip_cpu_only)
 
 
 def pytest_configure(config):
@@ -97,6 +107,99 @@ def pytest_configure(config):
             f"pytest-xdist {xdist.__version__} does not apply --dist loadgroup under pytest "
             f"{pytest.__version__} (pytest-xdist#1386): install the versions of constraints.txt "
             "(.venv/bin/pip install -c constraints.txt -e '.[test]').")
+
+# endregion
+# region Global state: what one test changes, the next does not see
+
+# The loggers whose state tfemotion changes: logs.show_progress() (what cli.main() calls) gives
+# "tfemotion" a level, a handler and propagate=False, which would hide every later test's
+# records from caplog; logs.quiet() adds filters to transformers' loggers; the light client's
+# command (tfemotion query, tfemotion-query) gives "tfemotion_client" a level and a handler.
+_WATCHED_LOGGERS = ("tfemotion", "tfemotion_client", *logs._TRANSFORMERS_LOGGERS)
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state(request):
+    """Put back, after each test, the global state of this process that tfemotion changes:
+    environment variables, the loggers above, the standard-error filter of ``logs.quiet()``,
+    the Keras mixed-precision policy, and ``hardware``'s hints said once per process."""
+    import logging
+
+    environ = dict(os.environ)
+    loggers = {name: _logger_state(logging.getLogger(name)) for name in _WATCHED_LOGGERS}
+    native_filter, policy = logs._filter, _keras_policy()
+    hardware = sys.modules.get("tfemotion.hardware")
+    suggested = set(hardware._SUGGESTED) if hardware else set()
+    yield
+    if os.environ != environ:
+        for name in set(os.environ) - set(environ):
+            del os.environ[name]
+        os.environ.update(environ)
+    for name, state in loggers.items():
+        if _logger_state(logging.getLogger(name)) != state:
+            _set_logger_state(logging.getLogger(name), state)
+    if logs._filter is not native_filter:
+        _remove_native_filter(request.config, native_filter)
+    if _keras_policy() != policy:
+        import tf_keras
+
+        tf_keras.mixed_precision.set_global_policy(policy)
+    hardware = sys.modules.get("tfemotion.hardware")
+    if hardware and hardware._SUGGESTED != suggested:
+        hardware._SUGGESTED.clear()
+        hardware._SUGGESTED.update(suggested)
+
+
+def _logger_state(logger) -> tuple:
+    return logger.level, list(logger.handlers), logger.propagate, list(logger.filters)
+
+
+def _set_logger_state(logger, state: tuple) -> None:
+    logger.setLevel(state[0])
+    logger.handlers[:], logger.propagate, logger.filters[:] = state[1], state[2], state[3]
+
+
+def _keras_policy() -> str:
+    """The Keras 2 global policy's name (float32 until tf_keras is imported)."""
+    tf_keras = sys.modules.get("tf_keras")
+    return tf_keras.mixed_precision.global_policy().name if tf_keras else "float32"
+
+
+def _remove_native_filter(config, previous) -> None:
+    """Undo ``logs.quiet()``'s redirection of file descriptor 2 in this process: end its filter
+    process, forget it (so that a later ``quiet()`` installs its own), and point faulthandler,
+    which it took over, back at pytest's standard error."""
+    import atexit
+    import faulthandler
+
+    installed, logs._filter = logs._filter, previous
+    atexit.unregister(installed.close)
+    installed.close()
+    os.close(installed._target)
+    try:
+        from _pytest.faulthandler import fault_handler_stderr_fd_key
+
+        faulthandler.enable(file=config.stash[fault_handler_stderr_fd_key])
+    except (ImportError, KeyError):  # another pytest: leave faulthandler where quiet() put it
+        pass
+
+
+@pytest.fixture
+def fake_machine(monkeypatch):
+    """Describe the machine ``tfemotion.hardware`` sees for this test:
+    ``fake_machine(gpus=((8, 0),), tpu=False, cpu_flags=("avx512_bf16",))`` makes
+    ``hardware.detect_devices()`` (its one seam) return that ``Devices``, and returns it.
+    TensorFlow itself still runs on the real devices (bfloat16 without bfloat16 units too:
+    only more slowly)."""
+    from tfemotion import hardware
+
+    def describe(gpus=(), tpu=False, cpu_flags=()):
+        devices = hardware.Devices(tuple(gpus), tpu, frozenset(cpu_flags))
+        monkeypatch.setattr(hardware, "detect_devices", lambda: devices)
+        return devices
+
+    return describe
+
 
 # endregion
 # region Checkpoints and data
@@ -195,11 +298,10 @@ def multi_label_run(tmp_path_factory, tiny_bert_dir, multi_label_dir):
 
     data = DataConfig(source=str(multi_label_dir))
     run = tmp_path_factory.mktemp("multi-label") / "run"
-    # The tiny randomly initialised BERT learns this task from some seeds and not from others
-    # (test micro F1 0.59-0.92 over seeds 0-3, with or without the head's label priors); it
-    # learns from seed 2.
+    # Seed 0, the first of the seeds 0-9 that what the tests assert of this run was checked on
+    # (test_multi_label.py says by how much); not one picked to pass.
     config = FinetuneConfig(model=str(tiny_bert_dir), epochs=8, batch_size=16,
-                            learning_rate=5e-3, warmup_ratio=0.0, seed=2)
+                            learning_rate=5e-3, warmup_ratio=0.0, seed=0)
     return run, train(load_splits(data), data, config, run, verbose=0)
 
 

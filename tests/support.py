@@ -10,6 +10,7 @@ synthetic texts whose label one keyword decides.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -17,6 +18,7 @@ import random
 import shutil
 import socket
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -319,15 +321,49 @@ def read_history(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` TCP ports free on 127.0.0.1 right now."""
+@contextlib.contextmanager
+def reserved_ports(n: int) -> Iterator[list[int]]:
+    """``n`` TCP ports of 127.0.0.1 held for the block, for servers that must be told their port
+    before they start (a TF_CONFIG cluster, a notebook that starts its own server).
+
+    Each port is bound with SO_REUSEADDR and never listened on: until a server listens there,
+    connections are refused and no other program gets the port (binding port 0 never returns it;
+    binding it without SO_REUSEADDR fails), and the server under test, which binds it with
+    SO_REUSEADDR (gRPC, TensorFlow's cluster servers and Python's HTTPServer do), gets it: Linux
+    lets any number of such sockets share a port while none of the others listens. A port
+    picked, released and handed over later may be taken by anything in between.
+    """
     sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    try:
+        for held in sockets:
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            held.bind(("127.0.0.1", 0))
+        yield [held.getsockname()[1] for held in sockets]
+    finally:
+        for held in sockets:
+            held.close()
+
+
+# A deadline that only a hang reaches: a wait that fails here did not merely run slowly.
+HANG_SECONDS = 120.0
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = HANG_SECONDS,
+               interval: float = 0.02) -> Any:
+    """Poll ``condition`` until it returns a true value, and return that value; fail the test
+    when ``timeout`` seconds pass first (for conditions no event announces)."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not true after {timeout:.0f} s: {condition}")
+        time.sleep(interval)
 
 
 # endregion

@@ -55,8 +55,14 @@ def hub_is_reachable(timeout: float = 3.0) -> bool:
     Honours ``HF_HUB_OFFLINE=1`` (then the hub counts as unreachable without trying).
 
     Example:
-        >>> isinstance(hub_is_reachable(timeout=0.5), bool)
-        True
+        >>> import socket
+        >>> with socket.create_server(("127.0.0.1", 0)) as hub:  # a stand-in for the hub
+        ...     os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{hub.getsockname()[1]}"
+        ...     os.environ["HF_HUB_OFFLINE"] = "0"
+        ...     reachable = hub_is_reachable(timeout=5)
+        ...     os.environ["HF_HUB_OFFLINE"] = "1"  # offline: not even tried
+        ...     reachable, hub_is_reachable(timeout=5)
+        (True, False)
     """
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False

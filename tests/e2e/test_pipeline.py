@@ -4,6 +4,7 @@ commands a user runs on its output folder next (evaluate, export, predict)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,9 +18,9 @@ NOISE = ("cuInit", "oneDNN", "TensorFlow and JAX classes are deprecated",
          "Some layers of", "were not used when initializing", "absl::InitializeLog")
 
 
-def tfemotion(*args: str, stdin: str | None = None, timeout: int = 600):
+def tfemotion(*args: str, stdin: str | None = None, timeout: int = 600, env=None):
     return subprocess.run([sys.executable, "-m", "tfemotion", *args], capture_output=True,
-                          text=True, timeout=timeout, input=stdin)
+                          text=True, timeout=timeout, input=stdin, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +69,19 @@ def test_run_cli_output_holds_no_start_up_noise(pipeline_out):
 
 def test_verbose_brings_the_start_up_log_back(pipeline_out):
     out, _ = pipeline_out
-    quiet = tfemotion("predict", "--model", str(out), "i feel happy")
-    loud = tfemotion("predict", "--model", str(out), "--verbose", "i feel happy")
+    # TensorFlow's start-up lines depend on the machine and the environment (cuInit fails only
+    # in a CUDA build without a GPU; TF_ENABLE_ONEDNN_OPTS=0 silences the oneDNN line): with
+    # oneDNN turned on by request, it announces itself on any x86 CPU, and that line is noise.
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as in a user's shell
+    quiet = tfemotion("predict", "--model", str(out), "i feel happy", env=env)
+    loud = tfemotion("predict", "--model", str(out), "--verbose", "i feel happy", env=env)
     assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
     assert quiet.stdout == loud.stdout
     assert "TensorFlow and JAX classes are deprecated" in loud.stderr
     assert "TensorFlow and JAX classes are deprecated" not in quiet.stderr
     native = re.compile(r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\] ", re.M)  # TensorFlow's C++ log
+    assert "oneDNN custom operations are on" in loud.stderr
     assert native.search(loud.stderr) and not native.search(quiet.stderr)
 
 

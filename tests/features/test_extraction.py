@@ -85,7 +85,9 @@ def test_extract_features_dataset_dict_gives_one_array_per_split(bert):
     assert {k: v.shape for k, v in got.items()} == {"train": (5, 32), "test": (3, 32)}
 
 
-def test_extract_features_cache_hit_skips_the_model(tiny_bert_dir, tmp_path, monkeypatch):
+def test_extract_features_cache_hit_skips_the_model(tiny_bert_dir, tmp_path, monkeypatch,
+                                                   fake_machine):
+    fake_machine(cpu_flags=["avx512_bf16"])  # so that mixed_bfloat16 below is not refused
     config = FeatureConfig(model=str(tiny_bert_dir), batch_size=16)
     first = extract_features(TEXTS, config=config, cache_dir=tmp_path, show_progress=False)
     files = list(tmp_path.glob("*.npz"))
@@ -122,11 +124,11 @@ def test_extract_features_cache_misses_when_weights_change(tiny_bert_dir, tmp_pa
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
 
 
-def test_bfloat16_features_are_float32_arrays_close_to_float32s(tiny_bert_dir, caplog):
+def test_bfloat16_features_are_float32_arrays_close_to_float32s(tiny_bert_dir, caplog,
+                                                                fake_machine):
     from tfemotion import hardware
 
-    if not hardware.cpu_has_bfloat16():
-        pytest.skip("this CPU has no bfloat16 units")
+    fake_machine(cpu_flags=["avx512_bf16"])  # without the units TensorFlow emulates them
     config = FeatureConfig(model=str(tiny_bert_dir), batch_size=16)
     hardware._SUGGESTED.clear()
     with caplog.at_level("INFO", logger="tfemotion.hardware"):
@@ -142,12 +144,17 @@ def test_bfloat16_features_are_float32_arrays_close_to_float32s(tiny_bert_dir, c
     assert 0 < np.abs(half - full).max() <= 0.05 * scale
 
 
-def test_mixed_precision_needs_the_hardware(monkeypatch):
+@pytest.mark.parametrize("machine", [
+    {"cpu_flags": ["avx2"]},  # a CPU without bfloat16 units
+    {"gpus": [(7, 5)], "cpu_flags": ["avx512_bf16"]},  # a GPU without them does the work
+])
+def test_mixed_precision_features_need_the_hardware(tiny_bert_dir, fake_machine, machine):
     from tfemotion import hardware
 
-    monkeypatch.setattr(hardware, "cpu_has_bfloat16", lambda: False)
+    fake_machine(**machine)
+    config = FeatureConfig(model=str(tiny_bert_dir), mixed_precision="mixed_bfloat16")
     with pytest.raises(ValueError, match="mixed_bfloat16 needs bfloat16 hardware"):
-        hardware.check_mixed_precision("mixed_bfloat16")
+        extract_features(TEXTS[:2], config=config, cache_dir=None, show_progress=False)
     assert hardware.suggest_bfloat16("none", "--some-flag") is False
     with pytest.raises(ValueError, match="mixed_precision must be one of"):
         FeatureConfig(mixed_precision="bfloat16")

@@ -12,11 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from support import REPO
+from support import REPO, wait_until
 
 from tfemotion.serving.batching import BatchingParameters, BatchScheduler
 from tfemotion.export.servable import ServableError
 
+# A batch window no test waits out: a batch runs because it is full, or because the scheduler
+# closes (close() runs what is queued), never because time passed, however slow the machine.
+HOUR = 3_600_000_000
 
 
 class Recorder:
@@ -49,7 +52,7 @@ def run_concurrently(scheduler, inputs_list, key="sig"):
 
 
 def params(**changes):
-    values = dict(max_batch_size=8, batch_timeout_micros=300_000, num_batch_threads=1,
+    values = dict(max_batch_size=8, batch_timeout_micros=HOUR, num_batch_threads=1,
                   max_enqueued_batches=4)
     values.update(changes)
     return BatchingParameters(**values)
@@ -135,9 +138,12 @@ def test_concurrent_requests_are_merged_into_one_batch_and_split_back():
 
 def test_a_partial_batch_is_rounded_up_to_an_allowed_size_with_the_last_tasks_first_row():
     run = Recorder()
-    scheduler = BatchScheduler(run, params(allowed_batch_sizes=(4, 8),
-                                           batch_timeout_micros=100_000))
-    outcomes = run_concurrently(scheduler, [{"x": np.full((1, 1), v)} for v in (1, 2, 3)])
+    scheduler = BatchScheduler(run, params(allowed_batch_sizes=(4, 8)))
+    with ThreadPoolExecutor(3) as pool:
+        calls = [pool.submit(scheduler, "sig", {"x": np.full((1, 1), v)}) for v in (1, 2, 3)]
+        wait_until(lambda: scheduler.num_enqueued_tasks() == 3)
+        scheduler.close()  # runs the open batch of 3 now, as its window would have
+        outcomes = [call.result(30) for call in calls]
     (batch,) = run.batches
     assert batch["x"].shape == (4, 1)
     assert batch["x"][3, 0] == batch["x"][2, 0]  # the padding row repeats the last task's row
@@ -164,13 +170,23 @@ def test_limits_a_task_larger_than_the_batch_and_a_full_queue():
                                             "size 4") as error:
         scheduler("sig", {"x": np.zeros((5, 1))})
     assert error.value.code == "INVALID_ARGUMENT"
-    slow = BatchScheduler(Recorder(delay=0.5), params(max_batch_size=1, max_enqueued_batches=1,
-                                                      batch_timeout_micros=0))
-    outcomes = run_concurrently(slow, [{"x": np.zeros((1, 1))} for _ in range(6)])
-    refused = [o for o in outcomes if isinstance(o, ServableError)]
-    # One batch running and one waiting at most (the waiting one counts against the queue):
-    # of six simultaneous tasks, at least four are turned away at once.
-    assert 4 <= len(refused) <= 5
+    gate = Gate()
+    held = BatchScheduler(gate, params(max_batch_size=1, max_enqueued_batches=1))
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(held, "sig", {"x": np.zeros((1, 1))})  # full: runs, held
+        assert gate.entered.wait(30)
+        waiting = pool.submit(held, "sig", {"x": np.ones((1, 1))})  # the open batch: 1 of 1
+        wait_until(lambda: held.num_enqueued_tasks() == 1)
+        # One batch running and one waiting (it counts against the queue): the rest are
+        # turned away at once.
+        refused = []
+        for _ in range(4):
+            with pytest.raises(ServableError) as error:
+                held("sig", {"x": np.zeros((1, 1))})
+            refused.append(error.value)
+        gate.release.set()
+        assert running.result(30)["sum"].tolist() == [0]
+        assert waiting.result(30)["sum"].tolist() == [1]
     assert all(o.code == "UNAVAILABLE" and "queue" in o.message for o in refused)
 
 
@@ -183,7 +199,8 @@ def test_requests_after_close_run_unbatched_instead_of_failing():
 
 
 def test_an_output_without_a_batch_dimension_fails_the_batch():
-    scheduler = BatchScheduler(lambda key, inputs, keys=None: {"count": np.array(3)}, params())
+    scheduler = BatchScheduler(lambda key, inputs, keys=None: {"count": np.array(3)},
+                               params(batch_timeout_micros=0))
     with pytest.raises(ServableError, match="Batched output tensor has 0 dimensions"):
         scheduler("sig", {"x": np.zeros((1, 1))})
 
@@ -204,9 +221,6 @@ def test_devserver_batches_raw_text_like_unbatched_and_shows_why_ids_must_not_be
 
     publish(write_fake_export(tmp_path / "export" / "1"), tmp_path / "base", 1)
     texts = ["i am so happy", "sad and gloomy", "scared", "i adore it"] * 4
-    with start_server(tmp_path / "base", ServingConfig(port=0, rest_port=None)) as plain, \
-            ServingClient(plain.address) as client:
-        expected = [p.scores for p in client.predict(texts)]
 
     def encoded_request(ids):
         request = predict_pb2.PredictRequest()
@@ -218,26 +232,41 @@ def test_devserver_batches_raw_text_like_unbatched_and_shows_why_ids_must_not_be
 
     happy, sad = (int(tf.strings.to_hash_bucket_fast([word], 4095).numpy()[0]) + 1
                   for word in ("happy", "sad"))
+    with start_server(tmp_path / "base", ServingConfig(port=0, rest_port=None)) as plain, \
+            ServingClient(plain.address) as client:
+        expected = [p.scores for p in client.predict(texts)]
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(
+            grpc.insecure_channel(plain.address))
+        alone = tf.make_ndarray(stub.Predict(encoded_request([happy]), timeout=30)
+                                .outputs["probabilities"])
+
+    shipped = tmp_path / "batching.config"  # its window widened, so that requests merge
+    shipped.write_text((REPO / "serving" / "batching.config").read_text().replace(
+        "batch_timeout_micros { value: 2000 }", "batch_timeout_micros { value: 200000 }"))
+    with start_server(tmp_path / "base", ServingConfig(
+            port=0, rest_port=None, enable_batching=True,
+            batching_parameters_file=str(shipped))) as server, \
+            ServingClient(server.address) as client:
+        with ThreadPoolExecutor(len(texts)) as pool:
+            answers = list(pool.map(lambda t: client.predict([t])[0].scores, texts))
+    for got, want in zip(answers, expected):  # however they were merged
+        assert got == pytest.approx(want, abs=1e-6)
+
+    # Without warm-up requests: each would wait for a second request to fill its batch.
+    publish(write_fake_export(tmp_path / "unwarmed" / "1", warmup=False), tmp_path / "bare", 1)
     for pad in (False, True):
+        # Batches of two, which the two requests below fill whenever each arrives: the batch
+        # runs once full, never by its window.
         config = tmp_path / f"batching-{pad}.config"
-        config.write_text((REPO / "serving" / "batching.config").read_text().replace(
-            "batch_timeout_micros { value: 2000 }", "batch_timeout_micros { value: 200000 }")
-            .replace("pad_variable_length_inputs: false", f"pad_variable_length_inputs: "
-                                                          f"{str(pad).lower()}"))
-        with start_server(tmp_path / "base", ServingConfig(
+        config.write_text(f"max_batch_size {{ value: 2 }}\nbatch_timeout_micros {{ value: {HOUR} }}"
+                          f"\npad_variable_length_inputs: {str(pad).lower()}\n")
+        with start_server(tmp_path / "bare", ServingConfig(
                 port=0, rest_port=None, enable_batching=True,
-                batching_parameters_file=str(config))) as server, \
-                ServingClient(server.address) as client:
-            with ThreadPoolExecutor(len(texts)) as pool:
-                answers = list(pool.map(lambda t: client.predict([t])[0].scores, texts))
-            for got, want in zip(answers, expected):
-                assert got == pytest.approx(want, abs=1e-6)
+                batching_parameters_file=str(config))) as server:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(
                 grpc.insecure_channel(server.address))
-            alone = tf.make_ndarray(stub.Predict(encoded_request([happy]), timeout=30)
-                                    .outputs["probabilities"])
             with ThreadPoolExecutor(2) as pool:
-                calls = [pool.submit(stub.Predict, encoded_request(ids), timeout=30)
+                calls = [pool.submit(stub.Predict, encoded_request(ids), timeout=60)
                          for ids in ([happy], [sad, sad, sad])]
                 outcomes = []
                 for call in calls:
@@ -245,12 +274,12 @@ def test_devserver_batches_raw_text_like_unbatched_and_shows_why_ids_must_not_be
                         outcomes.append(call.result())
                     except grpc.RpcError as error:
                         outcomes.append(error)
-            if not pad:
-                assert all(isinstance(o, grpc.RpcError)
-                           and o.code() == grpc.StatusCode.FAILED_PRECONDITION for o in outcomes)
-            else:
-                short = tf.make_ndarray(outcomes[0].outputs["probabilities"])
-                assert not np.allclose(short, alone, atol=1e-3)  # first-element padding
+        if not pad:
+            assert all(isinstance(o, grpc.RpcError)
+                       and o.code() == grpc.StatusCode.FAILED_PRECONDITION for o in outcomes)
+        else:
+            short = tf.make_ndarray(outcomes[0].outputs["probabilities"])
+            assert not np.allclose(short, alone, atol=1e-3)  # first-element padding
 
 
 def splitting(**changes):
@@ -296,14 +325,15 @@ def test_with_splitting_a_batch_is_full_at_max_execution_batch_size():
 
 def test_a_task_larger_than_the_room_left_is_split_and_answers_like_an_unbatched_run():
     run = Recorder()
-    scheduler = BatchScheduler(run, splitting(batch_timeout_micros=1_000_000,
-                                              allowed_batch_sizes=(2, 4, 16)))
+    scheduler = BatchScheduler(run, splitting(allowed_batch_sizes=(2, 4, 16)))
     small = {"x": np.arange(6).reshape(3, 2) + 100}
     large = {"x": np.arange(16).reshape(8, 2)}
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(scheduler, "sig", small)
-        time.sleep(0.2)  # the 3 rows wait in the open batch (room for 1 more)
+        wait_until(lambda: scheduler.num_enqueued_tasks() == 1)  # 3 rows: room for 1 more
         second = pool.submit(scheduler, "sig", large)
+        wait_until(lambda: len(run.batches) == 2)  # the two full batches ran
+        scheduler.close()  # the last part's batch (3 rows) runs now, as its window would have
         small_out, large_out = first.result(30), second.result(30)
     # Parts of 1, 4 and 3 rows: the first fills the open batch, the last is rounded up to 4 by
     # repeating ITS first row (a part is a task of its own).
@@ -327,13 +357,13 @@ def test_an_error_in_one_part_fails_the_split_task_and_only_the_tasks_of_that_ba
             return result
 
     run = FailsOnNegative()
-    scheduler = BatchScheduler(run, splitting(batch_timeout_micros=5_000_000))
+    scheduler = BatchScheduler(run, splitting())
     ok = {"x": np.ones((2, 1))}
     bad = {"x": np.concatenate([np.ones((9, 1)), -np.ones((1, 1))])}  # last row in part 3
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(scheduler, "sig", ok)
-        time.sleep(0.2)
-        second = pool.submit(scheduler, "sig", bad)
+        wait_until(lambda: scheduler.num_enqueued_tasks() == 1)
+        second = pool.submit(scheduler, "sig", bad)  # parts of 2 (joins ok's), 4 and 4: full
         assert first.result(30)["sum"].tolist() == [1, 1]  # shared batch 1 with part 1: fine
         with pytest.raises(ServableError, match="negative input") as error:
             second.result(30)
@@ -362,13 +392,12 @@ def test_with_splitting_the_queue_bound_counts_rows():
     """Capacity = (max_enqueued_batches - waiting batches, the open one included) * 4 + room
     left in the open batch; the batch a thread runs no longer counts."""
     gate = Gate()
-    scheduler = BatchScheduler(gate, splitting(max_batch_size=8, max_enqueued_batches=2,
-                                               batch_timeout_micros=5_000_000))
+    scheduler = BatchScheduler(gate, splitting(max_batch_size=8, max_enqueued_batches=2))
     with ThreadPoolExecutor(2) as pool:
         running = pool.submit(scheduler, "sig", {"x": np.zeros((4, 1))})  # full: runs, held
-        assert gate.entered.wait(10)
+        assert gate.entered.wait(30)
         queued = pool.submit(scheduler, "sig", {"x": np.ones((8, 1))})  # (2-1)*4+4 = 8: fits
-        time.sleep(0.2)
+        wait_until(lambda: scheduler.num_enqueued_tasks() == 2)  # two parts of 4 wait
         with pytest.raises(ServableError) as refused:
             scheduler("sig", {"x": np.zeros((1, 1))})
         gate.release.set()
@@ -387,7 +416,7 @@ def test_with_splitting_the_queue_bound_counts_rows():
     scheduler = BatchScheduler(gate, splitting(max_batch_size=8, max_enqueued_batches=1))
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(scheduler, "sig", {"x": np.zeros((4, 1))})
-        assert gate.entered.wait(10)
+        assert gate.entered.wait(30)
         with pytest.raises(ServableError, match="task size is 8 but scheduling capacity is only "
                                                 "4 "):
             scheduler("sig", {"x": np.ones((8, 1))})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 
 import grpc
@@ -12,7 +11,7 @@ import pytest
 import tensorflow as tf
 from support import EMOTIONS as LABELS
 from support import FAKE_SIGNATURES as SIGNATURES
-from support import publish
+from support import publish, reserved_ports
 
 from tfemotion.config import ServingConfig
 from tfemotion.export.signatures import signature_table
@@ -102,11 +101,9 @@ def test_client_retries_unavailable_then_fails_quickly_with_a_clear_error(monkey
 
     waits = []
     monkeypatch.setattr(client_module.time, "sleep", waits.append)
-    with socket.socket() as s:  # a port where nothing listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with ServingClient(f"127.0.0.1:{port}", retries=2, retry_backoff=0.05, timeout=2) as client:
-        with pytest.raises(ServingError) as info:
+    with reserved_ports(1) as (port,), \
+            ServingClient(f"127.0.0.1:{port}", retries=2, retry_backoff=0.05, timeout=2) as client:
+        with pytest.raises(ServingError) as info:  # nothing listens there: refused
             client.status()
     # Two retries after backoffs of at most 0.05 s and 0.1 s (jittered down to half), no more.
     assert len(waits) == 2 and 0.025 <= waits[0] <= 0.05 and 0.05 <= waits[1] <= 0.1
@@ -115,21 +112,32 @@ def test_client_retries_unavailable_then_fails_quickly_with_a_clear_error(monkey
 
 
 def test_client_retries_until_the_server_comes_up(tmp_path, fake_export, caplog):
+    """The server starts once the client has been refused (its first retry is logged); the
+    client's retries (backoffs doubling from 0.1 s, 10 of them: a minute or more) outlast the
+    start."""
     publish(fake_export, tmp_path, 1)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    later = DevServer(tmp_path, ServingConfig(port=port, rest_port=None, poll_interval=60))
-    timer = threading.Timer(0.5, later.start)
-    timer.start()
-    try:
-        with caplog.at_level(logging.DEBUG, logger="tfemotion_client"):
-            with ServingClient(f"127.0.0.1:{port}", retries=8, retry_backoff=0.1) as client:
-                assert client.predict(["so happy"])[0].label == "joy"
-        assert any("UNAVAILABLE" in r.getMessage() for r in caplog.records)
-    finally:
-        timer.join()
-        later.stop()
+    refused = threading.Event()
+
+    class FirstRetry(logging.Handler):
+        def emit(self, record):
+            if "UNAVAILABLE" in record.getMessage():
+                refused.set()
+
+    watcher = FirstRetry()
+    logging.getLogger("tfemotion_client").addHandler(watcher)
+    with reserved_ports(1) as (port,):  # refused until the server listens, and kept for it
+        later = DevServer(tmp_path, ServingConfig(port=port, rest_port=None, poll_interval=60))
+        starter = threading.Thread(target=lambda: refused.wait(60) and later.start())
+        starter.start()
+        try:
+            with caplog.at_level(logging.DEBUG, logger="tfemotion_client"):
+                with ServingClient(f"127.0.0.1:{port}", retries=10, retry_backoff=0.1) as client:
+                    assert client.predict(["so happy"])[0].label == "joy"
+            assert refused.is_set()
+        finally:
+            logging.getLogger("tfemotion_client").removeHandler(watcher)
+            starter.join()
+            later.stop()
 
 
 def test_prediction_to_dict_is_plain():

@@ -21,7 +21,7 @@ import yaml
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, \
     wrappers_pb2
 
-from support import REPO
+from support import REPO, wait_until
 
 from tfemotion.config import ExportConfig, ServingConfig
 
@@ -346,11 +346,32 @@ def test_readme_covers_gpu_cpu_grpc_rest_and_rollout():
 
 def _run_sync(source: Path, target: Path, mode: str, models_config: Path | None = None,
               sync_command: str = "cp -rT") -> subprocess.Popen:
-    env = {"PATH": "/usr/bin:/bin", "SYNC_COMMAND": sync_command, "SYNC_INTERVAL": "0.2",
+    """sync-models.sh in the background; its SYNC_COMMAND also counts the looks it begins
+    (``_two_looks``)."""
+    looks = target.parent / f".looks-{mode}"
+    counting = target.parent / ".count-looks.sh"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    counting.write_text('echo >> "$SYNC_LOOKS"\nexec "$@"\n')
+    env = {"PATH": "/usr/bin:/bin", "SYNC_COMMAND": f"sh {counting} {sync_command}",
+           "SYNC_INTERVAL": "0.2", "SYNC_LOOKS": str(looks),
            "MODELS_CONFIG": str(models_config or "/nonexistent/models.config")}
-    return subprocess.Popen(["sh", str(SERVING / "sync-models.sh"), str(source), str(target),
-                             mode], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    process = subprocess.Popen(["sh", str(SERVING / "sync-models.sh"), str(source), str(target),
+                                mode], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    process.looks = looks
+    return process
+
+
+def _two_looks(sync: subprocess.Popen) -> None:
+    """Wait until the sync began two more looks: the first of them began after this call, and
+    had finished (copied, checked, published) before the second began. What a look must not
+    have done, it has then had its chance to do. Returns early if the sync exits."""
+
+    def looks() -> int:
+        return len(sync.looks.read_text().splitlines()) if sync.looks.exists() else 0
+
+    begun = looks()
+    wait_until(lambda: looks() >= begun + 2 or sync.poll() is not None)
 
 
 def _built_export(folder: Path) -> Path:
@@ -365,28 +386,20 @@ def _built_export(folder: Path) -> Path:
     return folder
 
 
-def _upload(export: Path, version_dir: Path, order=None, pause: float = 0.0) -> None:
+def _upload(export: Path, version_dir: Path, order=None, before_each=None) -> None:
     """Copy an export's files into the bucket one by one, in ``order`` (default: as listed),
-    pausing ``pause`` s before each: an upload under way, as an object store shows it."""
+    calling ``before_each()`` before each (a pause of an upload under way, as an object store
+    shows it)."""
     import shutil
-    import time
 
     files = [p.relative_to(export) for p in sorted(export.rglob("*")) if p.is_file()]
     for relative in (order(files) if order else files):
-        time.sleep(pause)
+        if before_each:
+            before_each()
         (version_dir / relative).parent.mkdir(parents=True, exist_ok=True)
         partial = version_dir / relative.parent / f".part-{relative.name}"
         shutil.copyfile(export / relative, partial)
         partial.rename(version_dir / relative)  # an object appears whole, once uploaded
-
-
-def _wait_for(path: Path, seconds: float = 20) -> bool:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return path.exists()
 
 
 def _same_files(a: Path, b: Path) -> bool:
@@ -404,16 +417,14 @@ def built(tmp_path):
 def test_sync_script_waits_for_a_first_export_then_publishes_whole_versions(tmp_path, built):
     """The init container's loop, with `cp` standing in for gsutil: an empty bucket is waited
     for (no crash loop), a version appears in the model folder only complete, by rename."""
-    import time
-
     source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
     source.mkdir()
     waiting = _run_sync(source, target, "wait")
-    time.sleep(1.0)
+    _two_looks(waiting)
     assert waiting.poll() is None  # still waiting, not failed
     assert sorted(p.name for p in target.iterdir()) == [".staging"]
     (source / "1").mkdir()  # a version being uploaded: no saved_model.pb yet
-    time.sleep(0.6)
+    _two_looks(waiting)
     assert not (target / "1").exists()
     _upload(built, source / "2")
     assert waiting.wait(timeout=20) == 0, waiting.stderr.read()
@@ -424,7 +435,7 @@ def test_sync_script_waits_for_a_first_export_then_publishes_whole_versions(tmp_
     looping = _run_sync(source, target, "loop")
     try:
         _upload(built, source / "3")
-        assert _wait_for(target / "3" / "saved_model.pb")
+        wait_until((target / "3" / "saved_model.pb").exists)
         assert _same_files(built, target / "3")
         assert not any(p.name.startswith(".tmp-") for p in target.iterdir())
     finally:
@@ -434,7 +445,7 @@ def test_sync_script_waits_for_a_first_export_then_publishes_whole_versions(tmp_
 @pytest.mark.parametrize("order", ["manifest first", pytest.param(
     "graph first, manifest last", marks=pytest.mark.integration)])  # make check: one order
 def test_sync_script_never_publishes_an_upload_still_under_way(tmp_path, built, order):
-    """Files arrive in any order with pauses of many looks between them (a large variables
+    """Files arrive in any order with looks of the sync between them (a large variables
     shard takes minutes and shows only when done): the version is published only once every
     file of its manifest is there with its checksum."""
     import threading
@@ -442,17 +453,17 @@ def test_sync_script_never_publishes_an_upload_still_under_way(tmp_path, built, 
     source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
     source.mkdir()
     first = "assets.extra" if order == "manifest first" else "saved_model.pb"
+    looping = _run_sync(source, target, "loop")
     uploader = threading.Thread(target=_upload, args=(built, source / "1"), kwargs={
         "order": lambda files: sorted(files, key=lambda f: (not str(f).startswith(first),
                                                              str(f))),
-        "pause": 0.7})  # 3.5 looks of the sidecar between two files
-    looping = _run_sync(source, target, "loop")
+        "before_each": lambda: _two_looks(looping)})  # every state of the upload is looked at
     try:
         uploader.start()
         while uploader.is_alive():
             assert not (target / "1").exists()
             uploader.join(timeout=0.05)
-        assert _wait_for(target / "1")
+        wait_until((target / "1").exists)
         assert _same_files(built, target / "1")
     finally:
         looping.kill()
@@ -461,7 +472,6 @@ def test_sync_script_never_publishes_an_upload_still_under_way(tmp_path, built, 
 def test_a_version_without_a_manifest_is_never_published_and_the_sync_says_why(tmp_path,
                                                                               built):
     import shutil
-    import time
 
     source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
     shutil.copytree(built, source / "1")
@@ -469,8 +479,8 @@ def test_a_version_without_a_manifest_is_never_published_and_the_sync_says_why(t
     _upload(built, source / "2")
     looping = _run_sync(source, target, "loop")
     try:
-        assert _wait_for(target / "2")
-        time.sleep(0.6)
+        wait_until((target / "2").exists)
+        _two_looks(looping)
         assert not (target / "1").exists()
     finally:
         looping.kill()
@@ -488,21 +498,19 @@ def test_a_version_deleted_in_the_bucket_stays_served(tmp_path, built):
     _upload(built, source / "1")
     looping = _run_sync(source, target, "loop", sync_command=f"sh {mirror}")
     try:
-        assert _wait_for(target / "1")
+        wait_until((target / "1").exists)
         shutil.rmtree(source / "1")
         _upload(built, source / "2")
-        assert _wait_for(target / "2")
+        wait_until((target / "2").exists)
         assert _same_files(built, target / "1")
     finally:
         looping.kill()
 
 
 def test_an_unreachable_source_is_waited_for_with_a_message(tmp_path):
-    import time
-
     target = tmp_path / "models" / "emotion"
     waiting = _run_sync(tmp_path / "no-bucket", target, "wait", sync_command="false")
-    time.sleep(1.0)
+    _two_looks(waiting)
     assert waiting.poll() is None
     waiting.kill()
     assert "cannot read" in waiting.stderr.read()
@@ -512,7 +520,6 @@ def test_an_unreachable_source_is_waited_for_with_a_message(tmp_path):
 def test_sync_script_waits_for_every_version_models_config_serves(tmp_path, built, form):
     """The init container returns only once the versions models.config lists are there: a
     pod must not start serving while its `stable` version is still missing."""
-    import time
 
     source, target = tmp_path / "bucket", tmp_path / "models" / "emotion"
     models_config = tmp_path / "models.config"
@@ -528,8 +535,8 @@ def test_sync_script_waits_for_every_version_models_config_serves(tmp_path, buil
     models_config.write_text(text)
     _upload(built, source / "1")
     waiting = _run_sync(source, target, "wait", models_config)
-    assert _wait_for(target / "1")
-    time.sleep(0.6)
+    wait_until((target / "1").exists)
+    _two_looks(waiting)
     assert waiting.poll() is None  # version 2 is listed and missing
     _upload(built, source / "2")
     assert waiting.wait(timeout=20) == 0, waiting.stderr.read()

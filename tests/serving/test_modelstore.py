@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
-from support import publish, write_fake_export
-
 import logging
 import shutil
+
+from support import publish, wait_until, write_fake_export
+
 from tfemotion.config import ServingConfig
 from tfemotion.serving.server import start_server
 from tfemotion.serving.client import ServingClient
-
-
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 MODEL_CONFIG = """
@@ -42,9 +32,10 @@ def test_devserver_picks_up_a_new_version_without_restart(tmp_path, fake_export)
     with start_server(tmp_path, config) as server, ServingClient(server.address) as client:
         assert client.predict(["so happy"])[0].version == 1
         publish(fake_export, tmp_path, 2)
-        assert _wait_for(lambda: client.predict(["so happy"])[0].version == 2)
-        assert [(s["version"], s["state"]) for s in client.status()] == [(1, "END"),
-                                                                          (2, "AVAILABLE")]
+        # Version 2 answers once it is AVAILABLE; version 1 is unloaded after that.
+        wait_until(lambda: [(s["version"], s["state"]) for s in client.status()] == [
+            (1, "END"), (2, "AVAILABLE")])
+        assert client.predict(["so happy"])[0].version == 2
 
 
 def test_devserver_ignores_temporary_and_unfinished_folders(tmp_path, fake_export):

@@ -67,12 +67,13 @@ def test_batching_sizes_the_workers_so_that_batches_fill():
     assert concurrency(ServingConfig(workers=3, max_concurrent_requests=5), throughput) == (3, 5)
 
 
-@pytest.mark.integration  # a server whose requests wait out 1.5 s batch windows
-def test_past_the_bound_grpc_answers_resource_exhausted_and_rest_429(tmp_path, fake_export):
-    """Requests held in a batch window fill the server; the next one is refused at once."""
+@pytest.mark.integration  # a server with two requests held in it
+def test_past_the_bound_grpc_answers_resource_exhausted_and_rest_429(tmp_path, fake_export,
+                                                                    monkeypatch):
+    """Requests held in the model fill the server; the next one is refused at once (not queued:
+    a queued call would wait for the held ones, which are let go only after it answered)."""
     import json
     import threading
-    import time
     import urllib.error
     import urllib.request
 
@@ -83,40 +84,49 @@ def test_past_the_bound_grpc_answers_resource_exhausted_and_rest_429(tmp_path, f
     from tfemotion.serving.server import start_server
 
     publish(fake_export, tmp_path / "base", 1)
-    batching = tmp_path / "batching.config"
-    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 1500000 }\n"
-                        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 4 }\n")
-    config = ServingConfig(port=0, rest_port=0, enable_batching=True, poll_interval=3600,
-                           batching_parameters_file=str(batching), workers=2,
+    config = ServingConfig(port=0, rest_port=0, poll_interval=3600, workers=2,
                            max_concurrent_requests=2)
     with start_server(tmp_path / "base", config) as server:
+        loaded = server.store.servables["emotion"][1]
+        held, release = threading.Semaphore(0), threading.Event()
+
+        def hold(key, inputs, output_keys=None):  # the model, holding each request it runs
+            held.release()
+            release.wait(60)
+            return loaded.servable.run(key, inputs, output_keys)
+
+        monkeypatch.setattr(loaded, "runner", hold)
+
+        def fill(start_two_requests):
+            """Start two requests, wait until the model holds both, then let them go after the
+            block (the caller's checks)."""
+            threads = [threading.Thread(target=start_two_requests) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for _ in range(2):
+                assert held.acquire(timeout=60)
+            return threads
+
         stub = prediction_service_pb2_grpc.PredictionServiceStub(
             grpc.insecure_channel(server.address))
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "emotion"
         request.inputs["text"].CopyFrom(tf.make_tensor_proto(["i am happy"]))
-        waiting = [threading.Thread(target=stub.Predict, args=(request,), kwargs={"timeout": 20})
-                   for _ in range(2)]
-        for thread in waiting:
-            thread.start()
-        time.sleep(0.4)  # both wait in the 1.5 s batch window
-        started = time.monotonic()
+        waiting = fill(lambda: stub.Predict(request, timeout=60))
         with pytest.raises(grpc.RpcError) as refused:
             stub.Predict(request, timeout=20)
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert time.monotonic() - started < 1.0  # refused at once, not queued
-        post = urllib.request.Request(server.rest_url + "/v1/models/emotion:predict",
-                                      data=json.dumps({"instances": ["x"]}).encode())
-        rest_waiting = [threading.Thread(target=urllib.request.urlopen, args=(post,))
-                        for _ in range(2)]
+        release.set()
         for thread in waiting:
             thread.join()
-        for thread in rest_waiting:
-            thread.start()
-        time.sleep(0.4)
+        release.clear()
+        post = urllib.request.Request(server.rest_url + "/v1/models/emotion:predict",
+                                      data=json.dumps({"instances": ["x"]}).encode())
+        waiting = fill(lambda: urllib.request.urlopen(post, timeout=60))
         with pytest.raises(urllib.error.HTTPError) as too_many:
             urllib.request.urlopen(post, timeout=20)
         assert too_many.value.code == 429
         assert "max_concurrent_requests" in json.loads(too_many.value.read())["error"]
-        for thread in rest_waiting:
+        release.set()
+        for thread in waiting:
             thread.join()

@@ -432,6 +432,20 @@ class BatchScheduler:
                 f"full; currently {len(batches)} batches enqueued and max_enqueued_batches is "
                 f"{params.max_enqueued_batches}")
 
+    def num_enqueued_tasks(self) -> int:
+        """Tasks waiting in the queues, not yet taken by a thread (a part of a split request
+        counts as a task), as TensorFlow's ``BatchScheduler::NumEnqueuedTasks``.
+
+        Example:
+            >>> scheduler = BatchScheduler(lambda key, inputs, keys: inputs, BatchingParameters())
+            >>> scheduler.num_enqueued_tasks()
+            0
+            >>> scheduler.close()
+        """
+        with self._condition:
+            return sum(len(batch.tasks) for batches in self._queues.values()
+                       for batch in batches)
+
     def close(self) -> None:
         """Run what is queued, then stop the threads (the version is unloaded); requests
         arriving later run one by one, unbatched."""
