@@ -26,7 +26,7 @@ E2E_FOLDER = Path(__file__).parent / "e2e"
 # Epochs of the session's trained run; its last epoch ends with a zeroed head, so the run must
 # restore an earlier one.
 TRAINED_EPOCHS = 6
-FAST_TRAINING = {"learning_rate": 1e-2, "batch_size": 16, "warmup_ratio": 0.0}
+FAST_TRAINING = {"learning_rate": 1e-2, "batch_size": 16, "warmup_ratio": 0.0, "recipe": "default"}
 
 
 # region Options and tiers

@@ -53,7 +53,16 @@ MAX_AUTO_EPOCHS = 10
 EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
 
 POOLINGS = ("cls", "mean")
-RECIPES = ("default", "book-keras")
+RECIPES = ("default", "book-keras", "contrastive", "auto")
+# What `recipe="auto"` chooses between, and where: a training split of at most this many texts
+# per label (on average) gets the contrastive recipe, a larger one fine-tuning. Measured with
+# benchmarks/bench_fewshot.py (MiniLM, emotion data): see the README's "Few labels".
+AUTO_CONTRASTIVE_MAX_PER_LABEL = 100
+# The contrastive recipe's defaults (SetFit's, unless the benchmark found better).
+CONTRASTIVE_LEARNING_RATE = 2e-5
+CONTRASTIVE_EPOCHS = 1
+HEADS = ("logistic_regression", "dense")
+SETFIT_TEMPLATE = "This sentence is {}"
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 # Compute precisions of an export (variables, inputs and outputs stay as in float32).
@@ -233,9 +242,13 @@ class FinetuneConfig(_ConfigMixin):
         "Truncate texts to this many tokens. Default: the model's maximum length.", default=None
     )
     recipe: str = _help(
-        "'default': AdamW, linear decay, length-bucketed dynamic padding; 'book-keras': the "
-        "book's Keras recipe (Adam, 5e-5 unless --learning-rate is given, global padding).",
-        default="default",
+        "'default': fine-tuning with AdamW, linear decay, length-bucketed dynamic padding; "
+        "'book-keras': the book's Keras recipe (Adam, 5e-5 unless --learning-rate is given, "
+        "global padding); 'contrastive': SetFit's recipe for few labelled texts (the encoder "
+        "tuned on pairs of texts, then a head fitted on its embeddings); 'auto': 'contrastive' "
+        "for a training split of at most --contrastive-max-per-label texts per label, else "
+        "'default'.",
+        default="auto",
         choices=RECIPES,
     )
     mixed_precision: str = _help(
@@ -255,6 +268,37 @@ class FinetuneConfig(_ConfigMixin):
     resume: bool = _help("Continue an interrupted run from its last completed epoch.",
                          default=False)
     error_examples: int = _help("Highest- and lowest-loss examples to keep.", default=10)
+    # The contrastive recipe (few labelled texts), and data without a validation split
+    pair_batch_size: int = _help(
+        "Contrastive recipe: pairs of texts per optimizer step (SetFit: 16).", default=16)
+    max_pairs: Optional[int] = _help(
+        "Contrastive recipe: most pairs per epoch. Default: 40 per training text (SetFit's "
+        "paper: 20 positive and 20 negative pairs per text), which is SetFit's own count at 8 "
+        "texts per label and bounds the time at 64 and more.", default=None)
+    head: str = _help(
+        "Contrastive recipe: the head fitted on the tuned encoder's embeddings: "
+        "'logistic_regression' (SetFit's; C chosen by cross-validation on the training "
+        "embeddings) or 'dense' (a Keras dense layer trained on them).",
+        default="logistic_regression", choices=HEADS)
+    label_template: Optional[str] = _help(
+        "Contrastive recipe: add --template-examples texts per label made from this template "
+        "and the label's name (SetFit's get_templated_dataset), when every label name is a "
+        "word; 'none': no such texts.", default=SETFIT_TEMPLATE)
+    template_examples: int = _help(
+        "Contrastive recipe: texts per label made from --label-template (0: none).",
+        default=2)
+    contrastive_max_per_label: int = _help(
+        "--recipe auto chooses 'contrastive' when the training split holds at most this many "
+        "texts per label on average, else 'default' (fine-tuning).",
+        default=AUTO_CONTRASTIVE_MAX_PER_LABEL)
+    holdout_share: float = _help(
+        "Data without a validation split: the share of the training split fine-tuning holds out "
+        "to choose its best epoch (and a multi-label run's thresholds), stratified by label. "
+        "The contrastive recipe needs none: it chooses its head's C by cross-validation.",
+        default=0.1)
+    checkpoint_steps: int = _help(
+        "Contrastive recipe: save the tuned encoder every this many steps (--resume continues "
+        "from the last one).", default=50)
 
     def __post_init__(self) -> None:
         _check_positive("epochs", self.epochs, allow_none=True)
@@ -273,6 +317,19 @@ class FinetuneConfig(_ConfigMixin):
         _check_choice("recipe", self.recipe, RECIPES)
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("head", self.head, HEADS)
+        for name in ("pair_batch_size", "contrastive_max_per_label", "checkpoint_steps"):
+            _check_positive(name, getattr(self, name))
+        _check_positive("max_pairs", self.max_pairs, allow_none=True)
+        if self.template_examples < 0:
+            raise ValueError("template_examples must be >= 0. "
+                             f"Received: template_examples={self.template_examples!r}")
+        if self.label_template is not None and self.label_template.count("{}") != 1:
+            raise ValueError("label_template must hold '{}' once, where the label's name goes. "
+                             f"Received: label_template={self.label_template!r}")
+        if not 0 < self.holdout_share < 1:
+            raise ValueError(f"holdout_share must be in (0, 1). "
+                             f"Received: holdout_share={self.holdout_share!r}")
 
 
 @dataclass(frozen=True)
@@ -342,6 +399,53 @@ def choose_schedule(config: FinetuneConfig, hidden_size: Optional[int] = None,
               f"{warmup_source}; {epochs_reason}")
     return Schedule(learning_rate=float(rate), warmup_ratio=float(warmup), reason=reason,
                     epochs=epochs)
+
+
+def choose_recipe(config: FinetuneConfig, train_examples: int, num_labels: int) -> tuple[str, str]:
+    """The recipe a run uses and why: the one given, or for ``recipe="auto"`` the one for the
+    training split's size (``contrastive`` up to ``config.contrastive_max_per_label`` texts per
+    label on average, ``default`` fine-tuning above).
+
+    Example:
+        >>> choose_recipe(FinetuneConfig(), 48, 6)[0], choose_recipe(FinetuneConfig(), 16000, 6)[0]
+        ('contrastive', 'default')
+        >>> choose_recipe(FinetuneConfig(recipe="book-keras"), 48, 6)
+        ('book-keras', "recipe 'book-keras' as given")
+    """
+    if config.recipe != "auto":
+        return config.recipe, f"recipe {config.recipe!r} as given"
+    per_label = train_examples / max(num_labels, 1)
+    limit = config.contrastive_max_per_label
+    size = (f"the training split has {train_examples} texts for {num_labels} labels "
+            f"({per_label:.1f} per label")
+    if per_label <= limit:
+        return "contrastive", (f"recipe 'contrastive' (few labels): {size}, at most {limit}: "
+                               "SetFit's recipe learns more from few texts than fine-tuning)")
+    return "default", f"recipe 'default' (fine-tuning): {size}, more than {limit})"
+
+
+def choose_contrastive_schedule(config: FinetuneConfig) -> Schedule:
+    """The learning rate, warm-up and epochs of the contrastive recipe's first phase.
+
+    Values given in ``config`` are kept; otherwise ``CONTRASTIVE_LEARNING_RATE`` with a 10%
+    warm-up for ``CONTRASTIVE_EPOCHS`` epochs over the pairs.
+
+    Example:
+        >>> print(choose_contrastive_schedule(FinetuneConfig(recipe="contrastive")).reason)
+        learning rate 2e-05 (the contrastive recipe's); warm-up 10% of the steps; 1 epoch over the pairs
+    """
+    rate, source = CONTRASTIVE_LEARNING_RATE, "(the contrastive recipe's)"
+    if config.learning_rate is not None:
+        rate, source = config.learning_rate, "as given"
+    warmup, warmup_source = AUTO_WARMUP_RATIO, ""
+    if config.warmup_ratio is not None:
+        warmup, warmup_source = config.warmup_ratio, " as given"
+    epochs = config.epochs or CONTRASTIVE_EPOCHS
+    epochs_reason = (f"{epochs} epoch{'s' if epochs > 1 else ''} over the pairs"
+                     + (" as given" if config.epochs else ""))
+    return Schedule(learning_rate=float(rate), warmup_ratio=float(warmup),
+                    reason=(f"learning rate {rate:g} {source}; warm-up {warmup:.0%} of the steps"
+                            f"{warmup_source}; {epochs_reason}"), epochs=epochs)
 
 
 def _epochs(given: Optional[int], steps_per_epoch: Optional[int]) -> tuple[int, str]:

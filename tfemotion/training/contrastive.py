@@ -1,0 +1,453 @@
+"""The contrastive recipe for few labelled texts: SetFit (Tunstall et al. 2022) in TensorFlow.
+
+Two phases, after which the run folder is the same product as fine-tuning's:
+
+1. The sentence encoder (the checkpoint's pooling, ``tfemotion.models.pooling``) is tuned on
+   pairs of training texts (``tfemotion.training.pairs``): the cosine of a pair's two vectors
+   is pulled towards 1 when the texts share a label and towards 0 when they do not (mean
+   squared error, SetFit's ``CosineSimilarityLoss``), with AdamW, a linear warm-up and decay.
+   Each step encodes the distinct texts of its pairs once, padded to their own longest. The
+   encoder and optimizer are checkpointed every ``checkpoint_steps`` steps; ``--resume``
+   continues from the last checkpoint.
+2. The head (``tfemotion.training.heads``) is fitted on the tuned encoder's embeddings of the
+   training texts: seconds, so a resumed run fits it again. It becomes the dense layer of a
+   ``SentenceClassifier``, so the saved model answers with logits like transformers'
+   classifiers and is evaluated, exported, served and scored as they are.
+
+No validation split is needed: the head's ``C`` is chosen by cross-validation on the training
+embeddings, and a multi-label run without validation texts tunes its thresholds on the head's
+out-of-fold probabilities. A validation split, when there is one, is evaluated and tunes the
+multi-label thresholds, as in fine-tuning.
+
+Example:
+    >>> import tempfile
+    >>> from tfemotion.config import DataConfig, FinetuneConfig
+    >>> from tfemotion.training import train
+    >>> config = FinetuneConfig(model=checkpoint, recipe="contrastive", max_pairs=64)
+    >>> metrics = train(splits, DataConfig(source=data_dir), config, tempfile.mkdtemp(),
+    ...                 verbose=0)
+    >>> metrics["recipe"]["name"], sorted(metrics["test"])
+    ('contrastive', ['accuracy', 'f1_macro', 'f1_weighted'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import tf_keras
+
+from tfemotion.config import DataConfig, FinetuneConfig, Schedule, choose_contrastive_schedule
+from tfemotion.files import write_json
+from tfemotion.runfolder import RunFolder, RunRecord, library_versions
+from tfemotion.task import Task
+from tfemotion.training.callbacks import (NaNGuard, NaNLossError, epoch_checkpoint,
+                                          restore_checkpoint)
+from tfemotion.training.heads import fit_head, out_of_fold_probabilities
+from tfemotion.training.pairs import Pairs, contrastive_pairs, pair_batches, steps_per_epoch
+
+logger = logging.getLogger(__name__)
+
+RECIPE = "contrastive"
+# Where the multi-label thresholds and the head's C come from when there is no validation split.
+NO_VALIDATION = ("none: the head's C is chosen by cross-validation on the training embeddings"
+                 "{thresholds}; no validation figures")
+OUT_OF_FOLD = (", and the decision thresholds are tuned on the head's out-of-fold probabilities "
+               "of the training texts (optimistic: the encoder was tuned on them)")
+
+
+def train_contrastive(dataset_dict: Any, data_config: DataConfig, config: FinetuneConfig,
+                      run: RunFolder, task: Task, *, reason: str,
+                      rows: Optional[list[dict[str, Any]]] = None,
+                      callbacks: Optional[Sequence[Any]] = None,
+                      verbose: Any = "auto") -> dict[str, Any]:
+    """Both phases, then the run folder: model, record, metrics, evaluation.
+
+    Called by ``tfemotion.training.train``, which checks the splits and the run folder first.
+
+    Args:
+        dataset_dict: DatasetDict. ``train`` (``validation`` and ``test`` optional).
+        data_config: DataConfig. Recorded.
+        config: FinetuneConfig. The model, the pairs, the schedule, the head.
+        run: RunFolder. Where the run goes.
+        task: Task. The data's labels and problem type.
+        reason: str. Why this recipe runs (recorded).
+        rows: list of dict, optional. Phase 1's completed epochs, when resuming.
+        callbacks: tf_keras callbacks for phase 1's ``fit``.
+        verbose: Keras ``fit`` verbosity.
+
+    Returns:
+        The metrics written to ``RUN/metrics.json`` (see ``tfemotion.training.train``), with
+        ``recipe``: ``{"name", "reason", "validation", ...the record's contrastive entry}``.
+    """
+    from tfemotion.checkpoints import load_tokenizer, model_max_length
+    from tfemotion.data import tokenize, with_targets
+    from tfemotion.hardware import precision_policy, suggest_bfloat16
+    from tfemotion.models import build_sentence_classifier
+    from tfemotion.training.templates import with_label_texts
+
+    _check_one_device(config)
+    suggest_bfloat16(config.mixed_precision, "FinetuneConfig(mixed_precision='mixed_bfloat16') "
+                     "(command line: --mixed-precision mixed_bfloat16)")
+    started = time.perf_counter()
+    tf_keras.utils.set_random_seed(config.seed)
+    tokenizer = load_tokenizer(config.model)
+    with precision_policy(config.mixed_precision):
+        model = build_sentence_classifier(config.model, task)
+        max_length = model_max_length(tokenizer, model.config, config.max_length)
+        splits = dict(dataset_dict)
+        splits["train"], templated = with_label_texts(dataset_dict["train"], task,
+                                                      config.label_template,
+                                                      config.template_examples)
+        encoded = {name: with_targets(tokenize(split, tokenizer, max_length), task)
+                   for name, split in splits.items()}
+        targets = np.asarray(encoded["train"]["label"])
+        pairs = contrastive_pairs(targets, multi_label=task.multi_label,
+                                  max_pairs=config.max_pairs, seed=config.seed)
+        schedule = choose_contrastive_schedule(config)
+        steps = steps_per_epoch(pairs, config.pair_batch_size)
+        details = {"pooling": model.pooling.to_dict(), "training_texts": len(targets),
+                   "template_texts": templated, "pairs_per_epoch": len(pairs),
+                   "distinct_pairs": {"positive": pairs.distinct_positives,
+                                      "negative": pairs.distinct_negatives},
+                   "pair_batch_size": config.pair_batch_size, "steps_per_epoch": steps}
+        record = RunRecord(
+            data=data_config, finetune=config, task=task, max_length=max_length,
+            schedule=schedule, steps_per_epoch=steps, train_examples_per_epoch=len(pairs),
+            versions=library_versions(), recipe=RECIPE, recipe_reason=reason,
+            validation=_validation_note(encoded, task), contrastive=details)
+        record.save(run)
+        logger.info("Contrastive recipe on %s: %d training texts (%d from label templates), "
+                    "%d pairs per epoch, %s", config.model, len(targets), templated, len(pairs),
+                    schedule.reason)
+        rows = _tune_encoder(model, encoded["train"], pairs, schedule, config, run,
+                             tokenizer.pad_token_id or 0, list(rows or []), callbacks, verbose)
+        phase1_seconds = time.perf_counter() - started
+        fitted = time.perf_counter()
+        embeddings = embed(model, encoded["train"], tokenizer.pad_token_id or 0,
+                           config.batch_size)
+        head = fit_head(embeddings, targets, task, config.head, seed=config.seed)
+        model.set_head(head.kernel, head.bias, head=head.kind)
+        details.update(head=head.kind, head_c=head.c, head_note=head.note,
+                       phase1_seconds=round(phase1_seconds, 2),
+                       head_seconds=round(time.perf_counter() - fitted, 2))
+        record = dataclasses.replace(record, contrastive=details)
+        if task.multi_label:
+            record = _with_thresholds(record, model, tokenizer, encoded, embeddings, targets,
+                                      head)
+    seconds = time.perf_counter() - started
+    return _save(run, model, tokenizer, encoded, record, rows, seconds)
+
+
+def embed(model: Any, encoded: Any, pad_id: int, batch_size: int = 64) -> np.ndarray:
+    """The model's pooled (normalized) vectors of a tokenized split, in the split's order.
+
+    Texts run in length-sorted batches, each padded to its own longest text.
+
+    Example:
+        >>> from tfemotion.models import build_sentence_classifier
+        >>> embed(build_sentence_classifier(checkpoint, task), encoded["test"], 0).shape
+        (60, 32)
+    """
+    import tensorflow as tf
+
+    ids = list(encoded["input_ids"])
+    order = np.argsort([len(row) for row in ids], kind="stable")
+    spec = [tf.TensorSpec([None, None], tf.int32)] * 2
+    forward = tf.function(lambda i, m: model.embed(i, m, training=False), input_signature=spec,
+                          autograph=False)
+    vectors: Optional[np.ndarray] = None
+    for begin in range(0, len(order), batch_size):
+        rows = order[begin:begin + batch_size]
+        padded, mask = _padded([ids[row] for row in rows], pad_id)
+        batch = forward(tf.constant(padded), tf.constant(mask)).numpy()
+        if vectors is None:
+            vectors = np.empty((len(ids), batch.shape[1]), np.float32)
+        vectors[rows] = batch
+    return vectors if vectors is not None else np.zeros((0, 0), np.float32)
+
+
+# region Phase 1: the encoder tuned on pairs
+
+
+class PairTuner(tf_keras.Model):
+    """Trains a sentence classifier's encoder on pairs (its head stays frozen).
+
+    ``train_step`` takes a batch of distinct texts and each pair as two positions among them;
+    the loss is the mean squared error between each pair's cosine and its target. It is one
+    ``tf.function`` traced once, without AutoGraph (the encoder's Python is not rewritten,
+    which takes longer than the whole of phase 1 on small data).
+    """
+
+    def __init__(self, classifier: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.classifier = classifier
+        self._step: Any = None
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        return self.classifier.embed(inputs["input_ids"], inputs["attention_mask"],
+                                     training=training)
+
+    def pair_loss(self, input_ids: Any, attention_mask: Any, left: Any, right: Any,
+                  targets: Any, training: bool = True) -> Any:
+        """Mean squared error between the pairs' cosines and their targets."""
+        import tensorflow as tf
+
+        vectors = tf.math.l2_normalize(self.classifier.embed(input_ids, attention_mask,
+                                                             training=training), axis=-1)
+        cosine = tf.reduce_sum(tf.gather(vectors, left) * tf.gather(vectors, right), axis=-1)
+        return tf.reduce_mean(tf.square(cosine - targets))
+
+    def train_step(self, data: Any) -> Any:
+        """One optimizer step on a batch ``({"input_ids", "attention_mask", "left", "right"},
+        targets)``; returns the batch's loss."""
+        import tensorflow as tf
+
+        if self._step is None:
+            build_optimizer(self.optimizer, self.trainable_variables)
+            matrix, vector = tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)
+
+            def step(input_ids, attention_mask, left, right, targets):
+                with tf.GradientTape() as tape:
+                    loss = self.pair_loss(input_ids, attention_mask, left, right, targets)
+                self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+                return loss
+
+            self._step = tf.function(step, autograph=False, jit_compile=self._jit_compile,
+                                     input_signature=[matrix, matrix, vector, vector,
+                                                      tf.TensorSpec([None], tf.float32)])
+        features, targets = data
+        return self._step(features["input_ids"], features["attention_mask"], features["left"],
+                          features["right"], targets)
+
+
+def build_optimizer(optimizer: Any, variables: Sequence[Any]) -> None:
+    """Create the optimizer's slots for ``variables`` before any step is traced (a step that
+    creates variables is traced twice)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if hasattr(inner, "_create_all_weights"):  # legacy optimizers (transformers' AdamWeightDecay)
+        inner._create_all_weights(variables)
+    else:
+        inner.build(variables)
+
+
+class Phase1Keeper(tf_keras.callbacks.Callback):
+    """Checkpoints phase 1 every ``every`` steps and at each epoch's end, with its state.
+
+    ``RUN/checkpoints/state.json`` says which checkpoint is the last complete one (it is
+    written after the checkpoint), so a run killed while writing resumes from the one before.
+    """
+
+    def __init__(self, run: RunFolder, every: int, pairs_per_epoch: int,
+                 rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.run, self.every, self.pairs_per_epoch, self.rows = run, every, pairs_per_epoch, rows
+        self.saved = phase1_step(run)
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every == 0:
+            self.save(step)
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        loss = float((logs or {}).get("loss", float("nan")))
+        if not np.isfinite(loss):
+            return
+        self.rows.append({"epoch": epoch + 1, "loss": loss,
+                          "train_seconds": time.perf_counter() - self._start,
+                          "train_examples": self.pairs_per_epoch})
+        self.save(int(self.model.optimizer.iterations.numpy()))
+
+    def save(self, step: int) -> None:
+        """Write the checkpoint after ``step`` steps (unless written), then the state naming it."""
+        if step != self.saved:
+            epoch_checkpoint(self.model).write(str(self.run.phase1_checkpoint(step)))
+        write_json({"rows": self.rows, "completed_epochs": len(self.rows), "recipe": RECIPE,
+                    "phase1_step": step}, self.run.state)
+        if self.saved and self.saved != step:
+            for old in self.run.checkpoints.glob(f"{self.run.phase1_checkpoint(self.saved).name}.*"):
+                old.unlink(missing_ok=True)
+        self.saved = step
+
+
+def phase1_step(run: RunFolder) -> int:
+    """The steps of phase 1 the run's last complete checkpoint holds (0: none).
+
+    Example:
+        >>> phase1_step(RunFolder("no/such/run"))
+        0
+    """
+    import json
+
+    if not run.state.is_file():
+        return 0
+    return int(json.loads(run.state.read_text(encoding="utf-8")).get("phase1_step", 0))
+
+
+def _tune_encoder(model: Any, encoded: Any, pairs: Pairs, schedule: Schedule,
+                  config: FinetuneConfig, run: RunFolder, pad_id: int,
+                  rows: list[dict[str, Any]], callbacks: Optional[Sequence[Any]],
+                  verbose: Any) -> list[dict[str, Any]]:
+    """Phase 1, from the last checkpoint on; the completed epochs' rows.
+
+    The loop is Keras ``fit``'s (the callbacks see the same calls, with the running ``loss`` in
+    the logs), without its AutoGraph-converted train function.
+    """
+    from transformers import create_optimizer
+
+    steps = steps_per_epoch(pairs, config.pair_batch_size)
+    total = steps * schedule.epochs
+    optimizer, _ = create_optimizer(init_lr=schedule.learning_rate, num_train_steps=total,
+                                    num_warmup_steps=int(schedule.warmup_ratio * total),
+                                    weight_decay_rate=config.weight_decay)
+    model.head.trainable = False
+    tuner = PairTuner(model)
+    tuner.compile(optimizer=optimizer, jit_compile=config.xla)
+    done = phase1_step(run)
+    if done:
+        restore_checkpoint(epoch_checkpoint(tuner), tuner, run.phase1_checkpoint(done))
+        logger.info("Resuming phase 1 of %s after step %d of %d", run.root, done, total)
+    guard = NaNGuard()
+    keeper = Phase1Keeper(run, config.checkpoint_steps, len(pairs), rows)
+    listeners = tf_keras.callbacks.CallbackList(
+        [guard, keeper, *(callbacks or [])], add_history=True, add_progbar=verbose != 0,
+        model=tuner, verbose=1 if verbose == "auto" else verbose, epochs=schedule.epochs,
+        steps=steps)
+    ids = list(encoded["input_ids"])
+    listeners.on_train_begin()
+    for epoch in range(done // steps, schedule.epochs):
+        first = done - epoch * steps if epoch == done // steps else 0
+        listeners.on_epoch_begin(epoch)
+        losses: list[float] = []
+        order = pairs.shuffled(config.seed * 1000 + epoch)
+        for index, batch in enumerate(_batches(ids, order, config.pair_batch_size, first,
+                                               pad_id), start=first):
+            listeners.on_train_batch_begin(index)
+            losses.append(float(tuner.train_step(batch)))
+            listeners.on_train_batch_end(index, {"loss": float(np.mean(losses))})
+            if tuner.stop_training:
+                break
+        if guard.tripped:
+            raise NaNLossError(
+                f"the contrastive loss became NaN at epoch {guard.tripped[0]}, step "
+                f"{guard.tripped[1]}, and training stopped; the checkpoint after step "
+                f"{keeper.saved} is kept (--resume continues from it, a lower --learning-rate "
+                f"is allowed). Received: learning_rate={schedule.learning_rate}")
+        listeners.on_epoch_end(epoch, {"loss": float(np.mean(losses)) if losses else 0.0})
+        if tuner.stop_training:
+            break
+    listeners.on_train_end()
+    model.head.trainable = True
+    return rows
+
+
+def _batches(ids: list[list[int]], pairs: Pairs, batch_size: int, first: int,
+             pad_id: int) -> Any:
+    """Phase 1's batches from batch ``first`` on, as tensors."""
+    import tensorflow as tf
+
+    for batch in pair_batches(pairs, batch_size, first):
+        padded, mask = _padded([ids[i] for i in batch.texts], pad_id)
+        yield ({"input_ids": tf.constant(padded), "attention_mask": tf.constant(mask),
+                "left": tf.constant(batch.left), "right": tf.constant(batch.right)},
+               tf.constant(batch.targets))
+
+
+def _padded(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids padded to the longest row, and the attention mask."""
+    width = max(len(row) for row in rows)
+    ids = np.full((len(rows), width), pad_id, np.int32)
+    mask = np.zeros((len(rows), width), np.int32)
+    for index, row in enumerate(rows):
+        ids[index, :len(row)] = row
+        mask[index, :len(row)] = 1
+    return ids, mask
+
+
+def _check_one_device(config: FinetuneConfig) -> None:
+    if config.strategy not in ("auto", "default"):
+        raise ValueError("the contrastive recipe trains on one device (its batches are pairs of "
+                         "positions in one batch of texts, which replicas cannot split); use "
+                         f"strategy 'auto' or 'default'. Received: strategy={config.strategy!r}")
+
+
+# endregion
+# region Phase 2's aftermath: thresholds, the run folder
+
+
+def _validation_note(encoded: dict[str, Any], task: Task) -> str:
+    if "validation" in encoded:
+        thresholds = " and tunes the decision thresholds" if task.multi_label else ""
+        return (f"the validation split ({len(encoded['validation'])} texts) is evaluated"
+                f"{thresholds}; the head's C is chosen by cross-validation on the training "
+                "embeddings")
+    return NO_VALIDATION.format(thresholds=OUT_OF_FOLD if task.multi_label else "")
+
+
+def _with_thresholds(record: RunRecord, model: Any, tokenizer: Any, encoded: dict[str, Any],
+                     embeddings: np.ndarray, targets: np.ndarray, head: Any) -> RunRecord:
+    """A multi-label record with thresholds tuned on validation, else out of fold."""
+    from tfemotion.evaluation.outputs import predict_logits, sigmoid
+    from tfemotion.evaluation.thresholds import tune_thresholds
+
+    if "validation" in encoded:
+        split = encoded["validation"]
+        probabilities = sigmoid(predict_logits(model, split, tokenizer,
+                                               record.finetune.batch_size))
+        truth, where = np.asarray(split["label"]), "the validation split"
+    else:
+        probabilities = out_of_fold_probabilities(embeddings, targets, record.task, head,
+                                                  seed=record.finetune.seed)
+        truth, where = targets, "out-of-fold probabilities of the training texts"
+    thresholds, global_threshold = tune_thresholds(probabilities, truth)
+    logger.info("Decision thresholds tuned on %s: %s (global %.2f)", where,
+                dict(zip(record.task.label_names, thresholds)), global_threshold)
+    return dataclasses.replace(record, thresholds=tuple(thresholds),
+                               global_threshold=global_threshold)
+
+
+def _save(run: RunFolder, model: Any, tokenizer: Any, encoded: dict[str, Any],
+          record: RunRecord, rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """Model, tokenizer, record, evaluation of the splits there are, metrics.json."""
+    from tfemotion.evaluation.evaluate import evaluate_split
+    from tfemotion.evaluation.metrics import headline
+
+    model.save_pretrained(run.model)
+    tokenizer.save_pretrained(str(run.model))
+    record.save(run)
+    task, config = record.task, record.finetune
+    results = {}
+    for split in ("validation", "test"):
+        if split in encoded:
+            out = run.root if split == "validation" else run.evaluation(split)
+            results[split] = evaluate_split(
+                model, tokenizer, encoded[split], task, out, batch_size=config.batch_size,
+                error_examples=config.error_examples,
+                title=f"Normalized confusion matrix ({split})", thresholds=record.thresholds)
+    pairs = float(sum(row["train_examples"] for row in rows))
+    metrics = {
+        "epochs": [{k: row[k] for k in ("epoch", "loss")} for row in rows],
+        "best_epoch": len(rows),
+        **{split: headline(result, task) for split, result in results.items()},
+        "train_seconds": seconds,
+        "train_examples_per_second": pairs / seconds if seconds else 0.0,
+        "schedule": record.schedule.to_dict(),
+        "advice": None,
+        "recipe": {"name": RECIPE, "reason": record.recipe_reason,
+                   "validation": record.validation, **(record.contrastive or {})},
+    }
+    if task.multi_label:
+        metrics.update(thresholds=dict(zip(task.label_names, record.thresholds)),
+                       global_threshold=record.global_threshold)
+    write_json(metrics, run.metrics)
+    return metrics
+
+
+# endregion
