@@ -121,6 +121,13 @@ def tiny_distilbert_safetensors_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sentence_encoder_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    """The tiny BERT with a sentence-transformers configuration (mean pooling, normalized)."""
+    return support.make_tiny_sentence_encoder(tmp_path_factory.mktemp("st") / "encoder",
+                                              tiny_bert_dir)
+
+
+@pytest.fixture(scope="session")
 def tiny_roberta_dir(tmp_path_factory) -> Path:
     """Tiny RoBERTa checkpoint folder (tf_model.h5 + byte-level BPE tokenizer)."""
     return support.make_tiny_roberta(tmp_path_factory.mktemp("tiny-roberta"))

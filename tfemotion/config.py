@@ -63,6 +63,9 @@ CONTRASTIVE_LEARNING_RATE = 2e-5
 CONTRASTIVE_EPOCHS = 1
 HEADS = ("logistic_regression", "dense")
 SETFIT_TEMPLATE = "This sentence is {}"
+# The weight of the label names' prototypes in the head (logits per unit of cosine), measured
+# with benchmarks/bench_fewshot.py: see the README's "Few labels".
+LABEL_PRIOR = 20.0
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 # Compute precisions of an export (variables, inputs and outputs stay as in float32).
@@ -287,6 +290,11 @@ class FinetuneConfig(_ConfigMixin):
     template_examples: int = _help(
         "Contrastive recipe: texts per label made from --label-template (0: none).",
         default=2)
+    label_prior: float = _help(
+        "Contrastive recipe, single-label data with template texts: add to the head's logits "
+        "this weight times the cosine between a text and its label's template text, both "
+        "through the tuned encoder, which carries what the label's name means (0: the head "
+        "alone).", default=LABEL_PRIOR)
     contrastive_max_per_label: int = _help(
         "--recipe auto chooses 'contrastive' when the training split holds at most this many "
         "texts per label on average, else 'default' (fine-tuning).",
@@ -321,9 +329,13 @@ class FinetuneConfig(_ConfigMixin):
         for name in ("pair_batch_size", "contrastive_max_per_label", "checkpoint_steps"):
             _check_positive(name, getattr(self, name))
         _check_positive("max_pairs", self.max_pairs, allow_none=True)
+        if self.label_prior < 0:
+            raise ValueError(f"label_prior must be >= 0. Received: label_prior={self.label_prior!r}")
         if self.template_examples < 0:
             raise ValueError("template_examples must be >= 0. "
                              f"Received: template_examples={self.template_examples!r}")
+        if self.label_template is not None and self.label_template.strip().lower() == "none":
+            object.__setattr__(self, "label_template", None)  # the command line's 'none'
         if self.label_template is not None and self.label_template.count("{}") != 1:
             raise ValueError("label_template must hold '{}' once, where the label's name goes. "
                              f"Received: label_template={self.label_template!r}")
@@ -381,7 +393,7 @@ def choose_schedule(config: FinetuneConfig, hidden_size: Optional[int] = None,
         book_rate = BOOK_LEARNING_RATE
     if book_rate is not None:
         rate, source = book_rate, (f"from the book's recipe for {BOOK_CHECKPOINT}"
-                                   if config.recipe == "default" else "from the book's Keras recipe")
+                                   if config.recipe != "book-keras" else "from the book's Keras recipe")
         warmup = 0.0
     else:
         width = int(hidden_size) if hidden_size else 768

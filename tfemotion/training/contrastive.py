@@ -42,11 +42,11 @@ import tf_keras
 
 from tfemotion.config import DataConfig, FinetuneConfig, Schedule, choose_contrastive_schedule
 from tfemotion.files import write_json
-from tfemotion.runfolder import RunFolder, RunRecord, library_versions
+from tfemotion.runfolder import RunFolder, RunRecord, library_versions, write_history
 from tfemotion.task import Task
 from tfemotion.training.callbacks import (NaNGuard, NaNLossError, epoch_checkpoint,
                                           restore_checkpoint)
-from tfemotion.training.heads import fit_head, out_of_fold_probabilities
+from tfemotion.training.heads import fit_head, out_of_fold_probabilities, with_label_prior
 from tfemotion.training.pairs import Pairs, contrastive_pairs, pair_batches, steps_per_epoch
 
 logger = logging.getLogger(__name__)
@@ -123,15 +123,19 @@ def train_contrastive(dataset_dict: Any, data_config: DataConfig, config: Finetu
         logger.info("Contrastive recipe on %s: %d training texts (%d from label templates), "
                     "%d pairs per epoch, %s", config.model, len(targets), templated, len(pairs),
                     schedule.reason)
-        rows = _tune_encoder(model, encoded["train"], pairs, schedule, config, run,
+        rows = _tune_encoder(model, encoded["train"], pairs, schedule, config, run, task,
                              tokenizer.pad_token_id or 0, list(rows or []), callbacks, verbose)
         phase1_seconds = time.perf_counter() - started
         fitted = time.perf_counter()
         embeddings = embed(model, encoded["train"], tokenizer.pad_token_id or 0,
                            config.batch_size)
         head = fit_head(embeddings, targets, task, config.head, seed=config.seed)
+        prior = config.label_prior if templated and not task.multi_label else 0.0
+        if prior:
+            head = with_label_prior(head, _prototypes(embeddings, targets, templated, task),
+                                    prior)
         model.set_head(head.kernel, head.bias, head=head.kind)
-        details.update(head=head.kind, head_c=head.c, head_note=head.note,
+        details.update(head=head.kind, head_c=head.c, head_note=head.note, label_prior=prior,
                        phase1_seconds=round(phase1_seconds, 2),
                        head_seconds=round(time.perf_counter() - fitted, 2))
         record = dataclasses.replace(record, contrastive=details)
@@ -242,9 +246,10 @@ class Phase1Keeper(tf_keras.callbacks.Callback):
     """
 
     def __init__(self, run: RunFolder, every: int, pairs_per_epoch: int,
-                 rows: list[dict[str, Any]]) -> None:
+                 rows: list[dict[str, Any]], task: Task) -> None:
         super().__init__()
         self.run, self.every, self.pairs_per_epoch, self.rows = run, every, pairs_per_epoch, rows
+        self.task = task
         self.saved = phase1_step(run)
         self._start = 0.0
 
@@ -269,6 +274,7 @@ class Phase1Keeper(tf_keras.callbacks.Callback):
         """Write the checkpoint after ``step`` steps (unless written), then the state naming it."""
         if step != self.saved:
             epoch_checkpoint(self.model).write(str(self.run.phase1_checkpoint(step)))
+        write_history(self.run, self.rows, self.task)
         write_json({"rows": self.rows, "completed_epochs": len(self.rows), "recipe": RECIPE,
                     "phase1_step": step}, self.run.state)
         if self.saved and self.saved != step:
@@ -292,7 +298,7 @@ def phase1_step(run: RunFolder) -> int:
 
 
 def _tune_encoder(model: Any, encoded: Any, pairs: Pairs, schedule: Schedule,
-                  config: FinetuneConfig, run: RunFolder, pad_id: int,
+                  config: FinetuneConfig, run: RunFolder, task: Task, pad_id: int,
                   rows: list[dict[str, Any]], callbacks: Optional[Sequence[Any]],
                   verbose: Any) -> list[dict[str, Any]]:
     """Phase 1, from the last checkpoint on; the completed epochs' rows.
@@ -315,7 +321,7 @@ def _tune_encoder(model: Any, encoded: Any, pairs: Pairs, schedule: Schedule,
         restore_checkpoint(epoch_checkpoint(tuner), tuner, run.phase1_checkpoint(done))
         logger.info("Resuming phase 1 of %s after step %d of %d", run.root, done, total)
     guard = NaNGuard()
-    keeper = Phase1Keeper(run, config.checkpoint_steps, len(pairs), rows)
+    keeper = Phase1Keeper(run, config.checkpoint_steps, len(pairs), rows, task)
     listeners = tf_keras.callbacks.CallbackList(
         [guard, keeper, *(callbacks or [])], add_history=True, add_progbar=verbose != 0,
         model=tuner, verbose=1 if verbose == "auto" else verbose, epochs=schedule.epochs,
@@ -369,6 +375,16 @@ def _padded(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]
         ids[index, :len(row)] = row
         mask[index, :len(row)] = 1
     return ids, mask
+
+
+def _prototypes(embeddings: np.ndarray, targets: np.ndarray, templated: int,
+                task: Task) -> np.ndarray:
+    """Each label's normalized mean vector of its template texts (the last ``templated``
+    rows of the training split)."""
+    vectors, labels = embeddings[-templated:], targets[-templated:]
+    prototypes = np.stack([vectors[labels == label].mean(axis=0)
+                           for label in range(task.num_labels)])
+    return prototypes / np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-12)
 
 
 def _check_one_device(config: FinetuneConfig) -> None:
