@@ -132,7 +132,7 @@ def train(
     suggest_bfloat16(config.mixed_precision, "FinetuneConfig(mixed_precision='mixed_bfloat16') "
                      "(command line: --mixed-precision mixed_bfloat16)")
     rows = _prepare_run(run, finetune_config, task)
-    dataset_dict, validation = _with_validation(dataset_dict, task, config)
+    dataset_dict, validation_note = _with_validation(dataset_dict, task, config)
     work = run if hardware.is_chief else RunFolder(tempfile.mkdtemp(prefix="tfemotion-worker-"))
     tf_keras.utils.set_random_seed(config.seed)
     tokenizer = load_tokenizer(config.model)
@@ -152,7 +152,7 @@ def train(
             restore_checkpoint(checkpoint, model, run.checkpoint(len(rows)))
     record = dataclasses.replace(
         _run_record(data_config, finetune_config, task, max_length, schedule, hardware, data),
-        recipe=recipe, recipe_reason=recipe_reason, validation=validation)
+        recipe=recipe, recipe_reason=recipe_reason, validation=validation_note)
     if hardware.is_chief:
         record.save(run)
     logger.info("Fine-tuning %s: %s", config.model, schedule.reason)
@@ -177,7 +177,7 @@ def train(
             prefix = run.checkpoint(best)
         restore_checkpoint(epoch_checkpoint(model), model, prefix, partial=True)
     metrics = save_run(work.root, model, tokenizer, encoded, record, rows, best)
-    metrics["recipe"] = {"name": recipe, "reason": recipe_reason, "validation": validation}
+    metrics["recipe"] = {"name": recipe, "reason": recipe_reason, "validation": validation_note}
     if not hardware.is_chief:
         shutil.rmtree(work.root, ignore_errors=True)
     return metrics
