@@ -59,7 +59,9 @@ RECIPES = ("default", "book-keras", "contrastive", "auto")
 # benchmarks/bench_fewshot.py (MiniLM, emotion data): see the README's "Few labels".
 AUTO_CONTRASTIVE_MAX_PER_LABEL = 100
 # The contrastive recipe's defaults (SetFit's, unless the benchmark found better).
-CONTRASTIVE_LEARNING_RATE = 2e-5
+CONTRASTIVE_LEARNING_RATE = 5e-5  # in-batch sampling (SetFit's oversampling: 2e-5)
+SETFIT_LEARNING_RATE = 2e-5
+PAIR_SAMPLINGS = ("in_batch", "oversampling")
 CONTRASTIVE_EPOCHS = 1
 HEADS = ("logistic_regression", "dense")
 SETFIT_TEMPLATE = "This sentence is {}"
@@ -272,12 +274,24 @@ class FinetuneConfig(_ConfigMixin):
                          default=False)
     error_examples: int = _help("Highest- and lowest-loss examples to keep.", default=10)
     # The contrastive recipe (few labelled texts), and data without a validation split
+    pair_sampling: str = _help(
+        "Contrastive recipe: 'in_batch': every pair of each step's --texts-per-step texts, "
+        "positives and negatives weighing half the loss each (many more pairs for the same "
+        "work); 'oversampling': SetFit's (each pair of texts once, positives repeated to as "
+        "many as the negatives, --pair-batch-size pairs a step, at most --max-pairs).",
+        default="in_batch", choices=PAIR_SAMPLINGS)
+    texts_per_step: int = _help(
+        "Contrastive recipe, in-batch sampling: texts per optimizer step.", default=32)
+    contrastive_steps: Optional[int] = _help(
+        "Contrastive recipe, in-batch sampling: optimizer steps per epoch. Default: each "
+        "training text in 32 steps, at most 200 steps.", default=None)
     pair_batch_size: int = _help(
-        "Contrastive recipe: pairs of texts per optimizer step (SetFit: 16).", default=16)
+        "Contrastive recipe, oversampling: pairs of texts per optimizer step (SetFit: 16).",
+        default=16)
     max_pairs: Optional[int] = _help(
-        "Contrastive recipe: most pairs per epoch. Default: 40 per training text (SetFit's "
-        "paper: 20 positive and 20 negative pairs per text), which is SetFit's own count at 8 "
-        "texts per label and bounds the time at 64 and more.", default=None)
+        "Contrastive recipe, oversampling: most pairs per epoch. Default: 40 per training text "
+        "(SetFit's paper: 20 positive and 20 negative pairs per text), which is SetFit's own "
+        "count at 8 texts per label and bounds the time at 64 and more.", default=None)
     head: str = _help(
         "Contrastive recipe: the head fitted on the tuned encoder's embeddings: "
         "'logistic_regression' (SetFit's; C chosen by cross-validation on the training "
@@ -326,9 +340,14 @@ class FinetuneConfig(_ConfigMixin):
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check_choice("head", self.head, HEADS)
+        _check_choice("pair_sampling", self.pair_sampling, PAIR_SAMPLINGS)
         for name in ("pair_batch_size", "contrastive_max_per_label", "checkpoint_steps"):
             _check_positive(name, getattr(self, name))
-        _check_positive("max_pairs", self.max_pairs, allow_none=True)
+        for name in ("max_pairs", "contrastive_steps"):
+            _check_positive(name, getattr(self, name), allow_none=True)
+        if self.texts_per_step < 2:
+            raise ValueError("texts_per_step must be at least 2 (a pair). "
+                             f"Received: texts_per_step={self.texts_per_step!r}")
         if self.label_prior < 0:
             raise ValueError(f"label_prior must be >= 0. Received: label_prior={self.label_prior!r}")
         if self.template_examples < 0:
@@ -439,14 +458,18 @@ def choose_recipe(config: FinetuneConfig, train_examples: int, num_labels: int) 
 def choose_contrastive_schedule(config: FinetuneConfig) -> Schedule:
     """The learning rate, warm-up and epochs of the contrastive recipe's first phase.
 
-    Values given in ``config`` are kept; otherwise ``CONTRASTIVE_LEARNING_RATE`` with a 10%
-    warm-up for ``CONTRASTIVE_EPOCHS`` epochs over the pairs.
+    Values given in ``config`` are kept; otherwise ``CONTRASTIVE_LEARNING_RATE`` for in-batch
+    sampling (SetFit's 2e-5 for its oversampling) with a 10% warm-up for
+    ``CONTRASTIVE_EPOCHS`` epochs over the pairs.
 
     Example:
         >>> print(choose_contrastive_schedule(FinetuneConfig(recipe="contrastive")).reason)
-        learning rate 2e-05 (the contrastive recipe's); warm-up 10% of the steps; 1 epoch over the pairs
+        learning rate 5e-05 (the contrastive recipe's); warm-up 10% of the steps; 1 epoch over the pairs
+        >>> choose_contrastive_schedule(FinetuneConfig(pair_sampling="oversampling")).learning_rate
+        2e-05
     """
-    rate, source = CONTRASTIVE_LEARNING_RATE, "(the contrastive recipe's)"
+    rate, source = ((SETFIT_LEARNING_RATE, "(SetFit's)") if config.pair_sampling == "oversampling"
+                    else (CONTRASTIVE_LEARNING_RATE, "(the contrastive recipe's)"))
     if config.learning_rate is not None:
         rate, source = config.learning_rate, "as given"
     warmup, warmup_source = AUTO_WARMUP_RATIO, ""

@@ -18,9 +18,9 @@ from tfemotion.training import train
 # Every test here trains: not in `make check`.
 pytestmark = pytest.mark.integration
 
-TINY = {"max_pairs": 24, "pair_batch_size": 4, "checkpoint_steps": 2, "batch_size": 16,
+TINY = {"texts_per_step": 8, "contrastive_steps": 6, "checkpoint_steps": 2, "batch_size": 16,
         "learning_rate": 1e-3}
-STEPS = 6  # 24 pairs, 4 per step
+STEPS = 6
 STOP_AT = 3  # the run is killed after step 3; its last checkpoint is step 2's
 
 
@@ -65,7 +65,8 @@ def test_auto_recipe_trains_few_texts_without_validation_split_and_records_why(f
     assert record.validation.startswith("none: the head's C is chosen by cross-validation")
     assert record.contrastive["pooling"]["mode"] == "mean"  # the checkpoint's modules.json
     assert record.contrastive["template_texts"] == 12  # 2 per label: the names are words
-    assert record.contrastive["pairs_per_epoch"] == 24
+    assert record.contrastive["sampling"] == "in_batch"
+    assert record.contrastive["pairs_per_epoch"] == STEPS * 28  # 8 texts a step: 28 pairs
     assert "test" in metrics and "validation" not in metrics
     assert metrics["recipe"]["name"] == "contrastive"
     assert metrics["recipe"]["validation"] == record.validation
@@ -110,9 +111,12 @@ def test_multi_label_data_without_validation_gets_out_of_fold_thresholds(
     (folder / "validation.jsonl").unlink()
     data = DataConfig(source=str(folder))
     config = FinetuneConfig(model=str(tiny_sentence_encoder_dir), recipe="contrastive",
-                            **{**TINY, "max_pairs": 8})
+                            pair_sampling="oversampling", max_pairs=8, pair_batch_size=4,
+                            batch_size=16)
     metrics = train(load_splits(data), data, config, tmp_path / "run", verbose=0)
     record = RunRecord.load(RunFolder(tmp_path / "run"))
+    assert record.contrastive["sampling"] == "oversampling"
+    assert record.contrastive["pairs_per_epoch"] == 8 and record.steps_per_epoch == 2
     assert len(record.thresholds) == record.task.num_labels
     assert "out-of-fold probabilities" in record.validation
     assert metrics["thresholds"] == dict(zip(record.task.label_names, record.thresholds))

@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tfemotion.training.pairs import (PAIRS_PER_TEXT, contrastive_pairs, pair_batches,
-                                      steps_per_epoch)
+from tfemotion.training.pairs import (PAIRS_PER_TEXT, contrastive_pairs, in_batch_plan,
+                                      oversampling_plan, pair_batches, steps_per_epoch)
 
 
 def _kinds(pairs, labels):
@@ -68,3 +68,34 @@ def test_pair_batches_encode_each_text_once_and_cover_every_pair_in_order():
     assert all(len(set(b.texts.tolist())) == len(b.texts) for b in batches)
     assert [len(b.targets) for b in pair_batches(pairs, 7, start=len(batches) - 1)] == [
         len(pairs) - 7 * (len(batches) - 1)]
+
+
+def test_in_batch_steps_take_every_pair_of_their_texts_half_positive_half_negative():
+    y = np.repeat(np.arange(3), 7)
+    plan = in_batch_plan(y, texts_per_step=6, steps=14, seed=5)
+    batches = list(plan.batches(0, 0))
+    assert len(batches) == plan.steps_per_epoch == 14 and plan.pairs_per_epoch == 14 * 15
+    for batch in batches:
+        assert len(set(batch.texts.tolist())) == 6 and len(batch.targets) == 15
+        same = y[batch.texts][batch.left] == y[batch.texts][batch.right]
+        assert (batch.targets == same).all() and (batch.left < batch.right).all()
+        if same.any() and (~same).any():
+            assert batch.weights[same].sum() == pytest.approx(0.5)
+            assert batch.weights[~same].sum() == pytest.approx(0.5)
+        assert batch.weights.sum() == pytest.approx(1.0)
+    uses = np.bincount(np.concatenate([b.texts for b in batches]), minlength=len(y))
+    assert uses.max() - uses.min() <= 1  # every text in as many steps, give or take one
+
+
+def test_plans_resume_at_any_step_with_the_same_batches():
+    for plan in (in_batch_plan(np.repeat(np.arange(3), 5), texts_per_step=4, steps=9),
+                 oversampling_plan(np.repeat(np.arange(3), 5), batch_size=4)):
+        every = list(plan.batches(1, 0))
+        rest = list(plan.batches(1, 4))
+        assert [b.texts.tolist() for b in every[4:]] == [b.texts.tolist() for b in rest]
+        assert len(every) == plan.steps_per_epoch
+
+
+def test_in_batch_steps_default_to_32_per_text_at_most_200():
+    assert in_batch_plan(np.repeat(np.arange(6), 10)).steps_per_epoch == 60
+    assert in_batch_plan(np.repeat(np.arange(6), 66)).steps_per_epoch == 200

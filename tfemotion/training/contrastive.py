@@ -47,7 +47,7 @@ from tfemotion.task import Task
 from tfemotion.training.callbacks import (NaNGuard, NaNLossError, epoch_checkpoint,
                                           restore_checkpoint)
 from tfemotion.training.heads import fit_head, out_of_fold_probabilities, with_label_prior
-from tfemotion.training.pairs import Pairs, contrastive_pairs, pair_batches, steps_per_epoch
+from tfemotion.training.pairs import PairPlan, in_batch_plan, oversampling_plan
 
 logger = logging.getLogger(__name__)
 
@@ -105,25 +105,23 @@ def train_contrastive(dataset_dict: Any, data_config: DataConfig, config: Finetu
         encoded = {name: with_targets(tokenize(split, tokenizer, max_length), task)
                    for name, split in splits.items()}
         targets = np.asarray(encoded["train"]["label"])
-        pairs = contrastive_pairs(targets, multi_label=task.multi_label,
-                                  max_pairs=config.max_pairs, seed=config.seed)
+        plan = pair_plan(targets, task, config)
         schedule = choose_contrastive_schedule(config)
-        steps = steps_per_epoch(pairs, config.pair_batch_size)
         details = {"pooling": model.pooling.to_dict(), "training_texts": len(targets),
-                   "template_texts": templated, "pairs_per_epoch": len(pairs),
-                   "distinct_pairs": {"positive": pairs.distinct_positives,
-                                      "negative": pairs.distinct_negatives},
-                   "pair_batch_size": config.pair_batch_size, "steps_per_epoch": steps}
+                   "template_texts": templated, **plan.describe,
+                   "steps_per_epoch": plan.steps_per_epoch}
         record = RunRecord(
             data=data_config, finetune=config, task=task, max_length=max_length,
-            schedule=schedule, steps_per_epoch=steps, train_examples_per_epoch=len(pairs),
+            schedule=schedule, steps_per_epoch=plan.steps_per_epoch,
+            train_examples_per_epoch=plan.pairs_per_epoch,
             versions=library_versions(), recipe=RECIPE, recipe_reason=reason,
             validation=_validation_note(encoded, task), contrastive=details)
         record.save(run)
         logger.info("Contrastive recipe on %s: %d training texts (%d from label templates), "
-                    "%d pairs per epoch, %s", config.model, len(targets), templated, len(pairs),
-                    schedule.reason)
-        rows = _tune_encoder(model, encoded["train"], pairs, schedule, config, run, task,
+                    "%d pairs in %d steps per epoch (%s sampling), %s", config.model,
+                    len(targets), templated, plan.pairs_per_epoch, plan.steps_per_epoch,
+                    plan.sampling, schedule.reason)
+        rows = _tune_encoder(model, encoded["train"], plan, schedule, config, run, task,
                              tokenizer.pad_token_id or 0, list(rows or []), callbacks, verbose)
         phase1_seconds = time.perf_counter() - started
         fitted = time.perf_counter()
@@ -144,6 +142,23 @@ def train_contrastive(dataset_dict: Any, data_config: DataConfig, config: Finetu
                                       head)
     seconds = time.perf_counter() - started
     return _save(run, model, tokenizer, encoded, record, rows, seconds)
+
+
+def pair_plan(targets: np.ndarray, task: Task, config: FinetuneConfig) -> PairPlan:
+    """Phase 1's batches for ``config.pair_sampling`` (``tfemotion.training.pairs``).
+
+    Example:
+        >>> plan = pair_plan(np.repeat(np.arange(6), 10), task, FinetuneConfig())
+        >>> plan.sampling, plan.steps_per_epoch
+        ('in_batch', 60)
+    """
+    if config.pair_sampling == "oversampling":
+        return oversampling_plan(targets, multi_label=task.multi_label,
+                                 max_pairs=config.max_pairs, batch_size=config.pair_batch_size,
+                                 seed=config.seed)
+    return in_batch_plan(targets, multi_label=task.multi_label,
+                         texts_per_step=config.texts_per_step, steps=config.contrastive_steps,
+                         seed=config.seed)
 
 
 def embed(model: Any, encoded: Any, pad_id: int, batch_size: int = 64) -> np.ndarray:
@@ -181,7 +196,7 @@ class PairTuner(tf_keras.Model):
     """Trains a sentence classifier's encoder on pairs (its head stays frozen).
 
     ``train_step`` takes a batch of distinct texts and each pair as two positions among them;
-    the loss is the mean squared error between each pair's cosine and its target. It is one
+    the loss is the weighted squared error between each pair's cosine and its target. It is one
     ``tf.function`` traced once, without AutoGraph (the encoder's Python is not rewritten,
     which takes longer than the whole of phase 1 on small data).
     """
@@ -196,14 +211,16 @@ class PairTuner(tf_keras.Model):
                                      training=training)
 
     def pair_loss(self, input_ids: Any, attention_mask: Any, left: Any, right: Any,
-                  targets: Any, training: bool = True) -> Any:
-        """Mean squared error between the pairs' cosines and their targets."""
+                  targets: Any, weights: Any, training: bool = True) -> Any:
+        """Squared error between the pairs' cosines and their targets, weighted (the weights
+        sum to 1: SetFit's sampling weighs every pair alike, in-batch sampling balances the
+        positives against the negatives)."""
         import tensorflow as tf
 
         vectors = tf.math.l2_normalize(self.classifier.embed(input_ids, attention_mask,
                                                              training=training), axis=-1)
         cosine = tf.reduce_sum(tf.gather(vectors, left) * tf.gather(vectors, right), axis=-1)
-        return tf.reduce_mean(tf.square(cosine - targets))
+        return tf.reduce_sum(weights * tf.square(cosine - targets))
 
     def train_step(self, data: Any) -> Any:
         """One optimizer step on a batch ``({"input_ids", "attention_mask", "left", "right"},
@@ -214,18 +231,20 @@ class PairTuner(tf_keras.Model):
             build_optimizer(self.optimizer, self.trainable_variables)
             matrix, vector = tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)
 
-            def step(input_ids, attention_mask, left, right, targets):
+            def step(input_ids, attention_mask, left, right, targets, weights):
                 with tf.GradientTape() as tape:
-                    loss = self.pair_loss(input_ids, attention_mask, left, right, targets)
+                    loss = self.pair_loss(input_ids, attention_mask, left, right, targets,
+                                          weights)
                 self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
                 return loss
 
+            real = tf.TensorSpec([None], tf.float32)
             self._step = tf.function(step, autograph=False, jit_compile=self._jit_compile,
-                                     input_signature=[matrix, matrix, vector, vector,
-                                                      tf.TensorSpec([None], tf.float32)])
+                                     input_signature=[matrix, matrix, vector, vector, real,
+                                                      real])
         features, targets = data
         return self._step(features["input_ids"], features["attention_mask"], features["left"],
-                          features["right"], targets)
+                          features["right"], targets, features["weights"])
 
 
 def build_optimizer(optimizer: Any, variables: Sequence[Any]) -> None:
@@ -297,7 +316,7 @@ def phase1_step(run: RunFolder) -> int:
     return int(json.loads(run.state.read_text(encoding="utf-8")).get("phase1_step", 0))
 
 
-def _tune_encoder(model: Any, encoded: Any, pairs: Pairs, schedule: Schedule,
+def _tune_encoder(model: Any, encoded: Any, plan: PairPlan, schedule: Schedule,
                   config: FinetuneConfig, run: RunFolder, task: Task, pad_id: int,
                   rows: list[dict[str, Any]], callbacks: Optional[Sequence[Any]],
                   verbose: Any) -> list[dict[str, Any]]:
@@ -308,7 +327,7 @@ def _tune_encoder(model: Any, encoded: Any, pairs: Pairs, schedule: Schedule,
     """
     from transformers import create_optimizer
 
-    steps = steps_per_epoch(pairs, config.pair_batch_size)
+    steps = plan.steps_per_epoch
     total = steps * schedule.epochs
     optimizer, _ = create_optimizer(init_lr=schedule.learning_rate, num_train_steps=total,
                                     num_warmup_steps=int(schedule.warmup_ratio * total),
@@ -321,7 +340,7 @@ def _tune_encoder(model: Any, encoded: Any, pairs: Pairs, schedule: Schedule,
         restore_checkpoint(epoch_checkpoint(tuner), tuner, run.phase1_checkpoint(done))
         logger.info("Resuming phase 1 of %s after step %d of %d", run.root, done, total)
     guard = NaNGuard()
-    keeper = Phase1Keeper(run, config.checkpoint_steps, len(pairs), rows, task)
+    keeper = Phase1Keeper(run, config.checkpoint_steps, plan.pairs_per_epoch, rows, task)
     listeners = tf_keras.callbacks.CallbackList(
         [guard, keeper, *(callbacks or [])], add_history=True, add_progbar=verbose != 0,
         model=tuner, verbose=1 if verbose == "auto" else verbose, epochs=schedule.epochs,
@@ -332,9 +351,8 @@ def _tune_encoder(model: Any, encoded: Any, pairs: Pairs, schedule: Schedule,
         first = done - epoch * steps if epoch == done // steps else 0
         listeners.on_epoch_begin(epoch)
         losses: list[float] = []
-        order = pairs.shuffled(config.seed * 1000 + epoch)
-        for index, batch in enumerate(_batches(ids, order, config.pair_batch_size, first,
-                                               pad_id), start=first):
+        for index, batch in enumerate(_tensors(ids, plan.batches(epoch, first), pad_id),
+                                      start=first):
             listeners.on_train_batch_begin(index)
             losses.append(float(tuner.train_step(batch)))
             listeners.on_train_batch_end(index, {"loss": float(np.mean(losses))})
@@ -354,16 +372,15 @@ def _tune_encoder(model: Any, encoded: Any, pairs: Pairs, schedule: Schedule,
     return rows
 
 
-def _batches(ids: list[list[int]], pairs: Pairs, batch_size: int, first: int,
-             pad_id: int) -> Any:
-    """Phase 1's batches from batch ``first`` on, as tensors."""
+def _tensors(ids: list[list[int]], batches: Any, pad_id: int) -> Any:
+    """Phase 1's batches as tensors: the texts padded to the batch's longest."""
     import tensorflow as tf
 
-    for batch in pair_batches(pairs, batch_size, first):
+    for batch in batches:
         padded, mask = _padded([ids[i] for i in batch.texts], pad_id)
         yield ({"input_ids": tf.constant(padded), "attention_mask": tf.constant(mask),
-                "left": tf.constant(batch.left), "right": tf.constant(batch.right)},
-               tf.constant(batch.targets))
+                "left": tf.constant(batch.left), "right": tf.constant(batch.right),
+                "weights": tf.constant(batch.weights)}, tf.constant(batch.targets))
 
 
 def _padded(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
