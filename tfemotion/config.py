@@ -57,7 +57,7 @@ RECIPES = ("default", "book-keras", "contrastive", "auto")
 # What `recipe="auto"` chooses between, and where: a training split of at most this many texts
 # per label (on average) gets the contrastive recipe, a larger one fine-tuning. Measured with
 # benchmarks/bench_fewshot.py (MiniLM, emotion data): see the README's "Few labels".
-AUTO_CONTRASTIVE_MAX_PER_LABEL = 100
+AUTO_CONTRASTIVE_MAX_PER_LABEL = 64
 # The contrastive recipe's defaults (SetFit's, unless the benchmark found better).
 CONTRASTIVE_LEARNING_RATE = 5e-5  # in-batch sampling (SetFit's oversampling: 2e-5)
 SETFIT_LEARNING_RATE = 2e-5

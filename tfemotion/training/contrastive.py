@@ -3,14 +3,17 @@
 Two phases, after which the run folder is the same product as fine-tuning's:
 
 1. The sentence encoder (the checkpoint's pooling, ``tfemotion.models.pooling``) is tuned on
-   pairs of training texts (``tfemotion.training.pairs``): the cosine of a pair's two vectors
-   is pulled towards 1 when the texts share a label and towards 0 when they do not (mean
-   squared error, SetFit's ``CosineSimilarityLoss``), with AdamW, a linear warm-up and decay.
-   Each step encodes the distinct texts of its pairs once, padded to their own longest. The
-   encoder and optimizer are checkpointed every ``checkpoint_steps`` steps; ``--resume``
-   continues from the last checkpoint.
+   pairs of training texts (``tfemotion.training.pairs``: every pair of each step's texts by
+   default, SetFit's oversampled pairs as an option): the cosine of a pair's two vectors is
+   pulled towards 1 when the texts share a label and towards 0 when they do not (squared
+   error, SetFit's ``CosineSimilarityLoss``), with AdamW, a linear warm-up and decay. Each
+   step encodes its distinct texts once, padded to their own longest. Texts made from the
+   label names (``tfemotion.training.templates``) join the training texts. The encoder and
+   optimizer are checkpointed every ``checkpoint_steps`` steps; ``--resume`` continues from
+   the last checkpoint.
 2. The head (``tfemotion.training.heads``) is fitted on the tuned encoder's embeddings of the
-   training texts: seconds, so a resumed run fits it again. It becomes the dense layer of a
+   training texts (plus ``label_prior`` times the cosine with each label's template text):
+   seconds, so a resumed run fits it again. It becomes the dense layer of a
    ``SentenceClassifier``, so the saved model answers with logits like transformers'
    classifiers and is evaluated, exported, served and scored as they are.
 
@@ -23,7 +26,7 @@ Example:
     >>> import tempfile
     >>> from tfemotion.config import DataConfig, FinetuneConfig
     >>> from tfemotion.training import train
-    >>> config = FinetuneConfig(model=checkpoint, recipe="contrastive", max_pairs=64)
+    >>> config = FinetuneConfig(model=checkpoint, recipe="contrastive", contrastive_steps=4)
     >>> metrics = train(splits, DataConfig(source=data_dir), config, tempfile.mkdtemp(),
     ...                 verbose=0)
     >>> metrics["recipe"]["name"], sorted(metrics["test"])
