@@ -78,9 +78,11 @@ class SentenceClassifier(tf_keras.Model):
         return pool(hidden, attention_mask, self.pooling)
 
     def call(self, input_ids: Any = None, attention_mask: Any = None,
-             training: bool = False) -> Any:
+             token_type_ids: Any = None, training: bool = False) -> Any:
         """``TFSequenceClassifierOutput`` with the ``logits``; ``input_ids`` may be a dict of
-        the tokenizer's outputs (as ``model.predict`` and ``model(dict(batch))`` pass it)."""
+        the tokenizer's outputs (as ``model.predict`` and ``model(dict(batch))`` pass it).
+        ``token_type_ids`` (transformers' pipeline passes them) are all 0 for one text, the
+        encoder's default: they are not passed on (MPNet takes none)."""
         from transformers.modeling_tf_outputs import TFSequenceClassifierOutput
 
         if isinstance(input_ids, dict):
