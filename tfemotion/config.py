@@ -349,7 +349,8 @@ class FinetuneConfig(_ConfigMixin):
             raise ValueError("texts_per_step must be at least 2 (a pair). "
                              f"Received: texts_per_step={self.texts_per_step!r}")
         if self.label_prior < 0:
-            raise ValueError(f"label_prior must be >= 0. Received: label_prior={self.label_prior!r}")
+            raise ValueError("label_prior must be >= 0. "
+                             f"Received: label_prior={self.label_prior!r}")
         if self.template_examples < 0:
             raise ValueError("template_examples must be >= 0. "
                              f"Received: template_examples={self.template_examples!r}")
@@ -411,8 +412,8 @@ def choose_schedule(config: FinetuneConfig, hidden_size: Optional[int] = None,
     if book_rate is None and _is_book_checkpoint(config.model):
         book_rate = BOOK_LEARNING_RATE
     if book_rate is not None:
-        rate, source = book_rate, (f"from the book's recipe for {BOOK_CHECKPOINT}"
-                                   if config.recipe != "book-keras" else "from the book's Keras recipe")
+        rate, source = book_rate, ("from the book's Keras recipe" if config.recipe == "book-keras"
+                                   else f"from the book's recipe for {BOOK_CHECKPOINT}")
         warmup = 0.0
     else:
         width = int(hidden_size) if hidden_size else 768
@@ -463,8 +464,11 @@ def choose_contrastive_schedule(config: FinetuneConfig) -> Schedule:
     ``CONTRASTIVE_EPOCHS`` epochs over the pairs.
 
     Example:
-        >>> print(choose_contrastive_schedule(FinetuneConfig(recipe="contrastive")).reason)
-        learning rate 5e-05 (the contrastive recipe's); warm-up 10% of the steps; 1 epoch over the pairs
+        >>> schedule = choose_contrastive_schedule(FinetuneConfig(recipe="contrastive"))
+        >>> schedule.learning_rate, schedule.warmup_ratio, schedule.epochs
+        (5e-05, 0.1, 1)
+        >>> schedule.reason.split("; ")[-1]
+        '1 epoch over the pairs'
         >>> choose_contrastive_schedule(FinetuneConfig(pair_sampling="oversampling")).learning_rate
         2e-05
     """

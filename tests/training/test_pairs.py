@@ -18,7 +18,8 @@ def _kinds(pairs, labels):
 
 
 @pytest.mark.parametrize("per_label,labels", [(8, 6), (3, 2), (5, 4)])
-def test_oversampling_takes_every_pair_of_the_larger_kind_once_and_cycles_the_other(per_label, labels):
+def test_oversampling_takes_every_pair_of_the_larger_kind_once_and_cycles_the_other(per_label,
+                                                                                   labels):
     y = np.repeat(np.arange(labels), per_label)
     pairs = contrastive_pairs(y, max_pairs=10**9, seed=3)
     texts = len(y)

@@ -104,13 +104,11 @@ def checkpoint_pooling(checkpoint: str | os.PathLike) -> Pooling:
         return Pooling("cls", True, f"default: {modules_file} has no Pooling module")
     config_file = folder / str(pooling.get("path", "")) / "config.json"
     config = _read_json(config_file)
-    modes = [mode for flag, mode in _MODE_FLAGS.items() if config.get(flag)]
-    others = sorted(k for k, v in config.items() if k.startswith("pooling_mode_") and v
-                    and k not in _MODE_FLAGS)
-    if len(modes) != 1 or others:
+    chosen = sorted(k for k, v in config.items() if k.startswith("pooling_mode_") and v)
+    modes = [_MODE_FLAGS[flag] for flag in chosen if flag in _MODE_FLAGS]
+    if len(modes) != 1 or len(chosen) != 1:
         raise ValueError(f"{config_file} asks for a pooling not supported here (one of "
-                         f"{sorted(_MODE_FLAGS)} must be true, alone). Received: "
-                         f"{sorted(k for k, v in config.items() if k.startswith('pooling_mode_') and v)}")
+                         f"{sorted(_MODE_FLAGS)} must be true, alone). Received: {chosen}")
     return Pooling(modes[0], normalize, f"{MODULES_FILE} and {config_file.parent.name}/"
                                         f"config.json")
 

@@ -300,8 +300,9 @@ class Phase1Keeper(tf_keras.callbacks.Callback):
         write_json({"rows": self.rows, "completed_epochs": len(self.rows), "recipe": RECIPE,
                     "phase1_step": step}, self.run.state)
         if self.saved and self.saved != step:
-            for old in self.run.checkpoints.glob(f"{self.run.phase1_checkpoint(self.saved).name}.*"):
-                old.unlink(missing_ok=True)
+            old = self.run.phase1_checkpoint(self.saved)
+            for file in old.parent.glob(f"{old.name}.*"):
+                file.unlink(missing_ok=True)
         self.saved = step
 
 

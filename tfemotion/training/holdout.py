@@ -7,8 +7,10 @@ least one, and keeps at least one), at random for multi-label data; the rest tra
 
 Example:
     >>> train, held, note = hold_out(splits["train"], task, 0.1, seed=0)
-    >>> len(train) + len(held) == len(splits["train"]), note.startswith("held out 24 ")
-    (True, True)
+    >>> len(train) + len(held) == len(splits["train"]), sorted(set(held["label"]))
+    (True, [0, 1, 2, 3, 4, 5])
+    >>> note.split(": ")[0].split(" (")[1]
+    '10%, stratified by label, seed 0)'
 """
 
 from __future__ import annotations

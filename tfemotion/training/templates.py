@@ -6,8 +6,8 @@ a sentence encoder already knows, joins the examples. That only makes sense when
 words: names such as ``LABEL_0`` or ``3`` get no texts.
 
 Example:
-    >>> label_texts(("joy", "fear"), "This sentence is {}", 2)
-    [('This sentence is joy', 0), ('This sentence is joy', 0), ('This sentence is fear', 1), ('This sentence is fear', 1)]
+    >>> label_texts(("joy", "fear"), "This sentence is {}", 1)
+    [('This sentence is joy', 0), ('This sentence is fear', 1)]
     >>> label_texts(("LABEL_0", "LABEL_1"), "This sentence is {}", 2)
     []
 """
