@@ -96,7 +96,8 @@ def test_the_run_is_evaluated_exported_and_predicted_as_fine_tuning_runs_are(few
     assert evaluate_run(run, "test")["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
     with pytest.raises(ValueError, match="no 'validation' split"):
         evaluate_run(run, "validation")
-    report = export_run(run, ExportConfig(base_path=str(tmp_path), verify=False))
+    report = export_run(run, ExportConfig(base_path=str(tmp_path), verify=False,
+                                          warmup_batch_sizes=(1,)))
     texts = ["i feel so happy today", "this was a gloomy and sad morning", "", "amazed!"]
     model, tokenizer = load_classifier(run)
     expected = predict_proba(model, tokenizer, texts)

@@ -22,15 +22,12 @@ embeddings, and a multi-label run without validation texts tunes its thresholds 
 out-of-fold probabilities. A validation split, when there is one, is evaluated and tunes the
 multi-label thresholds, as in fine-tuning.
 
+``tfemotion.training.train`` runs it (``recipe="contrastive"``, or ``"auto"`` on few texts).
+
 Example:
-    >>> import tempfile
-    >>> from tfemotion.config import DataConfig, FinetuneConfig
-    >>> from tfemotion.training import train
-    >>> config = FinetuneConfig(model=checkpoint, recipe="contrastive", contrastive_steps=4)
-    >>> metrics = train(splits, DataConfig(source=data_dir), config, tempfile.mkdtemp(),
-    ...                 verbose=0)
-    >>> metrics["recipe"]["name"], sorted(metrics["test"])
-    ('contrastive', ['accuracy', 'f1_macro', 'f1_weighted'])
+    >>> plan = pair_plan(np.repeat(np.arange(6), 10), task, FinetuneConfig())
+    >>> plan.sampling, plan.steps_per_epoch, plan.pairs_per_epoch  # 32 texts a step: 496 pairs
+    ('in_batch', 60, 29760)
 """
 
 from __future__ import annotations
