@@ -182,7 +182,7 @@ def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
     args = parser.parse_args(argv)
     from compute_limit import machine
 
-    model = args.model or _minilm()
+    model = str(args.model or _minilm())
     where = machine()
     print(f"[machine] {where}", flush=True)
     print(f"[model] {model}", flush=True)

@@ -37,6 +37,7 @@ import tf_keras
 
 from tfemotion.config import (DataConfig, FinetuneConfig, Schedule, choose_recipe,
                               choose_schedule)
+from tfemotion.files import write_json
 from tfemotion.hardware import Hardware, precision_policy, resolve_hardware, suggest_bfloat16
 from tfemotion.runfolder import RunFolder, RunRecord, completed_epochs, library_versions
 from tfemotion.task import Task
@@ -178,6 +179,7 @@ def train(
         restore_checkpoint(epoch_checkpoint(model), model, prefix, partial=True)
     metrics = save_run(work.root, model, tokenizer, encoded, record, rows, best)
     metrics["recipe"] = {"name": recipe, "reason": recipe_reason, "validation": validation_note}
+    write_json(metrics, work.metrics)
     if not hardware.is_chief:
         shutil.rmtree(work.root, ignore_errors=True)
     return metrics
