@@ -105,7 +105,8 @@ def train_contrastive(dataset_dict: Any, data_config: DataConfig, config: Finetu
                    for name, split in splits.items()}
         targets = np.asarray(encoded["train"]["label"])
         plan = pair_plan(targets, task, config)
-        schedule = choose_contrastive_schedule(config)
+        schedule = choose_contrastive_schedule(
+            config, (len(targets) - templated) / task.num_labels)
         details = {"pooling": model.pooling.to_dict(), "training_texts": len(targets),
                    "template_texts": templated, **plan.describe,
                    "steps_per_epoch": plan.steps_per_epoch}
