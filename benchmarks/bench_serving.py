@@ -208,11 +208,12 @@ def bench_encoded(loaded, tokenizer, max_length: int, texts: list[str],
 
 
 def bench_pipeline(model_dir: str, texts: list[str], single: int) -> list[dict]:
-    from transformers import TFAutoModelForSequenceClassification, pipeline
+    from transformers import pipeline
 
-    from tfemotion.checkpoints import load_tf_model, load_tokenizer
+    from tfemotion.checkpoints import load_tokenizer
+    from tfemotion.models import load_run_model
 
-    model = load_tf_model(TFAutoModelForSequenceClassification, model_dir)
+    model = load_run_model(model_dir)
     pipe = pipeline("text-classification", model=model, tokenizer=load_tokenizer(model_dir),
                     framework="tf", dtype=None)
     pipe(texts[:2], truncation=True)

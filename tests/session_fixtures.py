@@ -33,7 +33,7 @@ E2E_FOLDER = Path(__file__).parent / "e2e"
 # Epochs of the session's trained run; its last epoch ends with a zeroed head, so the run must
 # restore an earlier one.
 TRAINED_EPOCHS = 6
-FAST_TRAINING = {"learning_rate": 1e-2, "batch_size": 16, "warmup_ratio": 0.0}
+FAST_TRAINING = {"learning_rate": 1e-2, "batch_size": 16, "warmup_ratio": 0.0, "recipe": "default"}
 
 
 # region Options and tiers
@@ -221,6 +221,13 @@ def tiny_cased_bert_dir(tmp_path_factory) -> Path:
 def tiny_distilbert_safetensors_dir(tmp_path_factory) -> Path:
     """Tiny DistilBERT folder holding only model.safetensors (PyTorch names)."""
     return support.make_tiny_distilbert_safetensors(tmp_path_factory.mktemp("tiny-distilbert-st"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_encoder_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    """The tiny BERT with a sentence-transformers configuration (mean pooling, normalized)."""
+    return support.make_tiny_sentence_encoder(tmp_path_factory.mktemp("st") / "encoder",
+                                              tiny_bert_dir)
 
 
 @pytest.fixture(scope="session")

@@ -247,6 +247,31 @@ def make_tiny_distilbert_safetensors(folder: Path) -> Path:
     return folder
 
 
+def write_sentence_transformers_config(folder: Path, mode: str = "mean",
+                                       normalize: bool = True) -> Path:
+    """``modules.json`` and ``1_Pooling/config.json`` as sentence-transformers writes them."""
+    modules = [{"idx": 0, "name": "0", "path": "",
+                "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                        "type": "sentence_transformers.models.Normalize"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    flag = {"mean": "mean_tokens", "cls": "cls_token", "max": "max_tokens"}[mode]
+    flags = {f"pooling_mode_{m}": m == flag for m in ("cls_token", "mean_tokens", "max_tokens")}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, **flags, "pooling_mode_mean_sqrt_len_tokens": False}))
+    return folder
+
+
+def make_tiny_sentence_encoder(folder: Path, bert: Path) -> Path:
+    """The tiny BERT as a sentence-transformers folder: mean pooling, then normalization."""
+    shutil.copytree(bert, folder)
+    return write_sentence_transformers_config(folder)
+
+
 def copy_run(run: Path, target: Path) -> Path:
     """A copy of a run folder (model, record, metrics; not its checkpoints or logs) that a test
     may write into, leaving a shared session run as it is."""

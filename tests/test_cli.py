@@ -111,3 +111,16 @@ def test_score_takes_beam_options_after_a_double_dash():
          "--max-batch-size", "32", "--", "--runner=DataflowRunner", "--project=p"])
     assert args.input == ["a.txt", "b*.jsonl"] and args.max_batch_size == 32
     assert args.beam_args == ["--runner=DataflowRunner", "--project=p"]
+
+
+def test_train_takes_the_contrastive_recipe_and_its_settings_as_flags():
+    from tfemotion.cli import config_from_args
+
+    args = build_parser().parse_args([
+        "train", "--out", "o", "--recipe", "contrastive", "--head", "dense", "--max-pairs", "96",
+        "--label-template", "none", "--label-prior", "0", "--holdout-share", "0.2"])
+    config = config_from_args(cfg.FinetuneConfig, args)
+    assert (config.recipe, config.head, config.max_pairs, config.label_template,
+            config.label_prior, config.holdout_share) == ("contrastive", "dense", 96, None,
+                                                          0.0, 0.2)
+    assert cfg.FinetuneConfig().recipe == "auto"

@@ -55,3 +55,24 @@ def test_configs_round_trip_through_json():
                    FinetuneConfig(learning_rate=1e-4), ExportConfig(version=3),
                    ServingConfig(rest_port=None)):
         assert type(config).from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_recipe_auto_chooses_by_texts_per_label_and_says_why():
+    from tfemotion.config import choose_recipe
+
+    limit = FinetuneConfig().contrastive_max_per_label
+    recipe, reason = choose_recipe(FinetuneConfig(), 6 * limit, 6)
+    assert recipe == "contrastive" and f"({limit:.1f} per label, at most {limit}" in reason
+    assert choose_recipe(FinetuneConfig(), 6 * limit + 1, 6)[0] == "default"
+    assert choose_recipe(FinetuneConfig(contrastive_max_per_label=5), 60, 6)[0] == "default"
+    assert choose_recipe(FinetuneConfig(recipe="contrastive"), 10**6, 6)[0] == "contrastive"
+
+
+def test_contrastive_settings_are_checked_by_name():
+    with pytest.raises(ValueError, match="label_template must hold '{}' once"):
+        FinetuneConfig(label_template="no slot")
+    with pytest.raises(ValueError, match="Received: head='svm'"):
+        FinetuneConfig(head="svm")
+    with pytest.raises(ValueError, match="holdout_share must be in"):
+        FinetuneConfig(holdout_share=0.0)
+    assert FinetuneConfig(label_template="None").label_template is None

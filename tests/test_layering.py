@@ -21,16 +21,19 @@ ALLOWED = {
     "config": {"task"},
     "checkpoints": {"task"},
     "hardware": {"config"},
+    # the classifiers a run saves (sentence encoder + head) and the one loader of saved models
+    "models": {"task", "checkpoints"},
     "runfolder": {"config", "files", "task"},
     "tokenizers": set(),  # in-graph tokenizers: nothing else of tfemotion
     "data": {"config", "task", "checkpoints", "files"},
-    "evaluation": {"config", "task", "checkpoints", "files", "runfolder", "data"},
+    "evaluation": {"config", "task", "checkpoints", "files", "runfolder", "data", "models"},
     "features": {"config", "task", "checkpoints", "files", "hardware", "data", "evaluation"},
     "training": {"config", "task", "checkpoints", "files", "hardware", "runfolder", "data",
-                 "evaluation"},
+                 "evaluation", "models"},
     "export": {"config", "task", "checkpoints", "files", "hardware", "runfolder", "data",
-               "tokenizers"},
-    "prediction": {"task", "checkpoints", "files", "runfolder", "evaluation", "export"},
+               "tokenizers", "models"},
+    "prediction": {"task", "checkpoints", "files", "runfolder", "evaluation", "export",
+                   "models"},
     "serving": {"config", "export"},  # the server runs exports; nothing of training or data
     # Beam workers need TensorFlow and the export's reader, nothing of transformers or training
     "scoring": {"config", "task", "export", "prediction"},

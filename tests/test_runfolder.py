@@ -100,6 +100,31 @@ def test_a_run_record_written_by_tfemotion_0_1_0_loads_with_its_task(tmp_path):
     assert record.thresholds == (0.5, 0.56, 0.3, 0.19, 0.47, 0.25)
     assert record.global_threshold == 0.34 and record.schedule.learning_rate == 0.01
     assert record.schedule.epochs == record.finetune.epochs == 8  # the settings held them
-    written = record.to_dict()  # written again, the file has the same keys and values, and
-    old = json.loads((tmp_path / "config.json").read_text())  # the schedule's epochs
-    assert written == {**old, "schedule": {**old["schedule"], "epochs": 8}}
+    # Written again, the file keeps its keys and values, and the schedule's epochs; the fields
+    # added since hold their defaults (None for the record's, the dataclass's for settings).
+    written = record.to_dict()
+    old = json.loads((tmp_path / "config.json").read_text())
+    assert {k: written[k] for k in old if k != "finetune"} == {
+        **{k: v for k, v in old.items() if k != "finetune"},
+        "schedule": {**old["schedule"], "epochs": 8}}
+    assert {k: written["finetune"][k] for k in old["finetune"]} == old["finetune"]
+    defaults = FinetuneConfig().to_dict()
+    assert {k: v for k, v in written["finetune"].items() if k not in old["finetune"]} == {
+        k: defaults[k] for k in written["finetune"] if k not in old["finetune"]}
+    assert all(written[k] is None for k in written if k not in old)
+
+
+def test_recipe_fields_round_trip_and_older_records_read_as_the_recipe_they_name(tmp_path):
+    record = _record(recipe="contrastive", recipe_reason="few", validation="none: C by CV",
+                     contrastive={"pairs_per_epoch": 1920, "head": "logistic_regression"})
+    record.save(RunFolder(tmp_path))
+    assert RunRecord.load(RunFolder(tmp_path)) == record
+    assert record.recipe_ran == "contrastive"
+    older = _record().to_dict()
+    for key in ("recipe", "recipe_reason", "validation", "contrastive"):
+        del older[key]
+    older["finetune"]["recipe"] = "book-keras"
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    loaded = RunRecord.load(RunFolder(tmp_path))
+    assert loaded.recipe is None and loaded.recipe_ran == "book-keras"
+    assert loaded.validation is None and loaded.contrastive is None

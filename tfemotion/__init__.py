@@ -66,6 +66,7 @@ _EXPORTS = {
     # checkpoints
     "load_tokenizer": "checkpoints",
     "load_tf_model": "checkpoints",
+    "load_run_model": "models",
     "HubUnreachableError": "checkpoints",
     # feature extraction and the baseline
     "extract_features": "features.extraction",

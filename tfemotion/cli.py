@@ -165,14 +165,24 @@ def _print_metrics(title: str, metrics: dict[str, dict[str, float]], task: Any,
 
 
 def _print_training(metrics: dict[str, Any], task: Any) -> None:
-    _print_metrics(f"fine-tuned (best epoch {metrics['best_epoch']})",
-                   {s: metrics[s] for s in ("validation", "test") if s in metrics}, task)
+    recipe = metrics.get("recipe") or {}
+    if recipe.get("name") == "contrastive":
+        title = (f"contrastive recipe ({recipe['head'].replace('_', ' ')} head, "
+                 f"{recipe['head_note']})")
+    else:
+        title = f"fine-tuned (best epoch {metrics['best_epoch']})"
+    _print_metrics(title, {s: metrics[s] for s in ("validation", "test") if s in metrics}, task)
     if metrics.get("thresholds"):
-        print("decision thresholds tuned on validation: " + ", ".join(
+        where = ("out-of-fold predictions" if recipe.get("name") == "contrastive"
+                 and "validation" not in metrics else "validation")
+        print(f"decision thresholds tuned on {where}: " + ", ".join(
             f"{name} {value:.2f}" for name, value in metrics["thresholds"].items()))
+    if recipe:
+        print(f"\n{recipe['reason']}\nvalidation: {recipe['validation']}")
     print(f"\n{metrics['schedule']['reason']}")
     print(f"trained in {metrics['train_seconds']:.0f} s "
-          f"({metrics['train_examples_per_second']:.1f} examples/s)")
+          f"({metrics['train_examples_per_second']:.1f} "
+          f"{'pairs' if recipe.get('name') == 'contrastive' else 'examples'}/s)")
 
 
 def _input_texts(args: argparse.Namespace, parser: argparse.ArgumentParser
@@ -439,7 +449,8 @@ EXAMPLES = {
   tfemotion baseline --data data/ --model path/to/checkpoint --out runs/b --pooling mean --umap""",
     "train": """examples:
   tfemotion train --data dair-ai/emotion --model distilbert-base-uncased --out runs/emotion
-  tfemotion train --data data/ --model path/to/checkpoint --out runs/mine --epochs 3 --lr 1e-4""",
+  tfemotion train --data data/ --model path/to/checkpoint --out runs/mine --epochs 3 --lr 1e-4
+  tfemotion train --data few/ --model path/to/minilm --out runs/few --recipe contrastive""",
     "evaluate": """examples:
   tfemotion evaluate --run runs/emotion --split test
   tfemotion evaluate --run runs/emotion --json   # the OUT folder of `tfemotion run` works too""",

@@ -15,7 +15,8 @@ Layout::
     RUN/errors_highest_loss.csv  classification_report.csv/.md, errors_lowest_loss.csv (and .md)
     RUN/evaluation/test/         the same files for the test split
     RUN/evaluation/SPLIT/        what `tfemotion evaluate` writes, with the split's metrics.json
-    RUN/checkpoints/             epoch-K (model + optimizer after epoch K), state.json
+    RUN/checkpoints/             epoch-K (model + optimizer after epoch K), state.json; the
+                                 contrastive recipe: phase1-step-K (encoder + optimizer)
     RUN/logs/                    TensorBoard
 
 ``tfemotion run`` (and ``make run``) puts the run folder at ``OUT/run``; ``find_run`` accepts
@@ -102,6 +103,15 @@ class RunFolder:
         """
         return self.checkpoints / f"epoch-{epoch}"
 
+    def phase1_checkpoint(self, step: int) -> Path:
+        """Prefix of the contrastive recipe's checkpoint of the encoder after ``step`` steps.
+
+        Example:
+            >>> RunFolder("r").phase1_checkpoint(50).as_posix()
+            'r/checkpoints/phase1-step-50'
+        """
+        return self.checkpoints / f"phase1-step-{step}"
+
     def evaluation(self, split: str) -> Path:
         """Where ``tfemotion evaluate`` writes a split's files (and training the test split's).
 
@@ -164,6 +174,14 @@ class RunRecord:
         thresholds: tuple of float or None. Multi-label: each label's decision threshold,
             tuned on the validation split.
         global_threshold: float or None. Multi-label: the one threshold that maximised micro F1.
+        recipe: str or None. The recipe that ran (``default``, ``book-keras``,
+            ``contrastive``); None in records written before ``recipe="auto"``, whose
+            ``finetune.recipe`` is the one that ran (``recipe_ran``).
+        recipe_reason: str or None. Why that recipe (given, or chosen for the data's size).
+        validation: str or None. Where the validation figures come from: the validation split,
+            a share held out of the training split, or none (and what was done instead).
+        contrastive: dict or None. The contrastive recipe's particulars: pooling, pairs,
+            steps, head and its ``C``, label templates added.
 
     On disk (``config.json``) the task is the ``label_names`` and ``problem_type`` keys, as every
     record has held them; records written before multi-label data came in have no
@@ -183,6 +201,23 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=dict)
     thresholds: Optional[tuple[float, ...]] = None
     global_threshold: Optional[float] = None
+    recipe: Optional[str] = None
+    recipe_reason: Optional[str] = None
+    validation: Optional[str] = None
+    contrastive: Optional[dict[str, Any]] = None
+
+    @property
+    def recipe_ran(self) -> str:
+        """The recipe that trained the run (older records: the one their settings name).
+
+        Example:
+            >>> RunRecord(DataConfig(), FinetuneConfig(recipe="book-keras"), Task(("a", "b")),
+            ...           64, choose_schedule(FinetuneConfig())).recipe_ran
+            'book-keras'
+        """
+        if self.recipe:
+            return self.recipe
+        return "default" if self.finetune.recipe == "auto" else self.finetune.recipe
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -214,6 +249,10 @@ class RunRecord:
             "versions": dict(self.versions),
             "thresholds": None if self.thresholds is None else list(self.thresholds),
             "global_threshold": self.global_threshold,
+            "recipe": self.recipe,
+            "recipe_reason": self.recipe_reason,
+            "validation": self.validation,
+            "contrastive": self.contrastive,
         }
 
     @classmethod
@@ -244,6 +283,10 @@ class RunRecord:
             thresholds=None if values.get("thresholds") is None
             else tuple(float(t) for t in values["thresholds"]),
             global_threshold=values.get("global_threshold"),
+            recipe=values.get("recipe"),
+            recipe_reason=values.get("recipe_reason"),
+            validation=values.get("validation"),
+            contrastive=values.get("contrastive"),
         )
 
     def save(self, run: RunFolder) -> Path:

@@ -17,7 +17,8 @@ WORKER = textwrap.dedent("""
     from tfemotion.data import load_splits
     from tfemotion.training import train
     data, model, run = sys.argv[1:4]
-    config = FinetuneConfig(model=model, epochs=1, learning_rate=1e-2, batch_size=16)
+    config = FinetuneConfig(model=model, epochs=1, learning_rate=1e-2, batch_size=16,
+                            recipe="default")
     metrics = train(load_splits(DataConfig(source=data)), DataConfig(source=data), config, run,
                     verbose=0)
     print("METRICS " + json.dumps(metrics))

@@ -28,7 +28,7 @@ def pipeline_out(tmp_path_factory, emotion_dir, tiny_bert_dir):
     out = tmp_path_factory.mktemp("pipeline") / "out"
     result = tfemotion("run", "--data", str(emotion_dir), "--model", str(tiny_bert_dir),
                        "--out", str(out), "--epochs", "1", "--batch-size", "16",
-                       "--no-export-verify")
+                       "--recipe", "default", "--no-export-verify")
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 

@@ -82,11 +82,41 @@ def test_from_hf_tokenizer_rejects_max_length_below_two(tiny_bert_dir):
         from_hf_tokenizer(AutoTokenizer.from_pretrained(tiny_bert_dir), max_length=1)
 
 
-def test_from_hf_tokenizer_rejects_normalized_added_tokens(tiny_bert_dir):
+def test_from_hf_tokenizer_honours_added_tokens_matched_after_normalization(tiny_bert_dir):
+    from tokenizers import AddedToken
     from transformers import AutoTokenizer
 
     hf_tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    hf_tokenizer.add_tokens(["newword"])
+    hf_tokenizer.add_tokens(["newword", AddedToken("<unk>", normalized=True, special=True)])
+    texts = ["a NewWord here", "xnewwordy", "new word", "NEWWORD!", "<UNK> and <unk>",
+             "< unk >", "<Ünk>", "<unk><unk>>", "newwordnewword", "<u\x00nk>"]
+    texts += random_texts(300, seed=7, words=["newword", "NewWord", "<unk>", "<UNK>", "a"])
+    assert mismatches(from_hf_tokenizer(hf_tokenizer, 32), hf_tokenizer, texts, 32) == []
+
+
+def test_from_hf_tokenizer_honours_lstrip_rstrip_tokens_and_mpnets_template(tiny_bert_dir,
+                                                                           tmp_path):
+    from tokenizers import AddedToken
+    from transformers import MPNetTokenizerFast
+
+    vocab = tiny_bert_dir / "vocab.txt"
+    words = ["<s>", "<pad>", "</s>", "<unk>", *vocab.read_text(encoding="utf-8").split(),
+             "<mask>"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    hf_tokenizer = MPNetTokenizerFast(str(tmp_path / "vocab.txt"), model_max_length=64)
+    hf_tokenizer.add_tokens([AddedToken("[[x]]", rstrip=True, normalized=False)])
+    assert hf_tokenizer("")["input_ids"] == [0, 2]  # <s> </s>
+    texts = ["a <mask> b", "a<mask>b", "  <mask>", "[[x]]   y", "x [[x]]y", *STRESS_TEXTS]
+    texts += random_texts(300, seed=8, words=["<mask>", "[[x]]", "<s>", "</s>", "happy"])
+    assert mismatches(from_hf_tokenizer(hf_tokenizer, 32), hf_tokenizer, texts, 32) == []
+
+
+def test_from_hf_tokenizer_rejects_single_word_added_tokens(tiny_bert_dir):
+    from tokenizers import AddedToken
+    from transformers import AutoTokenizer
+
+    hf_tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    hf_tokenizer.add_tokens([AddedToken("newword", single_word=True)])
     with pytest.raises(UnsupportedTokenizerError, match="newword"):
         from_hf_tokenizer(hf_tokenizer, max_length=16)
 

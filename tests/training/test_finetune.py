@@ -19,7 +19,7 @@ from tfemotion.training.results import EPOCH_KEYS
 # Every test here trains: not in `make check`.
 pytestmark = pytest.mark.integration
 
-FAST = {"learning_rate": 1e-2, "batch_size": 16, "warmup_ratio": 0.0}
+FAST = {"learning_rate": 1e-2, "batch_size": 16, "warmup_ratio": 0.0, "recipe": "default"}
 
 
 def _epochs(run) -> int:
@@ -61,7 +61,7 @@ def test_train_writes_run_folder_with_documented_files_and_keys(trained_run):
     saved = json.loads((run / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert set(saved) == {"epochs", "best_epoch", "validation", "test", "train_seconds",
-                          "train_examples_per_second", "schedule", "advice"}
+                          "train_examples_per_second", "schedule", "advice", "recipe"}
     assert saved["schedule"] == {"learning_rate": 1e-2, "warmup_ratio": 0.0, "epochs": epochs,
                                  "reason": "learning rate 0.01 as given; warm-up 0% of the "
                                            f"steps as given; {epochs} epochs as given"}
@@ -125,12 +125,21 @@ def test_train_resume_without_completed_epoch_raises(tmp_path, emotion_splits, t
         train(emotion_splits, DataConfig(source="x"), config, tmp_path / "run")
 
 
-def test_train_rejects_splits_without_validation(emotion_splits, tiny_bert_dir, tmp_path):
+def test_train_without_validation_split_holds_out_a_share_and_records_it(
+        emotion_splits, tiny_bert_dir, tmp_path):
     from datasets import DatasetDict
 
-    with pytest.raises(ValueError, match="validation"):
-        train(DatasetDict({"train": emotion_splits["train"]}), DataConfig(source="x"),
-              FinetuneConfig(model=str(tiny_bert_dir)), tmp_path)
+    splits = DatasetDict({"train": emotion_splits["train"], "test": emotion_splits["test"]})
+    config = FinetuneConfig(model=str(tiny_bert_dir), epochs=1, **FAST)
+    metrics = train(splits, DataConfig(source="x"), config, tmp_path / "run", verbose=0)
+    record = RunRecord.load(RunFolder(tmp_path / "run"))
+    held = len(emotion_splits["train"]) - record.train_examples_per_epoch
+    assert record.validation.startswith(f"held out {held} of the 240 training texts (10%, "
+                                        "stratified by label")
+    assert 18 <= held <= 30 and record.recipe_ran == "default"
+    assert metrics["recipe"] == {"name": "default", "reason": "recipe 'default' as given",
+                                 "validation": record.validation}
+    assert {"validation", "test"} <= set(metrics)  # the held-out texts validate
 
 
 def test_train_resume_after_interruption_ends_with_same_epochs_and_continuous_history(
@@ -202,7 +211,7 @@ def test_train_chooses_and_records_the_schedule_for_the_checkpoint_and_the_data(
     from tfemotion import config as settings
 
     monkeypatch.setattr(settings, "MIN_TRAINING_STEPS", 40)
-    config = FinetuneConfig(model=str(tiny_bert_dir), batch_size=16)
+    config = FinetuneConfig(model=str(tiny_bert_dir), batch_size=16, recipe="default")
     with caplog.at_level("INFO", logger="tfemotion"):
         metrics = train(emotion_splits, DataConfig(source="x"), config, tmp_path / "run", verbose=0)
     width = json.loads((tiny_bert_dir / "config.json").read_text())["hidden_size"]

@@ -157,11 +157,10 @@ def evaluate_run(
         >>> evaluate_run(run_dir, "test")["examples"]
         60
     """
-    from transformers import TFAutoModelForSequenceClassification
-
-    from tfemotion.checkpoints import load_tf_model, load_tokenizer
+    from tfemotion.checkpoints import load_tokenizer
     from tfemotion.config import SPLITS
     from tfemotion.data import load_splits, task_of, tokenize, with_targets
+    from tfemotion.models import load_run_model
     from tfemotion.files import write_json
     from tfemotion.runfolder import RunRecord, find_run
 
@@ -178,7 +177,7 @@ def evaluate_run(
                              f"the data of {run.root} (loaded with problem_type="
                              f"{record.data.problem_type!r})")
     tokenizer = load_tokenizer(str(run.model))
-    model = load_tf_model(TFAutoModelForSequenceClassification, str(run.model))
+    model = load_run_model(run.model)
     encoded = with_targets(tokenize(dataset_dict[split], tokenizer, record.max_length),
                            record.task)
     out = run.evaluation(split)

@@ -114,9 +114,10 @@ def export_model(model_dir: str | Path, config: ExportConfig,
     """Export a saved sequence classifier folder (no run folder needed).
 
     Args:
-        model_dir: str or Path. Folder with a ``TFAutoModelForSequenceClassification``
-            checkpoint and its tokenizer (``save_pretrained`` output; safetensors-only folders
-            work too).
+        model_dir: str or Path. Folder with a saved classifier and its tokenizer: a
+            ``TFAutoModelForSequenceClassification`` checkpoint (``save_pretrained`` output;
+            safetensors-only folders work too) or a sentence classifier of the contrastive
+            recipe (``tfemotion.models.load_run_model`` reads either).
         config: ExportConfig. Base path, name, version, max length, verification, compute
             precision (a bfloat16 or float16 export is verified against the float32 model).
         texts: sequence of str. Extra texts to verify on (e.g. validation texts), besides the
@@ -144,22 +145,21 @@ def export_model(model_dir: str | Path, config: ExportConfig,
         >>> export_model(f"{run_dir}/model", config)["path"].endswith("emotion/1")
         True
     """
-    from transformers import TFAutoModelForSequenceClassification
-
-    from tfemotion.checkpoints import load_tf_model, load_tokenizer, model_task
+    from tfemotion.checkpoints import load_tokenizer, model_task
     from tfemotion.hardware import precision_policy
+    from tfemotion.models import load_run_model
 
     started = time.perf_counter()
     model_root = Path(config.base_path) / config.name
     _check_version_free(model_root, config.version)
     tokenizer = load_tokenizer(str(model_dir))
-    model = load_tf_model(TFAutoModelForSequenceClassification, str(model_dir))
+    model = load_run_model(model_dir)
     task = _checked_task(task or model_task(model.config), model.config)
     thresholds = _thresholds(task, thresholds)
     served = model
     if config.precision != "float32":  # the float32 model stays the reference of verification
         with precision_policy(f"mixed_{config.precision}"):
-            served = load_tf_model(TFAutoModelForSequenceClassification, str(model_dir))
+            served = load_run_model(model_dir)
     report = _export(served, tokenizer, config, model_root, list(texts or ()), task, thresholds,
                      reference=model)
     report["source"] = str(model_dir)

@@ -39,9 +39,8 @@ def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
         >>> model.config.num_labels
         6
     """
-    from transformers import TFAutoModelForSequenceClassification
-
-    from tfemotion.checkpoints import is_local_path, load_tf_model, load_tokenizer
+    from tfemotion.checkpoints import is_local_path, load_tokenizer
+    from tfemotion.models import load_run_model
     from tfemotion.runfolder import find_run
 
     path = Path(str(model_dir)).expanduser()
@@ -55,8 +54,7 @@ def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
                     f"folder, the OUT folder of `tfemotion run`, or an export (BASE/NAME or "
                     f"BASE/NAME/VERSION). Received: model={str(model_dir)!r}") from None
     model_dir = str(path) if is_local_path(str(path)) else str(model_dir)
-    return (load_tf_model(TFAutoModelForSequenceClassification, model_dir),
-            load_tokenizer(model_dir))
+    return load_run_model(model_dir), load_tokenizer(model_dir)
 
 
 def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64,

@@ -8,7 +8,10 @@ MiniLM, ELECTRA...) would give with ``truncation=True, max_length=L``, padded on
 longest text of the batch. It reproduces, token for token:
 
 * the added tokens (``[CLS]``, ``[MASK]``... typed in the text), matched leftmost-longest in
-  the raw text and kept verbatim;
+  the raw text and kept verbatim; those matched after normalisation (``normalized=True``, as
+  MPNet's ``<unk>``) are found in the normalised text, so ``<UNK>`` is one as well; ``lstrip``
+  and ``rstrip`` (MPNet's ``<mask>``) change nothing here, since BERT's pre-tokenizer splits at
+  the spaces they would take;
 * ``BertNormalizer``: clean-up, CJK spacing, NFD + accent stripping, lower-casing. Rather than
   re-implement them with ``unicodedata`` (whose Unicode version differs from the tokenizers
   library's), the table is read off the tokenizer's own normalizer, one code point at a time,
@@ -18,14 +21,15 @@ longest text of the batch. It reproduces, token for token:
   sigma differs, and no reliance on ``tf.strings.split``'s notion of whitespace);
 * ``WordPiece``: greedy longest-match-first over all words at once in a ``tf.while_loop``,
   ``[UNK]`` for words longer than ``max_input_chars_per_word`` or with no match;
-* ``[CLS] ... [SEP]`` around the first ``max_length - 2`` tokens.
+* ``[CLS] ... [SEP]`` around the first ``max_length - 2`` tokens (``<s> ... </s>`` for MPNet,
+  whatever the tokenizer puts around a text).
 
 Known limits: NFD's canonical reordering of combining marks is not reproduced (it can only
 matter for the 25 spacing marks with a non-zero combining class, such as some viramas and
 musical symbols, written out of canonical order, and only if the vocabulary holds them);
-added tokens matched after normalisation (``normalized=True``, the default of
-``tokenizer.add_tokens``) or with lstrip/rstrip/single_word raise
-:class:`UnsupportedTokenizerError`.
+several added tokens matched after normalisation are looked for one after the other (longest
+first), not all at once, which differs only if one's normalised form overlaps another's in a
+text; added tokens with ``single_word`` raise :class:`UnsupportedTokenizerError`.
 
 Example:
     >>> in_graph = from_hf_wordpiece(tokenizer, max_length=64)  # a Hugging Face BERT tokenizer
@@ -82,14 +86,14 @@ def from_hf_wordpiece(tokenizer: Any, max_length: int) -> "WordPieceTokenizer":
         )
     added = _added_tokens(tokenizer)
     vocab = dict(backend.get_vocab(with_added_tokens=False))
-    vocab.update({chr(_OPEN) + content: token_id for content, token_id in added})
+    vocab.update({chr(_OPEN) + content: token_id for content, token_id, _ in added})
     table = _char_table(backend.normalizer, backend.pre_tokenizer)
     model = backend.model
     normalizer = backend.normalizer
-    return WordPieceTokenizer(
+    in_graph = WordPieceTokenizer(
         vocab=vocab,
         char_table=table,
-        added_tokens=[content for content, _ in added],
+        added_tokens=[content for content, _, normalized in added if not normalized],
         unk_token=model.unk_token,
         prefix=model.continuing_subword_prefix,
         max_chars_per_word=model.max_input_chars_per_word,
@@ -104,6 +108,8 @@ def from_hf_wordpiece(tokenizer: Any, max_length: int) -> "WordPieceTokenizer":
             "handle_chinese_chars": bool(normalizer.handle_chinese_chars),
         },
     )
+    in_graph.match_normalized([content for content, _, normalized in added if normalized])
+    return in_graph
 
 
 class WordPieceTokenizer(tf.Module):
@@ -154,6 +160,23 @@ class WordPieceTokenizer(tf.Module):
         # match and, at one position, the first alternative, so the longest goes first.
         self._added_pattern = "|".join(
             re2_literal(t) for t in sorted(added_tokens, key=len, reverse=True))
+        self._normalized_added: list[tuple[str, str]] = []
+
+    def match_normalized(self, contents: list[str]) -> None:
+        """Also find these added tokens in the normalised text (``normalized=True`` ones).
+
+        Each is looked for as the normalisation and pre-tokenisation make it (``<unk>``
+        becomes ``" < unk > "``), which is where the normalised text holds it; what is found
+        becomes the token.
+        """
+        forms = []
+        for content in sorted(contents, key=len, reverse=True):
+            form = self._normalized_text(tf.constant([content]))[0].numpy().decode("utf-8")
+            if form.strip():
+                forms.append((form, content))
+        self._normalized_added = forms
+        self._description = json.dumps(dict(json.loads(self._description),
+                                            normalized_added_tokens=[c for _, c in forms]))
 
     @property
     def description(self) -> dict[str, Any]:
@@ -180,6 +203,15 @@ class WordPieceTokenizer(tf.Module):
 
     def _words(self, text: tf.Tensor) -> tf.RaggedTensor:
         """[batch] strings -> [batch, words] normalised, pre-tokenised words."""
+        normalized = self._normalized_text(text)
+        for form, content in self._normalized_added:
+            replacement = f" {chr(_OPEN)}{content} ".replace("\\", "\\\\")
+            normalized = tf.strings.regex_replace(normalized, re2_literal(form), replacement)
+        words = tf.strings.split(normalized, sep=" ")
+        return tf.ragged.boolean_mask(words, tf.strings.length(words) > 0)
+
+    def _normalized_text(self, text: tf.Tensor) -> tf.Tensor:
+        """[batch] strings -> [batch] normalised strings with spaces where words split."""
         if self._added_pattern:
             text = tf.strings.regex_replace(text, f"[\\x{{{_OPEN:X}}}\\x{{{_CLOSE:X}}}]", "")
             text = tf.strings.regex_replace(text, self._added_pattern,
@@ -210,8 +242,7 @@ class WordPieceTokenizer(tf.Module):
         per_char = tf.reduce_sum(tf.cast(keep, tf.int64), axis=1)
         per_text = tf.math.unsorted_segment_sum(per_char, row_ids(chars), chars.nrows())
         normalized = tf.RaggedTensor.from_row_lengths(tf.boolean_mask(out, keep), per_text)
-        words = tf.strings.split(tf.strings.unicode_encode(normalized, "UTF-8"), sep=" ")
-        return tf.ragged.boolean_mask(words, tf.strings.length(words) > 0)
+        return tf.strings.unicode_encode(normalized, "UTF-8")
 
     # WordPiece ----------------------------------------------------------------------------
 
@@ -319,18 +350,17 @@ def _check_supported(tokenizer: Any) -> Any:
     return backend
 
 
-def _added_tokens(tokenizer: Any) -> list[tuple[str, int]]:
-    """(content, id) of the added tokens, which are matched in the raw text before anything else."""
+def _added_tokens(tokenizer: Any) -> list[tuple[str, int, bool]]:
+    """(content, id, normalized) of the added tokens: the others are matched in the raw text
+    before anything else, these in the normalised text."""
     tokens = []
     for token_id, token in sorted(tokenizer.added_tokens_decoder.items()):
-        if token.normalized or token.lstrip or token.rstrip or token.single_word \
-                or not token.content or " " in token.content:
+        if token.single_word or not token.content or " " in token.content:
             raise UnsupportedTokenizerError(
-                "In-graph tokenization supports added tokens matched verbatim only "
-                "(normalized=False, no lstrip/rstrip/single_word, no space). Received: "
-                f"added token {token!r}"
+                "In-graph tokenization supports added tokens without single_word and without "
+                f"spaces. Received: added token {token!r}"
             )
-        tokens.append((str(token.content), int(token_id)))
+        tokens.append((str(token.content), int(token_id), bool(token.normalized)))
     return tokens
 
 

@@ -4,7 +4,12 @@
 - ``inputs``: the ``tf.data`` pipeline of the training texts, bucketed by length;
 - ``callbacks``: validation figures every epoch, checkpoints, the NaN stop, TensorBoard;
 - ``results``: the best epoch, the saved run folder, the decision thresholds of multi-label runs;
-- ``finetune``: ``train``, the steps above in one call, with ``--resume`` and distribution.
+- ``finetune``: ``train``, the steps above in one call, with ``--resume`` and distribution;
+  it chooses the recipe, and holds out a validation share (``holdout``) when the data has none;
+- the contrastive recipe for few labelled texts (SetFit's): ``pairs`` (which pairs of texts a
+  step trains on), ``templates`` (texts made from the label names), ``pair_tuning`` (phase 1:
+  the encoder tuned on pairs, checkpointed, resumed), ``heads`` (phase 2: the head fitted on
+  the tuned vectors), ``contrastive`` (both phases and the run folder).
 """
 
 from tfemotion.training.callbacks import ValidationMetrics

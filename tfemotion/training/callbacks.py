@@ -134,6 +134,10 @@ def current_learning_rate(optimizer: Any) -> float:
     return float(tf_keras.backend.get_value(rate))
 
 
+class NaNLossError(RuntimeError):
+    """The training loss became NaN or infinite; training stopped, good checkpoints kept."""
+
+
 class NaNGuard(tf_keras.callbacks.Callback):
     """Stops training at the first non-finite batch loss and remembers where."""
 

@@ -18,12 +18,15 @@ The Keras steps are public, so a notebook or script can run them one by one:
 ``train`` is the one-call path: the same steps, plus a checkpoint per epoch, ``--resume``, a NaN
 stop, TensorBoard logs, the best epoch restored (by validation F1), and the ``tf.distribute``
 strategy and mixed precision of ``tfemotion.hardware``. ``recipe="book-keras"`` is the book's
-Keras code instead: Adam 5e-5 on globally padded texts. The run folder is described in
+Keras code instead: Adam 5e-5 on globally padded texts. ``train`` is also the entry point of
+every other recipe: with ``recipe="auto"`` (the default) a small training split gets the
+contrastive recipe of ``tfemotion.training.contrastive``. The run folder is described in
 ``tfemotion.runfolder``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import tempfile
@@ -32,13 +35,15 @@ from typing import Any, Optional, Sequence
 
 import tf_keras
 
-from tfemotion.config import DataConfig, FinetuneConfig, Schedule, choose_schedule
+from tfemotion.config import (DataConfig, FinetuneConfig, Schedule, choose_recipe,
+                              choose_schedule)
+from tfemotion.files import write_json
 from tfemotion.hardware import Hardware, precision_policy, resolve_hardware, suggest_bfloat16
 from tfemotion.runfolder import RunFolder, RunRecord, completed_epochs, library_versions
 from tfemotion.task import Task
-from tfemotion.training.callbacks import (EpochKeeper, NaNGuard, ValidationMetrics,
-                                          epoch_checkpoint, restore_checkpoint,
-                                          tensorboard_callbacks)
+from tfemotion.training.callbacks import (EpochKeeper, NaNGuard, NaNLossError,  # noqa: F401
+                                          ValidationMetrics, epoch_checkpoint,
+                                          restore_checkpoint, tensorboard_callbacks)
 from tfemotion.training.classifier import (build_classifier, compile_classifier, hidden_size,
                                            start_at_label_frequencies)
 from tfemotion.training.inputs import TrainData, train_dataset
@@ -47,11 +52,8 @@ from tfemotion.training.results import best_epoch, save_run
 logger = logging.getLogger(__name__)
 
 # Settings a resumed run may change; any other change would make it a different run.
-RESUMABLE_CHANGES = ("resume", "error_examples", "learning_rate", "strategy", "xla")
-
-
-class NaNLossError(RuntimeError):
-    """The training loss became NaN or infinite; training stopped, good checkpoints kept."""
+RESUMABLE_CHANGES = ("resume", "error_examples", "learning_rate", "strategy", "xla",
+                     "checkpoint_steps")
 
 
 def train(
@@ -64,10 +66,18 @@ def train(
     verbose: Any = "auto",
     task: Optional[Task] = None,
 ) -> dict[str, Any]:
-    """Fine-tune, checkpoint, restore the best epoch, save, evaluate (``tfemotion train``).
+    """Train with the recipe the settings and the data choose, save, evaluate (``tfemotion train``).
+
+    The recipe is ``finetune_config.recipe``, or for ``"auto"`` the one for the training split's
+    size (``tfemotion.config.choose_recipe``): fine-tuning (``default``, ``book-keras``), or
+    ``contrastive`` (``tfemotion.training.contrastive``: SetFit's recipe for few labelled
+    texts). The run record says which ran and why (``recipe``, ``recipe_reason``), and where the
+    validation figures come from (``validation``): without a validation split, fine-tuning
+    holds out ``holdout_share`` of the training texts to choose its best epoch; the contrastive
+    recipe needs none.
 
     Args:
-        dataset_dict: DatasetDict. ``train`` and ``validation`` (``test`` optional), columns
+        dataset_dict: DatasetDict. ``train`` (``validation`` and ``test`` optional), columns
             ``text`` and ``label`` (``ClassLabel`` with names), as from ``data.load_splits``.
         data_config: DataConfig. Recorded in the run record so the run can be re-evaluated.
         finetune_config: FinetuneConfig. Model, schedule, recipe, hardware options.
@@ -82,17 +92,20 @@ def train(
         {the task's headline metrics}, "test": {...}, "train_seconds",
         "train_examples_per_second", "schedule": {"learning_rate", "warmup_ratio", "reason"},
         "advice"}`` (``test`` only when there is a test split; ``advice`` is None or one line;
-        a multi-label run adds ``val_f1_micro`` to each epoch, and ``thresholds``).
+        a multi-label run adds ``val_f1_micro`` to each epoch, and ``thresholds``), and
+        ``recipe``: ``{"name", "reason", "validation"}`` (the contrastive recipe adds its
+        particulars: pooling, pairs, head; its ``epochs`` rows hold ``epoch`` and ``loss``).
 
     Raises:
-        ValueError: missing splits or labels; an option the hardware cannot honour; a resume
-            that does not match the run folder.
+        ValueError: no train split, or no labels; an option the hardware cannot honour; a
+            resume that does not match the run folder.
         FileExistsError: ``run_dir`` already holds a run and ``resume`` is off.
         NaNLossError: the loss became NaN; the checkpoints of completed epochs are kept.
 
     Example:
         >>> import tempfile
-        >>> config = FinetuneConfig(model=checkpoint, epochs=1, batch_size=16, learning_rate=5e-4)
+        >>> config = FinetuneConfig(model=checkpoint, epochs=1, batch_size=16, learning_rate=5e-4,
+        ...                         recipe="default")
         >>> metrics = train(splits, DataConfig(source=data_dir), config, tempfile.mkdtemp(),
         ...                 verbose=0)
         >>> metrics["best_epoch"], sorted(metrics["test"])
@@ -103,13 +116,24 @@ def train(
 
     _check_splits(dataset_dict)
     task = task or task_of(dataset_dict)
-    config = finetune_config
+    recipe, recipe_reason = choose_recipe(finetune_config, len(dataset_dict["train"]),
+                                          task.num_labels)
+    logger.info("%s", recipe_reason)
     run = RunFolder(run_dir)
+    if recipe == "contrastive":
+        from tfemotion.training.contrastive import train_contrastive
+
+        rows = _prepare_run(run, finetune_config, task)
+        return train_contrastive(dataset_dict, data_config, finetune_config, run, task,
+                                 reason=recipe_reason, rows=rows, callbacks=callbacks,
+                                 verbose=verbose)
+    config = finetune_config.replace(recipe=recipe)  # the settings as given are recorded
     # MultiWorkerMirroredStrategy must exist before TensorFlow does any other work.
     hardware = resolve_hardware(config)
     suggest_bfloat16(config.mixed_precision, "FinetuneConfig(mixed_precision='mixed_bfloat16') "
                      "(command line: --mixed-precision mixed_bfloat16)")
-    rows = _prepare_run(run, config, task)
+    rows = _prepare_run(run, finetune_config, task)
+    dataset_dict, validation_note = _with_validation(dataset_dict, task, config)
     work = run if hardware.is_chief else RunFolder(tempfile.mkdtemp(prefix="tfemotion-worker-"))
     tf_keras.utils.set_random_seed(config.seed)
     tokenizer = load_tokenizer(config.model)
@@ -127,7 +151,9 @@ def train(
         checkpoint = epoch_checkpoint(model)
         if rows:
             restore_checkpoint(checkpoint, model, run.checkpoint(len(rows)))
-    record = _run_record(data_config, config, task, max_length, schedule, hardware, data)
+    record = dataclasses.replace(
+        _run_record(data_config, finetune_config, task, max_length, schedule, hardware, data),
+        recipe=recipe, recipe_reason=recipe_reason, validation=validation_note)
     if hardware.is_chief:
         record.save(run)
     logger.info("Fine-tuning %s: %s", config.model, schedule.reason)
@@ -152,6 +178,8 @@ def train(
             prefix = run.checkpoint(best)
         restore_checkpoint(epoch_checkpoint(model), model, prefix, partial=True)
     metrics = save_run(work.root, model, tokenizer, encoded, record, rows, best)
+    metrics["recipe"] = {"name": recipe, "reason": recipe_reason, "validation": validation_note}
+    write_json(metrics, work.metrics)
     if not hardware.is_chief:
         shutil.rmtree(work.root, ignore_errors=True)
     return metrics
@@ -160,10 +188,8 @@ def train(
 def _check_splits(dataset_dict: Any) -> None:
     from datasets import ClassLabel
 
-    missing = [s for s in ("train", "validation") if s not in dataset_dict]
-    if missing:
-        raise ValueError(f"training needs train and validation splits; missing {missing}. "
-                         f"Received: splits={sorted(dataset_dict)}")
+    if "train" not in dataset_dict:
+        raise ValueError(f"training needs a train split. Received: splits={sorted(dataset_dict)}")
     for split, dataset in dataset_dict.items():
         label = dataset.features.get("label")
         if "text" not in dataset.column_names or not isinstance(
@@ -175,6 +201,20 @@ def _check_splits(dataset_dict: Any) -> None:
             )
         if len(dataset) == 0:
             raise ValueError(f"split {split!r} is empty. Received: rows=0")
+
+
+def _with_validation(dataset_dict: Any, task: Task, config: FinetuneConfig) -> tuple[Any, str]:
+    """The splits with a validation split (held out of train when the data has none), and a
+    line for the record saying where it comes from."""
+    from datasets import DatasetDict
+
+    from tfemotion.training.holdout import hold_out
+
+    if "validation" in dataset_dict:
+        return dataset_dict, f"the validation split ({len(dataset_dict['validation'])} texts)"
+    kept, held, note = hold_out(dataset_dict["train"], task, config.holdout_share, config.seed)
+    logger.warning("No validation split: %s", note)
+    return DatasetDict({**dataset_dict, "train": kept, "validation": held}), note
 
 
 def _prepare_run(run: RunFolder, config: FinetuneConfig, task: Task) -> list[dict[str, Any]]:
@@ -197,7 +237,9 @@ def _prepare_run(run: RunFolder, config: FinetuneConfig, task: Task) -> list[dic
     # A learning rate or warm-up left to be chosen keeps the resumed run's (see _kept_schedule).
     changed = sorted(k for k in current
                      if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]
-                     and not (k == "warmup_ratio" and current[k] is None))
+                     and not (k == "warmup_ratio" and current[k] is None)
+                     and not (k == "recipe" and current[k] == "auto"
+                              and saved.get(k) == record.recipe_ran))
     if changed:
         raise ValueError(
             f"a resumed run must keep the settings it started with; changed: "
