@@ -142,6 +142,18 @@ def text_windows(in_graph: Any, text: tf.Tensor, stride: int,
     return dict(framed, **{TEXT_OF_WINDOW: cut["text"], WINDOWS: cut["count"]})
 
 
+def pooling_for(multi_label: bool) -> str:
+    """How a text's window logits are pooled: ``mean`` for single-label (every window votes);
+    ``max`` for multi-label, where a label is in the text when any window shows it (a mean would
+    dilute a label that one window of many carries).
+
+    Example:
+        >>> pooling_for(False), pooling_for(True)
+        ('mean', 'max')
+    """
+    return "max" if multi_label else "mean"
+
+
 def pool_windows(values: tf.Tensor, text_of_window: tf.Tensor, texts: tf.Tensor,
                  how: str = "mean") -> tf.Tensor:
     """``[windows, k]`` values -> ``[texts, k]``: each text's ``mean`` or ``max`` over its
