@@ -234,11 +234,11 @@ def export_windows(config: ExportConfig, max_length: int, task: Task) -> Optiona
         Windows(stride=64, max_windows=2048, pooling='mean')
     """
     from tfemotion.export.graph import Windows
-    from tfemotion.tokenizers.windows import pooling_for
+    from tfemotion.tokenizers.windows import default_stride, pooling_for
 
     if config.long_texts == "truncate":
         return None
-    stride = max_length // 8 if config.stride is None else config.stride
+    stride = default_stride(max_length) if config.stride is None else config.stride
     return Windows(stride=stride, max_windows=config.max_windows,
                    pooling=pooling_for(task.multi_label))
 

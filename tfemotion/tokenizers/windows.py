@@ -34,6 +34,17 @@ from tfemotion.tokenizers.common import frame, repeat_each, row_ids
 TEXT_OF_WINDOW, WINDOWS = "text", "windows"
 
 
+def default_stride(max_length: int) -> int:
+    """The overlap of windows when none is given: ``max_length // 8`` (64 at 512), small enough
+    that a 1,000-token text takes 3 windows, the last of them short.
+
+    Example:
+        >>> default_stride(512), default_stride(64)
+        (64, 8)
+    """
+    return max_length // 8
+
+
 def window_size(in_graph: Any) -> int:
     """A window's own tokens: the tokenizer's ``max_length`` less its special tokens.
 
