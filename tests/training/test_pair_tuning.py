@@ -24,6 +24,8 @@ class _BagOfWords(tf_keras.layers.Layer):
         self.vectors = self.add_weight(
             name="vectors", shape=(6, 4),
             initializer=tf_keras.initializers.RandomNormal(seed=0))
+        # Like a BERT pooler under mean pooling: trainable, and no part of the pooled vector.
+        self.pooler = self.add_weight(name="pooler", shape=(4, 4))
 
     def embed(self, input_ids, attention_mask, training=False):
         words = tf.gather(self.vectors, input_ids)
@@ -57,13 +59,18 @@ def test_pair_loss_is_the_weighted_squared_error_of_the_pairs_cosines():
     assert loss == pytest.approx(expected, rel=1e-5)
 
 
-def test_a_train_step_moves_the_encoder_and_lowers_the_pair_loss():
+def test_a_train_step_moves_the_encoder_and_lowers_the_pair_loss(caplog):
     tuner = PairTuner(_BagOfWords())
     tuner.compile(optimizer=tf_keras.optimizers.SGD(0.05))
     features, targets = _batch()
-    first = float(tuner.train_step((features, targets)))
-    for _ in range(20):
-        last = float(tuner.train_step((features, targets)))
+    pooler = tuner.classifier.pooler.numpy()
+    with caplog.at_level("WARNING"):
+        first = float(tuner.train_step((features, targets)))
+        for _ in range(20):
+            last = float(tuner.train_step((features, targets)))
+    # The variable without a gradient is left alone, without a warning at each step.
+    assert not [r for r in caplog.records if "Gradients do not exist" in r.getMessage()]
+    assert (tuner.classifier.pooler.numpy() == pooler).all()
     # Plain gradient descent with a small step on a smooth loss: it falls.
     assert last < first
     assert int(tuner.optimizer.iterations.numpy()) == 21
