@@ -12,7 +12,8 @@ Layout::
     RUN/history.csv              one row per epoch (continuous across --resume)
     RUN/metrics.json             per-epoch figures, best epoch, validation/test metrics, speed
     RUN/confusion_matrix.png     validation split at the end of training, with
-    RUN/errors_highest_loss.csv  classification_report.csv/.md, errors_lowest_loss.csv (and .md)
+    RUN/errors_highest_loss.csv  classification_report.csv/.md, errors_lowest_loss.csv (and .md),
+                                 reliability_diagram.png (calibration before and after)
     RUN/evaluation/test/         the same files for the test split
     RUN/evaluation/SPLIT/        what `tfemotion evaluate` writes, with the split's metrics.json
     RUN/checkpoints/             epoch-K (model + optimizer after epoch K), state.json; the

@@ -2,8 +2,9 @@
 
 ``evaluate_split`` is what training does at its end and ``evaluate_run`` what ``tfemotion
 evaluate`` does with a run folder: the task's metrics, a per-class (or per-label) report, the
-confusion matrix (or the per-label decisions) and the highest- and lowest-loss texts, written as
-CSV and Markdown beside a ``metrics.json``.
+confusion matrix (or the per-label decisions), the calibration figures (ECE, NLL, Brier before
+and after the run's temperatures) with a reliability diagram, and the highest- and lowest-loss
+texts, written as CSV and Markdown beside a ``metrics.json``.
 
 Example:
     >>> result = evaluate_run(run_dir, "test")
@@ -147,7 +148,9 @@ def evaluate_run(
 
     Reads the run record (data settings, task, max length) and the saved model, tokenizes the
     split the way training did, and writes ``metrics.json``, the confusion matrix, the
-    per-class report and the error tables to ``RUN/evaluation/SPLIT/``.
+    reliability diagram, the per-class report and the error tables to
+    ``RUN/evaluation/SPLIT/``. Probabilities are those of the run's calibration (its
+    temperatures), as its export answers.
 
     Args:
         run_dir: str or Path. A run folder written by ``tfemotion.training.train``, or the
@@ -161,7 +164,8 @@ def evaluate_run(
 
     Returns:
         ``{"split", "accuracy", "f1_weighted", "f1_macro", "loss", "examples", "per_class",
-        "report", "files"}``; a multi-label run has ``f1_micro``, ``f1_macro``,
+        "report", "calibration", "files"}`` (``calibration``: ECE, NLL, Brier before and after
+        the run's temperatures; a run without them reads as ``T = 1``); a multi-label run has ``f1_micro``, ``f1_macro``,
         ``f1_weighted``, ``subset_accuracy``, ``hamming_loss``, ``at_threshold_0.5`` and
         ``thresholds`` instead of the first three.
 

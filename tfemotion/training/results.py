@@ -1,8 +1,9 @@
 """What a fine-tuning run leaves behind: the best epoch, the saved run folder, a hint.
 
 ``save_run`` writes a trained model's run folder (``tfemotion.runfolder``): the model and its
-tokenizer, the run record (with a multi-label task's decision thresholds, tuned here on the
-validation split), and the evaluation of the validation and test splits. ``best_epoch`` and
+tokenizer, the run record (with its temperatures and a multi-label task's decision thresholds,
+fitted here on the validation split: ``tfemotion.training.calibrate``), and the evaluation of the
+validation and test splits. ``best_epoch`` and
 ``training_advice`` read the per-epoch rows by the metric the task is judged by.
 
 Example:
