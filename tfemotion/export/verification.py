@@ -43,7 +43,8 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
                             labels: list[str], max_length: int, raw_text: bool,
                             signatures: dict[str, Any], tolerance: float,
                             thresholds: Any = None,
-                            min_label_agreement: float = 1.0) -> dict[str, Any]:
+                            min_label_agreement: float = 1.0,
+                            temperatures: Any = None) -> dict[str, Any]:
     """Verify the export in ``folder`` in a fresh process; return the report (``passed``...).
 
     Args:
@@ -62,6 +63,8 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
         thresholds: list of float, optional. A multi-label export's decision thresholds: its
             probabilities are sigmoids, and ``serving_default`` must predict exactly the labels
             whose probability reaches them.
+        temperatures: list of float, optional. The calibration built into the export: the
+            expected probabilities are those of the Keras model's ``logits / T``.
 
     Returns:
         The child's report, plus ``validation_texts`` and ``stress_texts`` counts.
@@ -91,7 +94,8 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
         ids = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
         batches.append({"texts": chunk, "ids": ids, "first": begin == 0,
                         "probabilities": _keras_probabilities(forward, ids, pad_id,
-                                                              thresholds is not None)})
+                                                              thresholds is not None,
+                                                              temperatures)})
     payload = {"export_dir": str(folder), "raw_text": raw_text, "batches": batches,
                "labels": labels, "signatures": signatures, "tolerance": tolerance,
                "pad_id": pad_id, "max_length": max_length, "thresholds": thresholds,
@@ -102,12 +106,15 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
 
 
 def _keras_probabilities(forward: Any, ids: list[list[int]], pad_id: int,
-                         multi_label: bool = False) -> list[list[float]]:
-    """The Keras model's probabilities (sigmoids when multi-label) on Hugging Face ids, padded
-    to the batch's longest."""
+                         multi_label: bool = False,
+                         temperatures: Any = None) -> list[list[float]]:
+    """The Keras model's probabilities (sigmoids when multi-label) of ``logits / T`` on Hugging
+    Face ids, padded to the batch's longest."""
     padded, mask = _pad(ids, pad_id)
     logits = tf.cast(forward(tf.constant(padded, tf.int32), tf.constant(mask, tf.int32)),
                      tf.float32)
+    if temperatures is not None:
+        logits = logits / tf.constant(temperatures, tf.float32)
     return (tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits, axis=-1)).numpy().tolist()
 
 
