@@ -335,6 +335,12 @@ class FinetuneConfig(_ConfigMixin):
     checkpoint_steps: int = _help(
         "Contrastive recipe: save the tuned encoder every this many steps (--resume continues "
         "from the last one).", default=50)
+    # Calibration (tfemotion.training.calibrate)
+    calibrate: bool = _help(
+        "After training, fit a temperature (multi-label: one per label) on the validation split "
+        "(or the held-out share) so that the probabilities of the export, predict and evaluation "
+        "are calibrated; labels of a single-label model do not change. --no-calibrate: raw "
+        "probabilities.", default=True)
 
     def __post_init__(self) -> None:
         _check_positive("epochs", self.epochs, allow_none=True)

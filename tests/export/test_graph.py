@@ -86,6 +86,37 @@ def test_tokenize_answers_join_when_a_request_is_split_over_batches(verified_exp
         np.testing.assert_array_equal(split[key], alone[key])
 
 
+def test_every_probability_of_the_export_is_calibrated_and_the_logits_stay_raw(
+        verified_export, trained_run):
+    """The run's temperature is in the graph: softmax(logits / T) in numpy, from the export's own
+    raw logits, equals what serving_default, classify and encoded return; the logits equal the
+    Keras model's."""
+    from tfemotion.export.record import ExportRecord
+    from tfemotion.evaluation.outputs import softmax
+    from tfemotion.prediction import load_classifier
+    from tfemotion.runfolder import RunFolder, RunRecord
+
+    temperatures = RunRecord.load(RunFolder(trained_run[0])).temperatures
+    assert ExportRecord.load(verified_export["path"]).temperatures == list(temperatures)
+    assert abs(temperatures[0] - 1.0) > 0.01  # else this test could not tell
+    signatures = tf.saved_model.load(verified_export["path"]).signatures
+    texts = ["i feel happy", "", "i am so scared and sad today", "what a lovely surprise"]
+    tokens = signatures["tokenize"](text=tf.constant(texts))
+    width = int(tokens["attention_mask"].numpy().sum(axis=1).max())
+    ids, mask = tokens["input_ids"][:, :width], tokens["attention_mask"][:, :width]
+    encoded = signatures["encoded"](input_ids=ids, attention_mask=mask)
+    model = load_classifier(trained_run[0])[0]
+    keras_logits = model(input_ids=ids, attention_mask=mask, training=False).logits.numpy()
+    np.testing.assert_allclose(encoded["logits"].numpy(), keras_logits, atol=1e-5)
+    expected = softmax(encoded["logits"].numpy() / temperatures[0])
+    np.testing.assert_allclose(encoded["probabilities"].numpy(), expected, atol=1e-6)
+    served = signatures["serving_default"](text=tf.constant(texts))
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
+    assert served["label_id"].numpy().tolist() == keras_logits.argmax(axis=1).tolist()
+    scores = signatures["classify"](inputs=tf.constant([_example(t) for t in texts]))["scores"]
+    np.testing.assert_allclose(scores.numpy(), expected, atol=1e-5)
+
+
 # Long texts: windows -------------------------------------------------------------------------
 
 
@@ -108,7 +139,9 @@ def test_a_long_text_is_read_in_windows_whose_logits_are_averaged(verified_expor
     logits = signatures["encoded"](input_ids=tf.constant(windows["input_ids"], tf.int32),
                                    attention_mask=tf.constant(windows["attention_mask"],
                                                               tf.int32))["logits"].numpy()
-    want = tf.nn.softmax(np.stack([logits[text_of == i].mean(axis=0) for i in range(2)])).numpy()
+    pooled = np.stack([logits[text_of == i].mean(axis=0) for i in range(2)])
+    # the calibration divides the text's pooled logits
+    want = tf.nn.softmax(pooled / np.asarray(report["temperatures"] or [1.0])).numpy()
     out = signatures["serving_default"](text=tf.constant(texts))
     assert out["windows"].numpy().tolist() == [text_of.tolist().count(0), 1]
     np.testing.assert_allclose(out["probabilities"].numpy(), want, atol=1e-5)

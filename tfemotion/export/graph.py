@@ -53,6 +53,7 @@ class Windows:
 def serving_module(model: Any, in_graph: Any, task: Task,
                    group_size: int = LENGTH_GROUP_SIZE,
                    thresholds: Optional[Sequence[float]] = None,
+                   temperatures: Optional[Sequence[float]] = None,
                    windows: Optional[Windows] = None) -> tuple[Any, dict[str, Any]]:
     """A tf.Module with the model's variables and tokenizer, and its signature functions.
 
@@ -64,6 +65,10 @@ def serving_module(model: Any, in_graph: Any, task: Task,
             returns which labels reach their threshold and their names.
         group_size: int. Texts per length group of the raw-text signatures (0: no groups).
         thresholds: sequence of float. A multi-label task's decision threshold per label.
+        temperatures: sequence of float, optional. The run's calibration: every signature's
+            probabilities (``classify``'s scores too) are the softmax / sigmoids of
+            ``logits / T`` (one ``T``, or one per label); the ``logits`` the ``encoded``
+            signatures return stay raw. Default: ``T = 1``.
         windows: Windows, optional. Read long texts in windows; None: cut them at the
             tokenizer's ``max_length`` (``serving_default``'s ``windows`` is then 1).
 
@@ -78,6 +83,12 @@ def serving_module(model: Any, in_graph: Any, task: Task,
         raise ValueError(f"a multi-label export needs one threshold per label "
                          f"({task.num_labels}). Received: thresholds={thresholds!r}")
     labels = list(task.label_names)
+    if temperatures is not None and (len(temperatures) not in (1, task.num_labels)
+                                     or not all(t > 0 for t in temperatures)):
+        raise ValueError(f"temperatures must be positive, one or one per label "
+                         f"({task.num_labels}). Received: temperatures={list(temperatures)!r}")
+    # [1] or [num_labels]: either broadcasts over the logits' [batch, num_labels].
+    scale = tf.constant(list(temperatures) if temperatures is not None else [1.0], tf.float32)
 
     module = tf.Module()
     # Track the variables, not the Keras model: saving the model object itself would make
@@ -87,8 +98,9 @@ def serving_module(model: Any, in_graph: Any, task: Task,
     def scores(input_ids, attention_mask):
         logits = model(input_ids=input_ids, attention_mask=attention_mask, training=False).logits
         logits = tf.cast(logits, tf.float32)
-        probabilities = (tf.sigmoid(logits) if task.multi_label
-                         else tf.nn.softmax(logits, axis=-1))
+        calibrated = logits / scale
+        probabilities = (tf.sigmoid(calibrated) if task.multi_label
+                         else tf.nn.softmax(calibrated, axis=-1))
         return {LOGITS: logits, PROBABILITIES: probabilities}
 
     # One trace of the model, called by every other signature. Nothing here (nor in the
@@ -110,7 +122,11 @@ def serving_module(model: Any, in_graph: Any, task: Task,
     module.tokenizer = in_graph
 
     def activation(logits):
-        return tf.sigmoid(logits) if task.multi_label else tf.nn.softmax(logits, axis=-1)
+        # Windows pool the raw logits; the calibration applies to the text's pooled logits (for a
+        # text of one window, exactly what ``encoded`` returns).
+        calibrated = logits / scale
+        return (tf.sigmoid(calibrated) if task.multi_label
+                else tf.nn.softmax(calibrated, axis=-1))
 
     def read(text):
         """Each text's probabilities and the windows it took."""

@@ -22,6 +22,10 @@ Signatures of a raw-text export:
 - ``encoded`` / ``encoded_int64``: ``input_ids``, ``attention_mask`` -> ``logits``,
   ``probabilities``.
 
+Every probability (``classify``'s scores too) is calibrated: the softmax / sigmoids of the
+logits divided by the run's temperatures (``ExportRecord.temperatures``; none: ``T = 1``); the
+``logits`` are the model's raw ones.
+
 Example:
     >>> SIGNATURES[PREDICT]["inputs"]
     {'text': 'string'}

@@ -44,6 +44,7 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
                             signatures: dict[str, Any], tolerance: float,
                             thresholds: Any = None,
                             min_label_agreement: float = 1.0,
+                            temperatures: Any = None,
                             windows: Any = None) -> dict[str, Any]:
     """Verify the export in ``folder`` in a fresh process; return the report (``passed``...).
 
@@ -66,6 +67,8 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
         thresholds: list of float, optional. A multi-label export's decision thresholds: its
             probabilities are sigmoids, and ``serving_default`` must predict exactly the labels
             whose probability reaches them.
+        temperatures: list of float, optional. The calibration built into the export: the
+            expected probabilities are those of the Keras model's ``logits / T``.
 
     Returns:
         The child's report, plus ``validation_texts`` and ``stress_texts`` counts.
@@ -99,12 +102,15 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
         for part_index, part in enumerate(chunk):
             ids = tokenizer(part, truncation=True, max_length=max_length)["input_ids"]
             batch = {"texts": part, "ids": ids, "first": begin == 0 and part_index == 0,
-                     "probabilities": _keras_probabilities(forward, ids, pad_id, multi_label)}
+                     "probabilities": _keras_probabilities(forward, ids, pad_id, multi_label,
+                                                           temperatures)}
             if windows is not None:
                 batch.update(_windowed_probabilities(forward, tokenizer, part, max_length,
-                                                     windows, pad_id, multi_label))
+                                                     windows, pad_id, multi_label,
+                                                     temperatures))
             batches.append(batch)
-    payload = {"over_cap": over_cap, "export_dir": str(folder), "raw_text": raw_text, "batches": batches,
+    payload = {"over_cap": over_cap, "export_dir": str(folder), "raw_text": raw_text,
+               "batches": batches,
                "labels": labels, "signatures": signatures, "tolerance": tolerance,
                "pad_id": pad_id, "max_length": max_length, "thresholds": thresholds,
                "min_label_agreement": min_label_agreement}
@@ -114,12 +120,15 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
 
 
 def _keras_probabilities(forward: Any, ids: list[list[int]], pad_id: int,
-                         multi_label: bool = False) -> list[list[float]]:
-    """The Keras model's probabilities (sigmoids when multi-label) on Hugging Face ids, padded
-    to the batch's longest."""
+                         multi_label: bool = False,
+                         temperatures: Any = None) -> list[list[float]]:
+    """The Keras model's probabilities (sigmoids when multi-label) of ``logits / T`` on Hugging
+    Face ids, padded to the batch's longest."""
     padded, mask = _pad(ids, pad_id)
     logits = tf.cast(forward(tf.constant(padded, tf.int32), tf.constant(mask, tf.int32)),
                      tf.float32)
+    if temperatures is not None:
+        logits = logits / tf.constant(temperatures, tf.float32)
     return (tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits, axis=-1)).numpy().tolist()
 
 
@@ -150,9 +159,10 @@ def _within_cap(tokenizer: Any, texts: list[str], max_length: int,
 
 
 def _windowed_probabilities(forward: Any, tokenizer: Any, texts: list[str], max_length: int,
-                            windows: Any, pad_id: int, multi_label: bool) -> dict[str, Any]:
-    """The Keras model's answer on Hugging Face's windows: logits pooled per text, then the
-    activation; and each text's window count."""
+                            windows: Any, pad_id: int, multi_label: bool,
+                            temperatures: Any = None) -> dict[str, Any]:
+    """The Keras model's answer on Hugging Face's windows: logits pooled per text, divided by
+    the calibration's ``T``, then the activation; and each text's window count."""
     ids, text_of = _window_ids(tokenizer, texts, max_length, windows.stride)
     logits = []
     for begin in range(0, len(ids), _BATCH):  # windows of 512 tokens: a bounded batch
@@ -164,6 +174,8 @@ def _windowed_probabilities(forward: Any, tokenizer: Any, texts: list[str], max_
     pool = (tf.math.unsorted_segment_max if windows.pooling == "max"
             else tf.math.unsorted_segment_mean)
     pooled = pool(values, segments, len(texts))
+    if temperatures is not None:
+        pooled = pooled / tf.constant(temperatures, tf.float32)
     probabilities = tf.sigmoid(pooled) if multi_label else tf.nn.softmax(pooled, axis=-1)
     return {"text_probabilities": probabilities.numpy().tolist(),
             "windows": np.bincount(text_of, minlength=len(texts)).tolist()}

@@ -59,6 +59,7 @@ def load_classifier(model_dir: str | Path) -> tuple[Any, Any]:
 
 def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 64,
                   max_length: Optional[int] = None, task: Optional[Task] = None,
+                  temperatures: Optional[Sequence[float]] = None,
                   long_texts: str = "windows", stride: Optional[int] = None) -> np.ndarray:
     """Class probabilities of each text, ``[len(texts), num_labels]``, in label id order.
 
@@ -70,6 +71,9 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: 
         max_length: int, optional. Window length (default: the model's limit).
         task: Task, optional. Softmax (single-label) or a sigmoid per label (multi-label);
             default: read off the model's config.
+        temperatures: sequence of float, optional. A run's calibration (one, or one per
+            label): the probabilities of ``logits / T``, as its export answers; default
+            ``T = 1`` (the model's raw probabilities).
         long_texts: str. ``windows``: a longer text is read in Hugging Face's overflowing
             windows and its logits pooled as an export pools them (mean; max for multi-label);
             ``truncate``: cut at ``max_length``.
@@ -90,7 +94,7 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: 
         ((2, 6), [1.0, 1.0])
     """
     from tfemotion.checkpoints import model_max_length, model_task
-    from tfemotion.evaluation.outputs import sigmoid, softmax
+    from tfemotion.evaluation.calibration import probabilities_of
 
     texts = check_texts(texts)
     if long_texts not in ("windows", "truncate"):
@@ -108,7 +112,7 @@ def predict_proba(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: 
         else:
             rows.append(window_logits(model, tokenizer, chunk, limit, stride, task, batch_size))
     logits = np.concatenate(rows)
-    return sigmoid(logits) if task.multi_label else softmax(logits)
+    return probabilities_of(logits, task, temperatures)
 
 
 def window_logits(model: Any, tokenizer: Any, texts: list[str], max_length: int,
@@ -147,7 +151,9 @@ def _logits(model: Any, batch: Any) -> np.ndarray:
 
 def keras_predictor(model: Any, tokenizer: Any, task: Optional[Task] = None,
                     thresholds: Optional[Sequence[float]] = None,
-                    max_length: Optional[int] = None) -> Callable[[list[str]], list[dict]]:
+                    max_length: Optional[int] = None,
+                    temperatures: Optional[Sequence[float]] = None
+                    ) -> Callable[[list[str]], list[dict]]:
     """A function from a batch of texts to results, on a loaded Keras classifier.
 
     Args:
@@ -156,6 +162,7 @@ def keras_predictor(model: Any, tokenizer: Any, task: Optional[Task] = None,
         task: Task, optional. Default: read off the model's config.
         thresholds: sequence of float, optional. A multi-label task's thresholds (default 0.5).
         max_length: int, optional. Truncation length (default: the model's limit).
+        temperatures: sequence of float, optional. A run's calibration (default ``T = 1``).
 
     Example:
         >>> classify = keras_predictor(model, tokenizer, task)
@@ -167,7 +174,8 @@ def keras_predictor(model: Any, tokenizer: Any, task: Optional[Task] = None,
     task = task or model_task(model.config)
 
     def classify(texts: list[str]) -> list[dict[str, Any]]:
-        probabilities = predict_proba(model, tokenizer, texts, len(texts), max_length, task)
+        probabilities = predict_proba(model, tokenizer, texts, len(texts), max_length, task,
+                                      temperatures)
         return results(texts, probabilities, task, thresholds=thresholds)
 
     return classify
@@ -175,24 +183,29 @@ def keras_predictor(model: Any, tokenizer: Any, task: Optional[Task] = None,
 
 def run_predictor(model_dir: Any, max_length: Optional[int] = None
                   ) -> Callable[[list[str]], list[dict]]:
-    """``keras_predictor`` for a run folder (its record's task and thresholds), a bare model
-    folder or a hub id (the model config's task)."""
+    """``keras_predictor`` for a run folder (its record's task, thresholds and temperatures:
+    the probabilities of its export), a bare model folder or a hub id (the model config's task,
+    the raw probabilities)."""
     from tfemotion.checkpoints import is_local_path
     from tfemotion.runfolder import RunRecord, find_run
 
-    task = thresholds = None
+    task = thresholds = temperatures = None
     if is_local_path(str(model_dir)):
         try:
             record = RunRecord.load(find_run(Path(str(model_dir)).expanduser()))
             task, thresholds = record.task, record.thresholds
+            temperatures = record.temperatures
         except (FileNotFoundError, ValueError):
             pass  # a bare model folder: its config says the task
     model, tokenizer = load_classifier(model_dir)
-    return keras_predictor(model, tokenizer, task, thresholds, max_length)
+    return keras_predictor(model, tokenizer, task, thresholds, max_length, temperatures)
 
 
 def load_pipeline(model_dir: str | Path) -> Any:
     """The transformers ``text-classification`` pipeline on a saved model, all scores returned.
+
+    The pipeline knows nothing of a run's calibration: its scores are the model's raw
+    probabilities (``predict`` on the run folder, or its export, answers calibrated ones).
 
     Built with ``framework="tf"``, ``top_k=None`` (every label's score, as in the book) and
     ``dtype=None`` (transformers 4.57 otherwise needs PyTorch).
