@@ -32,8 +32,9 @@ ALLOWED = {
                  "evaluation", "models"},
     "export": {"config", "task", "checkpoints", "files", "hardware", "runfolder", "data",
                "tokenizers", "models"},
+    # tokenizers: the windows of long texts and their pooling, as the export's graph has them
     "prediction": {"task", "checkpoints", "files", "runfolder", "evaluation", "export",
-                   "models"},
+                   "models", "tokenizers"},
     "serving": {"config", "export"},  # the server runs exports; nothing of training or data
     # Beam workers need TensorFlow and the export's reader, nothing of transformers or training
     "scoring": {"config", "task", "export", "prediction"},

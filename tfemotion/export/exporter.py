@@ -194,8 +194,9 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
     except UnsupportedTokenizerError as error:
         in_graph, reason = None, str(error)
         logger.warning("Exporting the 'encoded' signatures only (ids in, no raw text): %s", reason)
+    windows = export_windows(config, max_length, task) if in_graph is not None else None
     module, signatures = serving_module(model, in_graph, task, config.length_group_size,
-                                        thresholds, temperatures)
+                                        thresholds, temperatures, windows)
     model_root.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_root))
     try:
@@ -209,11 +210,13 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
             precision=config.precision, warmup_batch_sizes=list(config.warmup_batch_sizes),
             tensorflow_version=tf.__version__, temperatures=temperatures,
             tokenizer=dict(in_graph.description if in_graph else {},
-                           **{"class": type(tokenizer).__name__}))
+                           **{"class": type(tokenizer).__name__}),
+            **_windows_fields(windows))
         record.save(temporary)
         verification = None
         if config.verify:
-            verification = _verify(temporary, reference or model, tokenizer, texts, record)
+            verification = _verify(temporary, reference or model, tokenizer, texts, record,
+                                   windows)
             record = record.replace(
                 tensorflow_serving_check=_check_with_tensorflow_serving(temporary))
             record.save(temporary)
@@ -226,6 +229,31 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
     return dict(record.to_dict(), path=str(path), base_path=str(config.base_path),
                 name=config.name, version=version, warmup_requests=warmup,
                 verification=verification)
+
+
+def export_windows(config: ExportConfig, max_length: int, task: Task) -> Optional[Any]:
+    """The export's :class:`~tfemotion.export.graph.Windows`, or None when it truncates.
+
+    Example:
+        >>> from tfemotion.task import Task
+        >>> export_windows(ExportConfig(), 512, Task(("a", "b")))
+        Windows(stride=64, max_windows=2048, pooling='mean')
+    """
+    from tfemotion.export.graph import Windows
+    from tfemotion.tokenizers.windows import default_stride, pooling_for
+
+    if config.long_texts == "truncate":
+        return None
+    stride = default_stride(max_length) if config.stride is None else config.stride
+    return Windows(stride=stride, max_windows=config.max_windows,
+                   pooling=pooling_for(task.multi_label))
+
+
+def _windows_fields(windows: Optional[Any]) -> dict[str, Any]:
+    if windows is None:
+        return {"long_texts": "truncate"}
+    return {"long_texts": "windows", "stride": windows.stride,
+            "max_windows": windows.max_windows, "window_pooling": windows.pooling}
 
 
 def _checked_task(task: Task, model_config: Any) -> Task:
@@ -251,7 +279,7 @@ def _thresholds(task: Task, thresholds: Optional[Sequence[float]]) -> Optional[l
 
 
 def _verify(folder: Path, model: Any, tokenizer: Any, texts: list[str],
-            record: ExportRecord) -> dict[str, Any]:
+            record: ExportRecord, windows: Optional[Any] = None) -> dict[str, Any]:
     from tfemotion.export.verification import verify_in_fresh_process
 
     table = signature_table(multi_label=record.task.multi_label)
@@ -259,7 +287,7 @@ def _verify(folder: Path, model: Any, tokenizer: Any, texts: list[str],
     report = verify_in_fresh_process(folder, model, tokenizer, texts, list(record.labels),
                                      record.max_length, record.raw_text, signatures,
                                      TOLERANCES[record.precision], record.thresholds,
-                                     MIN_LABEL_AGREEMENT, record.temperatures)
+                                     MIN_LABEL_AGREEMENT, record.temperatures, windows)
     if not report.get("passed"):
         raise ExportVerificationError(
             "The export failed verification and was not published: "
