@@ -15,7 +15,7 @@ def test_every_stage_has_its_folder():
     dirs = stage_dirs("out")
     assert {stage: path.as_posix() for stage, path in dirs.items()} == {
         "explore": "out/explore", "baseline": "out/baseline", "train": "out/run",
-        "evaluate": "out/run", "export": "out/serving"}
+        "evaluate": "out/run", "export": "out/serving", "audit": "out/audit"}
 
 
 def test_exports_are_verified_on_the_validation_texts_else_the_test_texts(emotion_splits):
