@@ -7,7 +7,8 @@ K-1 folds, with the recipe and epochs the full training split would get (decided
 another recipe for it), and then predicts the texts of fold k. Each fold is a run folder
 ``AUDIT/folds/k/``: a finished fold is skipped, an interrupted one resumes from its last
 completed epoch, like ``tfemotion train --resume``. What fold k predicted is kept in
-``AUDIT/folds/k/heldout.npz`` (the texts' rows, their probabilities, the seconds it took).
+``AUDIT/folds/k/heldout.npz`` (the texts' rows, their probabilities, the seconds it took); the
+fold's per-epoch checkpoints are deleted then (its saved model stays).
 
 Example:
     >>> assign_folds([0, 0, 1, 1, 1, 0], Task(("a", "b")), folds=2, seed=0).tolist()
@@ -149,6 +150,9 @@ def train_fold(splits: Any, assignment: np.ndarray, fold: int, data_config: Data
     probabilities = _predict(run, [texts[int(i)] for i in rows], task, settings.batch_size)
     seconds = time.perf_counter() - started + _earlier_seconds(run)
     _save_npz(heldout, rows=rows, probabilities=probabilities, seconds=np.float64(seconds))
+    # The per-epoch checkpoints (model and optimizer: ~270 MB an epoch for MiniLM) only served
+    # to resume this fold, which is done.
+    shutil.rmtree(run.checkpoints, ignore_errors=True)
     return FoldResult(fold, rows, probabilities, seconds, True)
 
 
