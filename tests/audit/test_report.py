@@ -40,7 +40,8 @@ def test_the_table_holds_the_flagged_texts_with_their_file_line_and_probabilitie
     assert (row["text"], row["label"], row["suggested_label"]) == ("text 4", "sad", "happy")
     assert (row["label_probability"], row["suggested_probability"]) == (0.05, 0.9)
     assert table["rank"].tolist() == [1, 2]
-    assert summary["flagged"] == 2 and summary["texts"] == 60
+    assert summary["flagged"] == 2 and summary["texts"] == 60 and summary["warning"] is None
+    assert summary["out_of_fold_accuracy"] == round(58 / 60, 4)
     assert summary["per_label"]["sad"] == {"texts": 21, "flagged": 1, "share": round(1 / 21, 4)}
     assert summary["per_label"]["angry"]["flagged"] == 0
     assert json.loads((tmp_path / "summary.json").read_text())["cost"] == COST
@@ -76,3 +77,15 @@ def test_multi_label_rows_join_names_and_give_each_label_its_probability(tmp_pat
                   "source"]].values.tolist() == [["a", "a,c", "a=0.9500", "a=0.9500, c=0.9500",
                                                   "f.jsonl:7"]]
     assert summary["per_label"]["c"]["flagged"] == 1 and summary["per_label"]["a"]["flagged"] == 0
+
+
+def test_a_list_of_mostly_model_errors_says_so(tmp_path):
+    task = Task(("sad", "happy"))
+    probabilities = np.tile([[0.3, 0.7]], (40, 1))  # a model that always says happy
+    labels = [0, 1] * 20
+    issues = rank_label_issues(probabilities, labels, task, "predicted_neq_given")
+    summary = write_report(tmp_path, ["t"] * 40, labels, ["s"] * 40, probabilities, issues,
+                           task, COST, "m")
+    assert summary["out_of_fold_accuracy"] == 0.5
+    assert summary["warning"].startswith("warning: 50% of the texts flagged")
+    assert "too weak" in (tmp_path / "label_issues.md").read_text()

@@ -39,6 +39,8 @@ PLOT = "label_issues.png"
 SUMMARY = "summary.json"
 COLUMNS = ("rank", "text", "label", "suggested_label", "label_probability",
            "suggested_probability", "quality", "source")
+# Above this share of flagged texts, the flags say more about the folds' models than the labels.
+WEAK_MODEL_SHARE = 0.2
 NEXT_STEPS = (
     "What to do with it: review the texts from the top of the list (rank 1 is the most "
     "suspect; the top is where most true errors are, further down more of the flags are "
@@ -168,11 +170,44 @@ def write_report(audit_dir: str | Path, texts: Sequence[str], labels: Sequence[A
     files = {"csv": str(folder / TABLE), "md": str(folder / TABLE.replace(".csv", ".md")),
              "plot": str(plot_issues(issues, task, folder / PLOT))}
     summary = {"texts": len(texts), "flagged": len(issues.rows), "per_label": per_label,
+               "out_of_fold_accuracy": out_of_fold_accuracy(probabilities, labels, task),
                "cost": cost, "method": method, "files": files}
+    summary["warning"] = weak_model_warning(summary)
     markdown = _summary_markdown(summary) + "\n" + markdown_table(frame)
     Path(files["md"]).write_text(markdown, encoding="utf-8")
     write_json(summary, folder / SUMMARY)
     return summary
+
+
+def out_of_fold_accuracy(probabilities: np.ndarray, labels: Sequence[Any], task: Task) -> float:
+    """How often the out-of-fold prediction is the given label (multi-label: the given set, at
+    0.5): a ceiling on what the audit can tell, since its models err too.
+
+    Example:
+        >>> out_of_fold_accuracy(np.array([[0.9, 0.1], [0.3, 0.7]]), [0, 0], Task(("a", "b")))
+        0.5
+    """
+    if task.multi_label:
+        given = task.multi_hot(labels)
+        return round(float(((probabilities >= 0.5) == (given > 0)).all(axis=1).mean()), 4)
+    return round(float((probabilities.argmax(axis=1) == np.asarray(labels)).mean()), 4)
+
+
+def weak_model_warning(summary: dict[str, Any]) -> str | None:
+    """A warning when so many texts are flagged that the folds' models, not the labels, are
+    the likelier cause; else None.
+
+    Example:
+        >>> weak_model_warning({"texts": 100, "flagged": 40, "out_of_fold_accuracy": 0.55})[:40]
+        'warning: 40% of the texts flagged, and t'
+    """
+    share = summary["flagged"] / summary["texts"] if summary["texts"] else 0.0
+    if share <= WEAK_MODEL_SHARE:
+        return None
+    return (f"warning: {share:.0%} of the texts flagged, and the folds' models agree with the "
+            f"given labels on only {summary['out_of_fold_accuracy']:.0%} of them: the models "
+            "are too weak for the flags to mean wrong labels. Train the folds longer (--epochs) "
+            "or on more data before acting on this list.")
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -193,6 +228,11 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
              f"cost: {cost['trainings']} trainings ({cost['trained_now']} in this session), "
              f"{cost['seconds']:.0f} s in all; {cost['recipe']}",
              f"method: {summary['method']}"]
+    if "out_of_fold_accuracy" in summary:
+        lines.insert(1, f"out-of-fold predictions agree with the given labels on "
+                        f"{summary['out_of_fold_accuracy']:.1%} of the texts")
+    if summary.get("warning"):
+        lines.append(summary["warning"])
     return lines
 
 
