@@ -45,7 +45,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt client/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "tfemotion needs Python 3.10 or newer; this is " + sys.version.split()[0] + ". Run: make PYTHON=python3.11 ...")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "Could not create $(VENV): install python3-venv (Debian/Ubuntu: sudo apt install python3-venv)"; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ./client -e ".[test,umap,beam]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ./client -e ".[test,umap,beam,audit]"
 	touch $(STAMP)
 
 install: $(STAMP)

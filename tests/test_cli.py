@@ -31,7 +31,7 @@ def _subcommand_names() -> list[str]:
 def test_the_help_test_covers_every_subcommand():
     assert _subcommand_names() == sorted(["explore", "baseline", "train", "evaluate", "predict",
                                           "export", "serve", "query", "score", "run",
-                                          "calibrate"])
+                                          "calibrate", "audit"])
 
 
 @pytest.mark.parametrize("command", _subcommand_names())
@@ -75,7 +75,7 @@ def test_run_flags_each_set_one_field_of_one_stage_but_model_and_data():
 
     parser = _subcommands()["run"]
     stages = {"": (cfg.DataConfig, cfg.FinetuneConfig), "baseline": (cfg.FeatureConfig,),
-              "export": (cfg.ExportConfig,)}
+              "export": (cfg.ExportConfig,), "audit": (cfg.AuditConfig,)}
     owners: dict[str, list[str]] = {}
     for prefix, classes in stages.items():
         for config_class in classes:
@@ -83,7 +83,7 @@ def test_run_flags_each_set_one_field_of_one_stage_but_model_and_data():
                 dest = f"{prefix}_{field.name}" if prefix else field.name
                 owners.setdefault(dest, []).append(config_class.__name__)
     settings = [a for a in parser._actions if a.dest not in ("help", "verbose", "json", "out",
-                                                             "stages")]
+                                                             "stages", "audit")]
     for action in settings:
         assert owners.get(action.dest) is not None, action.dest
         assert len(owners[action.dest]) == 1, (action.dest, owners[action.dest])
@@ -145,3 +145,32 @@ def test_calibrate_without_a_run_says_what_to_give(capsys):
         main(["calibrate"])
     assert "give the run folder" in capsys.readouterr().err
 
+
+def test_audit_takes_the_data_and_training_flags_and_its_own(monkeypatch, capsys):
+    """`tfemotion audit` builds the three configs from its flags and calls the library; `run
+    --audit` adds the audit stage with its prefixed flags."""
+    import tfemotion.audit
+
+    seen = {}
+
+    def fake_audit(data, finetune, audit, out, **kwargs):
+        seen.update(data=data, finetune=finetune, audit=audit, out=out)
+        return {"texts": 10, "flagged": 1, "method": "m", "files": {"md": "a.md", "plot": "a.png"},
+                "per_label": {"a": {"texts": 5, "flagged": 1, "share": 0.2}},
+                "cost": {"trainings": 3, "trained_now": 3, "seconds": 9.0, "recipe": "r"}}
+
+    monkeypatch.setattr(tfemotion.audit, "audit_labels", fake_audit)
+    assert main(["audit", "--data", "d", "--model", "m", "--out", "o", "--folds", "3",
+                 "--epochs", "2", "--filter-by", "both"]) == 0
+    assert (seen["audit"].folds, seen["audit"].filter_by) == (3, "both")
+    assert (seen["finetune"].model, seen["finetune"].epochs, seen["out"]) == ("m", 2, "o")
+    assert seen["data"].source == "d"
+    out = capsys.readouterr().out
+    assert out.startswith("1 of the 10 training texts flagged") and "3 trainings" in out
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["audit", "--data", "d", "--out", "o", "--resume"])
+    args = build_parser().parse_args(["run", "--out", "o", "--audit", "--audit-folds", "4"])
+    from tfemotion.cli import config_from_args
+
+    assert args.audit and config_from_args(cfg.AuditConfig, args, prefix="audit").folds == 4
+    assert build_parser().parse_args(["run", "--out", "o"]).audit is False

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tfemotion.config import (DataConfig, ExportConfig, FeatureConfig, FinetuneConfig,
-                              ServingConfig, choose_schedule)
+from tfemotion.config import (AuditConfig, DataConfig, ExportConfig, FeatureConfig,
+                              FinetuneConfig, ServingConfig, choose_schedule)
 
 
 def test_data_config_rejects_bad_labels():
@@ -33,6 +33,8 @@ def test_from_dict_rejects_unknown_settings_by_name():
     (lambda: ServingConfig(port=70000), r"port must be in 0..65535"),
     (lambda: DataConfig(separator=";;"), "separator must be one character"),
     (lambda: DataConfig(problem_type="both"), "problem_type must be one of"),
+    (lambda: AuditConfig(folds=1), r"folds must be at least 2 .* Received: folds=1"),
+    (lambda: AuditConfig(filter_by="loss"), "filter_by must be one of"),
 ])
 def test_configs_name_the_bad_field_and_value(make, message):
     with pytest.raises(ValueError, match=message):
@@ -56,7 +58,7 @@ def test_choose_schedule_keeps_given_values_and_chooses_by_width_otherwise():
 def test_configs_round_trip_through_json():
     for config in (DataConfig(labels=("a", "b")), FeatureConfig(max_tokens=None),
                    FinetuneConfig(learning_rate=1e-4), ExportConfig(version=3),
-                   ServingConfig(rest_port=None)):
+                   ServingConfig(rest_port=None), AuditConfig(folds=3)):
         assert type(config).from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 

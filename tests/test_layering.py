@@ -35,11 +35,14 @@ ALLOWED = {
     # tokenizers: the windows of long texts and their pooling, as the export's graph has them
     "prediction": {"task", "checkpoints", "files", "runfolder", "evaluation", "export",
                    "models", "tokenizers"},
+    # the label audit: K trainings (training), their predictions (prediction), the report
+    "audit": {"config", "task", "checkpoints", "files", "runfolder", "data", "training",
+              "evaluation", "prediction"},
     "serving": {"config", "export"},  # the server runs exports; nothing of training or data
     # Beam workers need TensorFlow and the export's reader, nothing of transformers or training
     "scoring": {"config", "task", "export", "prediction"},
     "pipeline": {"config", "task", "checkpoints", "files", "runfolder", "data", "features",
-                 "training", "evaluation", "export"},
+                 "training", "evaluation", "export", "audit"},
     "cli": {"*"},
     "__init__": set(),
     "__main__": {"cli"},

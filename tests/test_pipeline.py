@@ -15,7 +15,7 @@ def test_every_stage_has_its_folder():
     dirs = stage_dirs("out")
     assert {stage: path.as_posix() for stage, path in dirs.items()} == {
         "explore": "out/explore", "baseline": "out/baseline", "train": "out/run",
-        "evaluate": "out/run", "export": "out/serving"}
+        "evaluate": "out/run", "export": "out/serving", "audit": "out/audit"}
 
 
 def test_exports_are_verified_on_the_validation_texts_else_the_test_texts(emotion_splits):
@@ -57,3 +57,27 @@ def test_run_all_names_every_hub_source_it_cannot_reach_at_once(monkeypatch, tmp
            "not local" in message
     assert "make run DATA=PATH MODEL=PATH" in message and "MODEL=minilm" in message
     assert not (tmp_path / "explore").exists()
+
+
+def test_run_all_runs_the_audit_only_when_named_after_the_other_stages(emotion_dir, tiny_bert_dir,
+                                                                       tmp_path, monkeypatch):
+    import tfemotion.audit
+
+    from tfemotion.config import AuditConfig
+
+    calls = []
+
+    def fake_audit(data, finetune, audit, out, *, dataset_dict, task, progress):
+        calls.append((audit.folds, str(out), len(dataset_dict["train"]), task.num_labels))
+        return {"flagged": 0}
+
+    monkeypatch.setattr(tfemotion.audit, "audit_labels", fake_audit)
+    model = str(tiny_bert_dir)
+    settings = (DataConfig(source=str(emotion_dir)), FeatureConfig(model=model),
+                FinetuneConfig(model=model), ExportConfig(), tmp_path)
+    results = run_all(*settings, stages=["audit", "explore"], audit_config=AuditConfig(folds=3))
+    assert list(results) == ["task", "explore", "audit", "seconds"]
+    assert calls == [(3, str(tmp_path), 240, 6)]
+    assert json.loads((tmp_path / "pipeline.json").read_text())["stages"] == ["explore", "audit"]
+    run_all(*settings, stages=["explore"])
+    assert len(calls) == 1

@@ -49,6 +49,7 @@ _EXPORTS = {
     "FinetuneConfig": "config",
     "ExportConfig": "config",
     "ServingConfig": "config",
+    "AuditConfig": "config",
     "Schedule": "config",
     "choose_schedule": "config",
     "Task": "task",
@@ -114,6 +115,8 @@ _EXPORTS = {
     # bulk scoring on Apache Beam (the beam extra)
     "ScoreTexts": "scoring.pipeline",
     "score": "scoring.pipeline",
+    # the label audit (the audit extra: cleanlab)
+    "audit_labels": "audit.stage",
     # the main job
     "run_all": "pipeline",
 }

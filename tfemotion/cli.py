@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 from tfemotion import __version__
 from tfemotion import config as cfg
-from tfemotion.pipeline import STAGES
+from tfemotion.pipeline import OPTIONAL_STAGES, STAGES
 
 # region Flags from dataclasses
 
@@ -325,6 +325,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """`tfemotion audit`: likely label errors of the training split (tfemotion.audit)."""
+    data_config = config_from_args(cfg.DataConfig, args)
+    finetune_config = config_from_args(cfg.FinetuneConfig, args)
+    audit_config = config_from_args(cfg.AuditConfig, args)
+    from tfemotion.audit import audit_labels
+    from tfemotion.audit.report import summary_lines
+
+    summary = _to_stderr(audit_labels, data_config, finetune_config, audit_config, args.out,
+                         verbose="auto", progress=lambda line: print(f"== {line}", flush=True))
+    if args.json:
+        _print_json(summary)
+        return 0
+    print("\n".join(summary_lines(summary)))
+    print(f"review from the top: {summary['files']['md']} (heat map: {summary['files']['plot']})")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """`tfemotion evaluate`: a run's metrics on a split (tfemotion.evaluation.evaluate_run)."""
     from tfemotion.evaluation import evaluate_run
@@ -473,11 +491,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     feature_config = config_from_args(cfg.FeatureConfig, args, prefix="baseline",
                                       model=finetune_config.model)
     export_config = config_from_args(cfg.ExportConfig, args, prefix="export")
+    audit_config = config_from_args(cfg.AuditConfig, args, prefix="audit")
+    stages = [*args.stages, *(["audit"] if args.audit and "audit" not in args.stages else [])]
     from tfemotion.pipeline import run_all
 
     results = _to_stderr(run_all, data_config, feature_config, finetune_config, export_config,
-                         args.out, stages=args.stages,
-                         progress=lambda message: print(f"\n== {message}", flush=True))
+                         args.out, stages=stages,
+                         progress=lambda message: print(f"\n== {message}", flush=True),
+                         audit_config=audit_config)
     task = results["task"]
     if args.json:
         _print_json({**results, "task": task.to_dict()})
@@ -490,9 +511,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if "export" in results:
         print(f"\nexported {results['export']['path']} (version {results['export']['version']})"
               f"; serve it: tfemotion serve --base-path {results['export']['base_path']}")
+    if "audit" in results:
+        from tfemotion.audit.report import summary_lines
+
+        print("\nlabel audit\n  " + "\n  ".join(summary_lines(results["audit"])))
     seconds = results["seconds"]
     print(f"\nall outputs in {args.out}; took {seconds['total']:.0f} s ("
-          + ", ".join(f"{stage} {seconds[stage]:.0f} s" for stage in args.stages) + ")")
+          + ", ".join(f"{stage} {seconds[stage]:.0f} s" for stage in stages) + ")")
     return 0
 
 
@@ -510,6 +535,10 @@ EXAMPLES = {
   tfemotion train --data dair-ai/emotion --model distilbert-base-uncased --out runs/emotion
   tfemotion train --data data/ --model path/to/checkpoint --out runs/mine --epochs 3 --lr 1e-4
   tfemotion train --data few/ --model path/to/minilm --out runs/few --recipe contrastive""",
+    "audit": """examples:
+  tfemotion audit --data data/emotion --model path/to/minilm --out runs/emotion --folds 5
+  tfemotion audit --data train.csv --model path/to/checkpoint --out runs/mine --epochs 2
+  tfemotion audit --data data/emotion --model path/to/minilm --out runs/emotion  # resumes""",
     "evaluate": """examples:
   tfemotion evaluate --run runs/emotion --split test
   tfemotion evaluate --run runs/emotion --json   # the OUT folder of `tfemotion run` works too""",
@@ -597,6 +626,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(p, cfg.DataConfig)
     add_config_flags(p, cfg.FinetuneConfig)
     p.add_argument("--out", required=True, help="run folder")
+
+    p = _subparser(sub, "audit", "likely label errors of the training data, from out-of-fold "
+                   "predictions", cmd_audit,
+                   description="K trainings with the recipe of `tfemotion train` (its flags), "
+                               "each predicting the texts it left out; confident learning "
+                               "(cleanlab) flags the labels they contradict. Writes "
+                               "OUT/audit: label_issues.csv/.md (file and line of each text), "
+                               "label_issues.png, summary.json. Run it again to resume.")
+    add_config_flags(p, cfg.DataConfig)
+    add_config_flags(p, cfg.FinetuneConfig, skip=("resume",))
+    add_config_flags(p, cfg.AuditConfig)
+    p.add_argument("--out", required=True, help="output folder (the audit writes OUT/audit)")
 
     p = _subparser(sub, "evaluate", "metrics, confusion matrix and error analysis of a run",
                    cmd_evaluate)
@@ -690,7 +731,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True,
                    help="output folder for every stage: OUT/explore, OUT/baseline, OUT/run, "
                         "OUT/serving")
-    p.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+    add_config_flags(p, cfg.AuditConfig, prefix="audit")
+    p.add_argument("--audit", action="store_true",
+                   help="also audit the training labels (OUT/audit; K more trainings, "
+                        "--audit-folds): the same as naming the audit stage in --stages")
+    p.add_argument("--stages", nargs="+", choices=STAGES + OPTIONAL_STAGES, default=list(STAGES),
                    help="stages to run, in order (default: all)")
     return parser
 

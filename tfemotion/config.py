@@ -762,3 +762,36 @@ class ScoringConfig(_ConfigMixin):
                              f"max_batch_size={self.max_batch_size!r}")
         if not self.text_field:
             raise ValueError("text_field must name a field. Received: text_field=''")
+
+
+# region The label audit (issue 28)
+
+# cleanlab's ways of counting a text as a label issue (cleanlab.filter.find_label_issues).
+AUDIT_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+                 "predicted_neq_given")
+
+
+@dataclass(frozen=True)
+class AuditConfig(_ConfigMixin):
+    """The label audit: K-fold out-of-fold probabilities, then confident learning."""
+
+    folds: int = _help(
+        "Folds K: K trainings, each on (K-1)/K of the training texts with the run's recipe, "
+        "give every training text a probability from a model that never saw it. At least 2, "
+        "at most the texts of the rarest label (single-label data).", default=5)
+    fold_seed: int = _help("Which texts go to which fold (stratified by label).", default=42)
+    filter_by: str = _help(
+        "cleanlab's rule for a label issue: 'prune_by_noise_rate' (cleanlab's default: as many "
+        "texts per given x suggested label pair as confident learning estimates are wrong "
+        "there, the least likely first), 'prune_by_class', 'both', 'confident_learning' (the "
+        "off-diagonal of the confident joint), 'predicted_neq_given' (argmax differs).",
+        default="prune_by_noise_rate", choices=AUDIT_FILTERS)
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise ValueError("folds must be at least 2 (each text is predicted by a model "
+                             f"trained on the other folds). Received: folds={self.folds!r}")
+        _check_choice("filter_by", self.filter_by, AUDIT_FILTERS)
+
+
+# endregion

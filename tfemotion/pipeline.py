@@ -6,6 +6,7 @@ Each stage writes to its own folder under ``out_dir``:
     OUT/baseline/  metrics.json, confusion_matrix.png (umap.png)
     OUT/run/       the fine-tuning run folder (model/, metrics.json, history.csv, ...)
     OUT/serving/   NAME/VERSION/ SavedModel for TensorFlow Serving
+    OUT/audit/     the label audit, when asked for (``OPTIONAL_STAGES``: K more trainings)
     OUT/pipeline.json  the seconds each stage took, and the stages run
 
 The data is loaded once and its task (``tfemotion.data.task_of``) decided once; every stage
@@ -28,12 +29,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from tfemotion.checkpoints import require_available
-from tfemotion.config import DataConfig, ExportConfig, FeatureConfig, FinetuneConfig
+from tfemotion.config import AuditConfig, DataConfig, ExportConfig, FeatureConfig, FinetuneConfig
 from tfemotion.files import write_json
 from tfemotion.runfolder import PIPELINE_RUN_DIR
 from tfemotion.task import Task
 
 STAGES = ("explore", "baseline", "train", "evaluate", "export")
+# Stages run only when named (``tfemotion run --audit``), after the others.
+OPTIONAL_STAGES = ("audit",)
 
 
 def stage_dirs(out_dir: str | Path) -> dict[str, Path]:
@@ -46,7 +49,7 @@ def stage_dirs(out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     return {"explore": out / "explore", "baseline": out / "baseline",
             "train": out / PIPELINE_RUN_DIR, "evaluate": out / PIPELINE_RUN_DIR,
-            "export": out / "serving"}
+            "export": out / "serving", "audit": out / "audit"}
 
 
 def run_all(
@@ -57,6 +60,7 @@ def run_all(
     out_dir: str | Path,
     stages: Sequence[str] = STAGES,
     progress: Optional[Callable[[str], None]] = None,
+    audit_config: Optional[AuditConfig] = None,
 ) -> dict[str, Any]:
     """Run the chosen stages in order on one loaded dataset; return each stage's result.
 
@@ -66,8 +70,11 @@ def run_all(
         finetune_config: FinetuneConfig. The training settings.
         export_config: ExportConfig. Export settings (``base_path`` is set to OUT/serving).
         out_dir: str or Path. Folder for every stage's outputs.
-        stages: sequence of str. Subset of ``STAGES``, run in ``STAGES`` order.
+        stages: sequence of str. Subset of ``STAGES`` and ``OPTIONAL_STAGES``, run in that
+            order.
         progress: optional callable taking a message, told when each stage starts.
+        audit_config: AuditConfig, optional. The audit's settings (default: ``AuditConfig()``)
+            when ``stages`` holds ``"audit"``.
 
     Returns:
         ``{stage: result}`` for each stage that ran, ``"task"``: the data's ``Task``, and
@@ -81,9 +88,10 @@ def run_all(
         DataError: the data cannot be read (before any stage starts).
 
     """
-    unknown = [s for s in stages if s not in STAGES]
+    order = STAGES + OPTIONAL_STAGES
+    unknown = [s for s in stages if s not in order]
     if unknown:
-        raise ValueError(f"stages must be among {STAGES}. Received: stages={list(stages)}")
+        raise ValueError(f"stages must be among {order}. Received: stages={list(stages)}")
     tell = progress or (lambda message: None)
     # Fail before hours of work, naming every source that cannot be had.
     require_available([(data_config.source, "dataset", "--data"),
@@ -98,15 +106,22 @@ def run_all(
     dirs = stage_dirs(out_dir)
     results: dict[str, Any] = {"task": task}
     seconds: dict[str, float] = {"load": round(time.perf_counter() - started, 1)}
-    for stage in (s for s in STAGES if s in stages):
+    for stage in (s for s in order if s in stages):
         tell(f"{stage} -> {dirs[stage]}")
         start = time.perf_counter()
-        results[stage] = _run_stage(stage, splits, task, dirs, data_config, feature_config,
-                                    finetune_config, export_config)
+        if stage == "audit":
+            from tfemotion.audit import audit_labels
+
+            results[stage] = audit_labels(data_config, finetune_config,
+                                          audit_config or AuditConfig(), out_dir,
+                                          dataset_dict=splits, task=task, progress=tell)
+        else:
+            results[stage] = _run_stage(stage, splits, task, dirs, data_config, feature_config,
+                                        finetune_config, export_config)
         seconds[stage] = round(time.perf_counter() - start, 1)
     seconds["total"] = round(time.perf_counter() - started, 1)
     results["seconds"] = seconds
-    write_json({"stages": [s for s in STAGES if s in stages], "seconds": seconds},
+    write_json({"stages": [s for s in order if s in stages], "seconds": seconds},
                Path(out_dir) / "pipeline.json")
     return results
 

@@ -254,3 +254,30 @@ def test_a_hub_single_label_set_forced_multi_label_keeps_its_names(monkeypatch):
     splits = load_data("dair-ai/emotion", problem_type="multi_label")
     assert splits["train"]["label"] == [[2], [0]]
     assert splits["train"].features["label"].feature.names == ["sadness", "joy", "love"]
+
+
+@pytest.mark.parametrize("fmt, first_line", [("txt", 1), ("csv", 2), ("jsonl", 1)])
+def test_split_sources_give_each_text_its_file_and_line(tmp_path, fmt, first_line):
+    from tfemotion.data import split_sources
+
+    folder = write_dataset(tmp_path, fmt, sizes=(30, 10, 10))
+    sources = split_sources(DataConfig(source=str(folder)))
+    assert len(sources) == len(load_data(folder)["train"]) == 30
+    assert sources[0] == f"{folder / f'train.{fmt}'}:{first_line}"
+    assert sources[-1] == f"{folder / f'train.{fmt}'}:{first_line + 29}"
+    assert split_sources(DataConfig(source=str(folder)), "validation")[0].endswith(
+        f"validation.{fmt}:{first_line}")
+    single = split_sources(DataConfig(source=str(folder / f"train.{fmt}")))
+    assert single == sources
+    with pytest.raises(DataError, match=r"no test split. Received: splits=\['train'\]"):
+        split_sources(DataConfig(source=str(folder / f"train.{fmt}")), "test")
+
+
+def test_split_sources_of_loaded_hub_data_are_its_rows(tmp_path):
+    from datasets import DatasetDict
+
+    from tfemotion.data import split_sources
+
+    loaded = DatasetDict({"train": load_data(write_dataset(tmp_path, "txt"))["train"]})
+    assert split_sources(DataConfig(source="someone/emotions"), dataset_dict=loaded) == [
+        f"someone/emotions train row {i}" for i in range(1, 121)]

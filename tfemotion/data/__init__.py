@@ -1,7 +1,8 @@
 """Data: labelled texts from the hub or local files, their task, and a first look at them.
 
 - ``formats``: one split file (``.txt``, ``.csv``, ``.jsonl``) read and checked line by line;
-- ``loading``: ``load_splits`` (hub, folder, file, URL) and ``save_splits``;
+- ``loading``: ``load_splits`` (hub, folder, file, URL), ``save_splits``, and
+  ``split_sources`` (the file and line of each text);
 - ``encoding``: ``task_of`` the loaded splits, ``tokenize``, the targets a model learns from;
 - ``texts``: texts to classify, one per line (``predict`` and ``query`` read them);
 - ``exploration``: class balance and text lengths, as the book's chapter 2 looks at them.
@@ -9,8 +10,8 @@
 
 from tfemotion.data.encoding import label_names, task_of, to_dataframe, tokenize, with_targets
 from tfemotion.data.formats import DataError
-from tfemotion.data.loading import load_splits, save_splits
+from tfemotion.data.loading import load_splits, save_splits, split_sources
 from tfemotion.data.texts import read_texts
 
-__all__ = ["DataError", "label_names", "load_splits", "read_texts", "save_splits", "task_of",
-           "to_dataframe", "tokenize", "with_targets"]
+__all__ = ["DataError", "label_names", "load_splits", "read_texts", "save_splits", "split_sources",
+           "task_of", "to_dataframe", "tokenize", "with_targets"]

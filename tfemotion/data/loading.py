@@ -182,6 +182,42 @@ def save_splits(dataset_dict: Any, folder: str | Path) -> dict[str, Path]:
 
 
 
+def split_sources(config: DataConfig, split: str = "train",
+                  dataset_dict: Optional[Any] = None) -> list[str]:
+    """Where each text of ``split`` comes from, in the order ``load_splits`` gives them.
+
+    A local file's text is ``FILE:LINE`` (the line its row ends on, for a ``.csv`` row across
+    lines); a hub data set's or a URL's is ``SOURCE SPLIT row N`` (N from 1), since no file
+    of ours holds it. ``load_splits`` keeps every row in file order, so row i of the split is
+    source i.
+
+    Args:
+        config: DataConfig. The source, as ``load_splits`` takes it.
+        split: str. Which split.
+        dataset_dict: the splits already loaded from ``config``, optional: a hub data set or a
+            URL is then not loaded again (only its row count is needed).
+
+    Raises:
+        DataError: no such split in a local folder, or a file that ``load_splits`` would refuse.
+
+    Example:
+        >>> sources = split_sources(DataConfig(source=data_dir))
+        >>> len(sources), sources[0].endswith("train.txt:1")
+        (240, True)
+    """
+    source = str(config.source)
+    if is_local_path(source) and not _is_url(source):
+        path = Path(os.path.expanduser(source))
+        files = find_split_files(path) if path.is_dir() else {"train": path}
+        if split not in files:
+            raise DataError(f"{source}: no {split} split. Received: splits={sorted(files)}")
+        return [f"{row.file}:{row.line}" for row in read_rows(files[split], config.separator)]
+    splits = dataset_dict if dataset_dict is not None else load_splits(config)
+    if split not in splits:
+        raise DataError(f"{source}: no {split} split. Received: splits={sorted(splits)}")
+    return [f"{source} {split} row {number}" for number in range(1, len(splits[split]) + 1)]
+
+
 # endregion
 # region Local files
 
