@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -156,11 +157,22 @@ def test_a_real_export_served_over_grpc_answers_like_the_keras_model(verified_ex
             ServingClient(server.address) as client:
         predicted, classified = client.predict(texts), client.classify(texts)
         metadata = client.metadata()
+    # The Keras model's answers as the export computes them: a text longer than the window
+    # ("sad " * 80) read in Hugging Face's overflowing windows, logits pooled by mean, divided
+    # by the run's temperature.
+    from tfemotion.runfolder import RunFolder, RunRecord
+    from tfemotion.tokenizers.windows import default_stride
+
+    record = RunRecord.load(RunFolder(Path(report["source"]).parent))
+    assert record.temperatures is not None and record.temperatures[0] != 1.0
     encoded = tokenizer(texts, truncation=True, max_length=report["max_length"], padding=True,
-                        return_tensors="tf")
+                        stride=default_stride(report["max_length"]),
+                        return_overflowing_tokens=True, return_tensors="tf")
     logits = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
                    training=False).logits
-    expected = tf.nn.softmax(logits, axis=-1).numpy()
+    pooled = tf.math.unsorted_segment_mean(logits, encoded["overflow_to_sample_mapping"],
+                                           len(texts))
+    expected = tf.nn.softmax(pooled / record.temperatures[0], axis=-1).numpy()
     for p, c, row in zip(predicted, classified, expected):
         assert list(p.scores) == list(LABELS) and p.version == report["version"]
         np.testing.assert_allclose(list(p.scores.values()), row, atol=1e-5)

@@ -65,7 +65,8 @@ def test_train_writes_run_folder_with_documented_files_and_keys(trained_run):
     saved = json.loads((run / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     assert set(saved) == {"epochs", "best_epoch", "validation", "test", "train_seconds",
-                          "train_examples_per_second", "schedule", "advice", "recipe"}
+                          "train_examples_per_second", "schedule", "advice", "recipe",
+                          "calibration"}
     assert saved["schedule"] == {"learning_rate": 1e-2, "warmup_ratio": 0.0, "epochs": epochs,
                                  "reason": "learning rate 0.01 as given; warm-up 0% of the "
                                            f"steps as given; {epochs} epochs as given"}
