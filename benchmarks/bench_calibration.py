@@ -142,14 +142,15 @@ def measure(run: Path) -> dict[str, Any]:
                 f"{name} {before['ece_per_label'][name]:.2%} -> "
                 f"{after['ece_per_label'][name]:.2%}" for name in record.task.label_names))
     if not record.task.multi_label:
-        tuned = scan(*logits["validation"][:2], record.task)["lowest"][0]
+        tuned = results["splits"]["validation"]["scan"]["lowest"][0]
         test = calibration_metrics(*logits["test"][:2], record.task, [tuned])
         print(f"T chosen for the lowest validation ECE instead of the likelihood: {tuned:.3f}, "
               f"test ECE {test['ece']:.2%}")
     return results
 
 
-def scan(logits: np.ndarray, targets: np.ndarray, task: Any) -> dict[str, Any]:
+def scan(logits: np.ndarray, targets: np.ndarray, task: Any, show: bool = True
+         ) -> dict[str, Any]:
     """The split's ECE over a log grid of temperatures (0.5 to 3): is any ``T`` good enough?"""
     from tfemotion.evaluation.calibration import calibration_metrics
 
@@ -158,8 +159,9 @@ def scan(logits: np.ndarray, targets: np.ndarray, task: Any) -> dict[str, Any]:
     best = int(np.argmin(eces))
     shown = {t: calibration_metrics(logits, targets, task, [t])["ece"]
              for t in (0.8, 0.9, 1.0, 1.1, 1.3, 1.5, 2.0)}
-    print(f"  ECE over T in [0.5, 3]: lowest {eces[best]:.2%} at T = {grid[best]:.3f}; "
-          + ", ".join(f"{e:.2%} at {t:g}" for t, e in shown.items()))
+    if show:
+        print(f"  ECE over T in [0.5, 3]: lowest {eces[best]:.2%} at T = {grid[best]:.3f}; "
+              + ", ".join(f"{e:.2%} at {t:g}" for t, e in shown.items()))
     return {"lowest": [float(grid[best]), float(eces[best])], "at": shown}
 
 
