@@ -135,11 +135,34 @@ def measure(run: Path) -> dict[str, Any]:
             print(f"  {name:<11} ECE {figures['ece']:.2%}  NLL {figures['nll']:.4f}  Brier "
                   f"{figures['brier']:.4f}  mean confidence {figures['confidence']:.4f}  "
                   f"{shown}")
+        if not record.task.multi_label:
+            results["splits"][split]["scan"] = scan(values, targets, record.task)
         if record.task.multi_label:
             print("  per-label ECE before -> after: " + ", ".join(
                 f"{name} {before['ece_per_label'][name]:.2%} -> "
                 f"{after['ece_per_label'][name]:.2%}" for name in record.task.label_names))
+    if not record.task.multi_label:
+        tuned = results["splits"]["validation"]["scan"]["lowest"][0]
+        test = calibration_metrics(*logits["test"][:2], record.task, [tuned])
+        print(f"T chosen for the lowest validation ECE instead of the likelihood: {tuned:.3f}, "
+              f"test ECE {test['ece']:.2%}")
     return results
+
+
+def scan(logits: np.ndarray, targets: np.ndarray, task: Any, show: bool = True
+         ) -> dict[str, Any]:
+    """The split's ECE over a log grid of temperatures (0.5 to 3): is any ``T`` good enough?"""
+    from tfemotion.evaluation.calibration import calibration_metrics
+
+    grid = np.exp(np.linspace(np.log(0.5), np.log(3.0), 300))
+    eces = [calibration_metrics(logits, targets, task, [t])["ece"] for t in grid]
+    best = int(np.argmin(eces))
+    shown = {t: calibration_metrics(logits, targets, task, [t])["ece"]
+             for t in (0.8, 0.9, 1.0, 1.1, 1.3, 1.5, 2.0)}
+    if show:
+        print(f"  ECE over T in [0.5, 3]: lowest {eces[best]:.2%} at T = {grid[best]:.3f}; "
+              + ", ".join(f"{e:.2%} at {t:g}" for t, e in shown.items()))
+    return {"lowest": [float(grid[best]), float(eces[best])], "at": shown}
 
 
 def check_export(run: Path, out: Path) -> dict[str, Any]:
@@ -208,6 +231,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         if args.export:
             results["export"] = check_export(run, out)
         if args.out:
+            out.mkdir(parents=True, exist_ok=True)
             (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"load average at the end: {os.getloadavg()[0]:.2f} (2 shared cores: seconds roughly "
           f"double under contention)")

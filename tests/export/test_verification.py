@@ -32,7 +32,7 @@ def payload(verified_export, trained_run, tmp_path_factory):
             Path(verified_export["path"]), model, tokenizer,
             ["i feel so happy", "so sad and gloomy", "scared", "i adore you", "so angry"],
             verified_export["labels"], verified_export["max_length"], True, signature_table(),
-            1e-5, None, 0.995)
+            1e-5, None, 0.995, temperatures=verified_export["temperatures"])
     return captured
 
 

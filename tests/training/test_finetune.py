@@ -57,7 +57,8 @@ def test_train_writes_run_folder_with_documented_files_and_keys(trained_run):
                  "errors_highest_loss.csv", "errors_lowest_loss.csv", "errors_highest_loss.md",
                  "errors_lowest_loss.md", "classification_report.csv", "model/config.json",
                  "model/tf_model.h5", "model/tokenizer.json", "checkpoints/state.json",
-                 "evaluation/test/confusion_matrix.png"):
+                 "evaluation/test/confusion_matrix.png", "reliability_diagram.png",
+                 "evaluation/test/reliability_diagram.png"):
         assert (run / name).is_file(), name
     assert all((run / f"checkpoints/epoch-{k}.index").is_file() for k in range(1, epochs + 1))
     assert list((run / "logs" / "train").iterdir()), "TensorBoard logs"
@@ -145,6 +146,9 @@ def test_train_without_validation_split_holds_out_a_share_and_records_it(
     assert metrics["recipe"] == {"name": "default", "reason": "recipe 'default' as given",
                                  "validation": record.validation}
     assert {"validation", "test"} <= set(metrics)  # the held-out texts validate
+    # ... and the temperature is fitted on them, as the record says
+    assert record.calibration == f"temperature fitted on {record.validation}"
+    assert metrics["calibration"]["fitted_on"] == record.calibration
 
 
 def test_train_resume_after_interruption_ends_with_same_epochs_and_continuous_history(
