@@ -146,7 +146,48 @@ def measure(run: Path) -> dict[str, Any]:
         test = calibration_metrics(*logits["test"][:2], record.task, [tuned])
         print(f"T chosen for the lowest validation ECE instead of the likelihood: {tuned:.3f}, "
               f"test ECE {test['ece']:.2%}")
+        results["floor"] = ece_floor(logits["test"][0], temperatures)
+        results["isotonic"] = isotonic_top_label(logits["validation"], logits["test"])
     return results
+
+
+def ece_floor(logits: np.ndarray, temperatures: Any, draws: int = 200) -> dict[str, float]:
+    """The ECE a perfectly calibrated model would show on this many texts: outcomes drawn with
+    the calibrated top probabilities themselves, binned as ECE bins them. A measured ECE near
+    this figure is sampling noise of the 15-bin estimate, not miscalibration."""
+    from tfemotion.evaluation.calibration import binned_calibration_error, temperature_scaled
+
+    from scipy.special import softmax
+
+    top = softmax(temperature_scaled(logits, temperatures), axis=1).max(axis=1)
+    rng = np.random.default_rng(0)
+    floors = [binned_calibration_error(top, (rng.random(len(top)) < top).astype(float))
+              for _ in range(draws)]
+    low, high = np.percentile(floors, [5, 95])
+    print(f"ECE of a perfectly calibrated model with these confidences on {len(top)} texts "
+          f"({draws} draws): mean {np.mean(floors):.2%}, 90% between {low:.2%} and {high:.2%}")
+    return {"mean": float(np.mean(floors)), "p5": float(low), "p95": float(high)}
+
+
+def isotonic_top_label(validation: tuple, test: tuple) -> float:
+    """Test ECE of a map with more than one parameter: isotonic regression of the validation's
+    top probability onto its correctness (not in the export: for comparison only)."""
+    from scipy.special import softmax
+    from sklearn.isotonic import IsotonicRegression
+
+    from tfemotion.evaluation.calibration import binned_calibration_error
+
+    def top_and_right(logits: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities = softmax(np.asarray(logits, np.float64), axis=1)
+        return probabilities.max(axis=1), (probabilities.argmax(axis=1) == targets).astype(float)
+
+    fit_top, fit_right = top_and_right(*validation[:2])
+    top, right = top_and_right(*test[:2])
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(fit_top, fit_right)
+    ece = binned_calibration_error(iso.predict(top), right)
+    print(f"for comparison, isotonic regression of the top probability (fitted on validation): "
+          f"test ECE {ece:.2%}")
+    return float(ece)
 
 
 def scan(logits: np.ndarray, targets: np.ndarray, task: Any, show: bool = True
