@@ -20,6 +20,11 @@ that join a cluster (``Grapheme_Cluster_Break=Extend``...), and the one-characte
 tokenizer's character map (SentencePiece's ``precompiled_charsmap``), next to each other and to
 plain letters, punctuation and spaces.
 
+With ``--windows`` it compares the windows of long texts instead
+(:mod:`tfemotion.tokenizers.windows`) with Hugging Face's ``return_overflowing_tokens=True,
+stride=S`` ids and ``overflow_to_sample_mapping`` (``--stride``, default max_length // 8); the
+emotion texts are also joined ten at a time, so that most of them overflow.
+
 With ``--saved-model`` it uses the ``tokenize`` signature of an exported model instead of
 building the tokenizer in this process.
 
@@ -27,7 +32,7 @@ Usage:
     .venv/bin/python benchmarks/check_tokenizer_parity.py --data DIR
         [--model PATH | --train-bpe [--vocab-size 50000] | --train-unigram [--vocab-size 32000]]
         [--saved-model DIR]
-        [--max-length 128] [--batch-size 64]
+        [--max-length 128] [--batch-size 64] [--windows [--stride 16]]
 """
 
 from __future__ import annotations
@@ -143,6 +148,36 @@ def _compare(texts, hf_tokenizer, tokenize, args) -> tuple[int, int, list[str]]:
     return mismatched, tokens, examples
 
 
+def _compare_windows(texts, hf_tokenizer, in_graph, args) -> tuple[int, int, list[str]]:
+    """Texts whose windows (ids, or their text mapping) differ from Hugging Face's."""
+    import tensorflow as tf
+
+    from tfemotion.tokenizers.windows import text_windows
+
+    mismatched, windows, examples = 0, 0, []
+    for begin in range(0, len(texts), args.batch_size):
+        batch = texts[begin: begin + args.batch_size]
+        expected = hf_tokenizer(batch, truncation=True, max_length=args.max_length,
+                                stride=args.stride, return_overflowing_tokens=True)
+        out = text_windows(in_graph, tf.constant(batch, tf.string), args.stride, 1 << 30)
+        ids = [row[: m.sum()].tolist() for row, m in
+               zip(out["input_ids"].numpy(), out["attention_mask"].numpy())]
+        got = {i: [] for i in range(len(batch))}
+        want = {i: [] for i in range(len(batch))}
+        for row, text in zip(ids, out["text"].numpy().tolist()):
+            got[text].append(row)
+        for row, text in zip(expected["input_ids"], expected["overflow_to_sample_mapping"]):
+            want[text].append(row)
+        windows += len(expected["input_ids"])
+        for i in range(len(batch)):
+            if got[i] != want[i]:
+                mismatched += 1
+                if len(examples) < 5:
+                    examples.append(f"{batch[i][:60]!r}: want {len(want[i])} windows, got "
+                                    f"{len(got[i])}")
+    return mismatched, windows, examples
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True,
@@ -162,6 +197,12 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=128,
                         help="truncation length (with --saved-model: the export's)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--windows", action="store_true",
+                        help="compare the windows of long texts with Hugging Face's overflowing "
+                             "tokens (in-process tokenizer only)")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="--windows: tokens consecutive windows share (default: "
+                             "max_length // 8)")
     parser.add_argument("--fuzz-edges", type=int, default=0, metavar="N",
                         help="also compare N random strings of edge characters (see above)")
     args = parser.parse_args()
@@ -172,6 +213,10 @@ def main() -> int:
     started = time.perf_counter()
     if args.train_bpe and args.train_unigram:
         parser.error("choose one of --train-bpe and --train-unigram")
+    if args.windows and args.saved_model:
+        parser.error("--windows checks the in-process tokenizer: drop --saved-model")
+    if args.stride is None:
+        args.stride = args.max_length // 8
     scratch = tempfile.TemporaryDirectory()
     if args.train_bpe:
         hf_tokenizer = train_roberta_bpe(_read_texts(args.data, ("train",)),
@@ -192,15 +237,21 @@ def main() -> int:
           f"{'SavedModel ' + args.saved_model if args.saved_model else 'built in-process'} "
           f"({time.perf_counter() - started:.1f} s)")
     failed = 0
-    sets = [("emotion", _read_texts(args.data)), ("stress", list(STRESS_TEXTS))]
+    emotion = _read_texts(args.data)
+    sets = [("emotion", emotion), ("stress", list(STRESS_TEXTS))]
+    if args.windows:
+        sets.append(("emotion, ten texts joined",
+                     [" ".join(emotion[i: i + 10]) for i in range(0, len(emotion), 10)]))
     if args.fuzz_edges:
         sets.append(("edge characters", edge_strings(args.fuzz_edges, hf_tokenizer)))
     normalize = getattr(tokenize, "_normalize", None)  # an in-process Unigram tokenizer
     for name, texts in sets:
         started = time.perf_counter()
-        mismatched, tokens, examples = _compare(texts, hf_tokenizer, tokenize, args)
+        compare = _compare_windows if args.windows else _compare
+        mismatched, tokens, examples = compare(texts, hf_tokenizer, tokenize, args)
         seconds = time.perf_counter() - started
-        print(f"{name}: {len(texts)} texts, {tokens} tokens, {mismatched} mismatched texts "
+        unit = f"windows (stride {args.stride})" if args.windows else "tokens"
+        print(f"{name}: {len(texts)} texts, {tokens} {unit}, {mismatched} mismatched texts "
               f"({seconds:.1f} s incl. the HF tokenizer)")
         for example in examples:
             print("  ", example)

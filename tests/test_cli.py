@@ -30,7 +30,8 @@ def _subcommand_names() -> list[str]:
 
 def test_the_help_test_covers_every_subcommand():
     assert _subcommand_names() == sorted(["explore", "baseline", "train", "evaluate", "predict",
-                                          "export", "serve", "query", "score", "run", "audit"])
+                                          "export", "serve", "query", "score", "run",
+                                          "calibrate", "audit"])
 
 
 @pytest.mark.parametrize("command", _subcommand_names())
@@ -124,6 +125,25 @@ def test_train_takes_the_contrastive_recipe_and_its_settings_as_flags():
             config.label_prior, config.holdout_share) == ("contrastive", "dense", 96, None,
                                                           0.0, 0.2)
     assert cfg.FinetuneConfig().recipe == "auto"
+
+
+def test_calibration_is_on_unless_no_calibrate_and_calibrate_takes_the_run():
+    from tfemotion.cli import config_from_args
+
+    parser = build_parser()
+    for command in ("train", "run"):
+        args = parser.parse_args([command, "--out", "o"])
+        assert config_from_args(cfg.FinetuneConfig, args).calibrate is True
+        args = parser.parse_args([command, "--out", "o", "--no-calibrate"])
+        assert config_from_args(cfg.FinetuneConfig, args).calibrate is False
+    assert parser.parse_args(["calibrate", "runs/emotion"]).run == "runs/emotion"
+    assert parser.parse_args(["calibrate", "--run", "r"]).run_option == "r"
+
+
+def test_calibrate_without_a_run_says_what_to_give(capsys):
+    with pytest.raises(SystemExit):
+        main(["calibrate"])
+    assert "give the run folder" in capsys.readouterr().err
 
 
 def test_audit_takes_the_data_and_training_flags_and_its_own(monkeypatch, capsys):

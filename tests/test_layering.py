@@ -32,8 +32,9 @@ ALLOWED = {
                  "evaluation", "models"},
     "export": {"config", "task", "checkpoints", "files", "hardware", "runfolder", "data",
                "tokenizers", "models"},
+    # tokenizers: the windows of long texts and their pooling, as the export's graph has them
     "prediction": {"task", "checkpoints", "files", "runfolder", "evaluation", "export",
-                   "models"},
+                   "models", "tokenizers"},
     # the label audit: K trainings (training), their predictions (prediction), the report
     "audit": {"config", "task", "checkpoints", "files", "runfolder", "data", "training",
               "evaluation", "prediction"},

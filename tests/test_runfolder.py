@@ -128,3 +128,15 @@ def test_recipe_fields_round_trip_and_older_records_read_as_the_recipe_they_name
     loaded = RunRecord.load(RunFolder(tmp_path))
     assert loaded.recipe is None and loaded.recipe_ran == "book-keras"
     assert loaded.validation is None and loaded.contrastive is None
+
+
+def test_temperatures_round_trip_and_a_record_without_them_reads_as_t_equal_1(tmp_path):
+    record = _record(temperatures=(1.734,), calibration="temperature fitted on validation")
+    record.save(RunFolder(tmp_path))
+    assert RunRecord.load(RunFolder(tmp_path)) == record
+    older = _record().to_dict()
+    del older["temperatures"], older["calibration"], older["finetune"]["calibrate"]
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    loaded = RunRecord.load(RunFolder(tmp_path))
+    assert loaded.temperatures is None and loaded.calibration is None  # T = 1
+

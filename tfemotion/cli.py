@@ -177,12 +177,38 @@ def _print_training(metrics: dict[str, Any], task: Any) -> None:
                  and "validation" not in metrics else "validation")
         print(f"decision thresholds tuned on {where}: " + ", ".join(
             f"{name} {value:.2f}" for name, value in metrics["thresholds"].items()))
+    _print_calibration(metrics.get("calibration"))
     if recipe:
         print(f"\n{recipe['reason']}\nvalidation: {recipe['validation']}")
     print(f"\n{metrics['schedule']['reason']}")
     print(f"trained in {metrics['train_seconds']:.0f} s "
           f"({metrics['train_examples_per_second']:.1f} "
           f"{'pairs' if recipe.get('name') == 'contrastive' else 'examples'}/s)")
+
+
+def _print_calibration(calibration: Optional[dict[str, Any]]) -> None:
+    """One line on the temperatures and where they were fitted, one per split on its figures."""
+    if not calibration:
+        return
+    temperatures = calibration.get("temperatures")
+    if temperatures is None:
+        print(f"calibration: {calibration.get('fitted_on') or 'none (T = 1)'}")
+    else:
+        shown = (", ".join(f"{k} {v:.2f}" for k, v in temperatures.items())
+                 if isinstance(temperatures, dict) else f"{temperatures:.3f}")
+        seconds = calibration.get("fit_seconds")
+        print(f"calibration: T = {shown}, {calibration.get('fitted_on')}"
+              + (f" ({seconds:.2f} s)" if seconds is not None else ""))
+    for split in ("validation", "test"):
+        figures = calibration.get(split)
+        if figures and "after" in figures:
+            before, after = figures["before"], figures["after"]
+            print(f"  {split:<12}ECE {before['ece']:.2%} -> {after['ece']:.2%}, NLL "
+                  f"{before['nll']:.4f} -> {after['nll']:.4f}, Brier {before['brier']:.4f} -> "
+                  f"{after['brier']:.4f}")
+        elif figures:
+            print(f"  {split:<12}ECE {figures['before']['ece']:.2%}, NLL "
+                  f"{figures['before']['nll']:.4f}, Brier {figures['before']['brier']:.4f}")
 
 
 def _input_texts(args: argparse.Namespace, parser: argparse.ArgumentParser
@@ -328,8 +354,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     task = RunRecord.load(find_run(args.run)).task
     _print_metrics(f"{args.run} ({args.split})", {args.split: result}, task, first=True)
+    temperatures = result["calibration"]["temperatures"]
+    if temperatures is not None:
+        temperatures = (temperatures[0] if len(temperatures) == 1
+                        else dict(zip(task.label_names, temperatures)))
+    _print_calibration({"temperatures": temperatures, args.split: result["calibration"],
+                        "fitted_on": "the run's"})
     print(f"\n{result['report']}")
     print(f"\nwrote {os.path.dirname(result['files']['metrics'])}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """`tfemotion calibrate`: fit a run's temperatures again (tfemotion.training.calibrate_run)."""
+    from tfemotion.training.calibrate import calibrate_run
+
+    run = args.run or args.run_option
+    if not run:
+        args.parser.error("give the run folder: tfemotion calibrate RUN")
+    report = _to_stderr(calibrate_run, run)
+    if args.json:
+        _print_json(report)
+        return 0
+    previous = report["previous"]
+    print(f"calibrated {report['run']} on {report['fitted_on']} in {report['seconds']:.2f} s")
+    print("  temperatures: " + ", ".join(f"{t:.3f}" for t in report["temperatures"])
+          + f" (before: {'T = 1' if previous is None else ', '.join(f'{t:.3f}' for t in previous)})")
+    before, after = report["before"], report["after"]
+    print(f"  on those texts: ECE {before['ece']:.2%} -> {after['ece']:.2%}, NLL "
+          f"{before['nll']:.4f} -> {after['nll']:.4f}, Brier {before['brier']:.4f} -> "
+          f"{after['brier']:.4f}")
+    if report.get("thresholds"):
+        print("  decision thresholds tuned again: " + ", ".join(f"{t:.2f}" for t in
+                                                                report["thresholds"]))
+    print("exports made before keep their own temperatures: export the run again; "
+          "`tfemotion evaluate` writes the new figures")
     return 0
 
 
@@ -483,6 +542,9 @@ EXAMPLES = {
     "evaluate": """examples:
   tfemotion evaluate --run runs/emotion --split test
   tfemotion evaluate --run runs/emotion --json   # the OUT folder of `tfemotion run` works too""",
+    "calibrate": """examples:
+  tfemotion calibrate runs/emotion          # a run trained with --no-calibrate, or an older one
+  tfemotion calibrate runs/emotion --json""",
     "predict": """examples:
   tfemotion predict --model runs/emotion "i feel great today" "what a scary night"
   tfemotion predict --model runs/emotion/serving/emotion --file tweets.txt --json > labels.jsonl""",
@@ -584,6 +646,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "`tfemotion run`")
     p.add_argument("--split", choices=("validation", "test"), default="validation",
                    help="split to evaluate (default: %(default)s)")
+
+    p = _subparser(sub, "calibrate", "fit a run's temperatures again on its held-out texts",
+                   cmd_calibrate,
+                   description="The run's validation split (or the share fine-tuning held out "
+                               "of the training split) gives the temperature that makes its "
+                               "probabilities calibrated; a multi-label run gets one per label "
+                               "and its thresholds tuned again. The run record keeps them; the "
+                               "export, predict and evaluate apply them.")
+    p.add_argument("run", nargs="?", metavar="RUN",
+                   help="run folder written by `tfemotion train`, or the OUT folder of "
+                        "`tfemotion run`")
+    p.add_argument("--run", dest="run_option", help=argparse.SUPPRESS)
 
     p = _subparser(sub, "predict", "classify texts with a saved model or an export", cmd_predict,
                    json_flag=False)

@@ -80,6 +80,9 @@ STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 # Compute precisions of an export (variables, inputs and outputs stay as in float32).
 EXPORT_PRECISIONS = ("float32", "bfloat16", "float16")
+# Texts longer than the encoder's window: read in overlapping windows whose logits are pooled
+# per text, or cut at max_length (the export's behaviour before windows).
+LONG_TEXTS = ("windows", "truncate")
 SPLITS = ("train", "validation", "test")
 # One label per text, several, or told from the data.
 PROBLEM_TYPES = ("auto", SINGLE_LABEL, MULTI_LABEL)
@@ -332,6 +335,12 @@ class FinetuneConfig(_ConfigMixin):
     checkpoint_steps: int = _help(
         "Contrastive recipe: save the tuned encoder every this many steps (--resume continues "
         "from the last one).", default=50)
+    # Calibration (tfemotion.training.calibrate)
+    calibrate: bool = _help(
+        "After training, fit a temperature (multi-label: one per label) on the validation split "
+        "(or the held-out share) so that the probabilities of the export, predict and evaluation "
+        "are calibrated; labels of a single-label model do not change. --no-calibrate: raw "
+        "probabilities.", default=True)
 
     def __post_init__(self) -> None:
         _check_positive("epochs", self.epochs, allow_none=True)
@@ -607,8 +616,27 @@ class ExportConfig(_ConfigMixin):
         "1 and the allowed_batch_sizes of serving/batching.config, so that every batch shape "
         "the server will run is set up in advance.",
         default=(1, 8, 16, 32, 64, 128))
+    # Long texts (issue 27 section 2)
+    long_texts: str = _help(
+        "Texts longer than max_length: 'windows' reads them to the end in windows of max_length "
+        "tokens overlapping by --stride (Hugging Face's return_overflowing_tokens), runs all "
+        "windows of a batch through the encoder together and pools each text's logits (mean; "
+        "max for multi-label), and serving_default says how many windows each text took; "
+        "'truncate' cuts them at max_length, as exports did before.",
+        default="windows", choices=LONG_TEXTS)
+    stride: Optional[int] = _help(
+        "Tokens consecutive windows share. Default: max_length // 8 (64 at 512), which keeps a "
+        "1,000-token text at 3 windows of which the last is short.", default=None)
+    max_windows: int = _help(
+        "Most windows one run of the graph may take (a request, or a batch TF Serving merged "
+        "from requests); past it the request fails with INVALID_ARGUMENT. 2,048 holds a batch "
+        "of 128 texts of 10,000 characters of ordinary text.", default=2048)
 
     def __post_init__(self) -> None:
+        _check_choice("long_texts", self.long_texts, LONG_TEXTS)
+        if self.stride is not None and self.stride < 0:
+            raise ValueError(f"stride must be >= 0. Received: stride={self.stride!r}")
+        _check_positive("max_windows", self.max_windows)
         if not self.name or "/" in self.name:
             raise ValueError(f"name must be a plain folder name. Received: name={self.name!r}")
         _check_positive("version", self.version, allow_none=True)

@@ -12,7 +12,8 @@ Layout::
     RUN/history.csv              one row per epoch (continuous across --resume)
     RUN/metrics.json             per-epoch figures, best epoch, validation/test metrics, speed
     RUN/confusion_matrix.png     validation split at the end of training, with
-    RUN/errors_highest_loss.csv  classification_report.csv/.md, errors_lowest_loss.csv (and .md)
+    RUN/errors_highest_loss.csv  classification_report.csv/.md, errors_lowest_loss.csv (and .md),
+                                 reliability_diagram.png (calibration before and after)
     RUN/evaluation/test/         the same files for the test split
     RUN/evaluation/SPLIT/        what `tfemotion evaluate` writes, with the split's metrics.json
     RUN/checkpoints/             epoch-K (model + optimizer after epoch K), state.json; the
@@ -182,6 +183,11 @@ class RunRecord:
             a share held out of the training split, or none (and what was done instead).
         contrastive: dict or None. The contrastive recipe's particulars: pooling, pairs,
             steps, head and its ``C``, label templates added.
+        temperatures: tuple of float or None. Calibration: the logits are divided by these
+            before softmax / sigmoid (one for a single-label model, one per label for a
+            multi-label one), fitted on held-out texts after training; None (records written
+            before calibration, or ``calibrate=False``): ``T = 1``, raw probabilities.
+        calibration: str or None. Where the temperatures were fitted, or why there are none.
 
     On disk (``config.json``) the task is the ``label_names`` and ``problem_type`` keys, as every
     record has held them; records written before multi-label data came in have no
@@ -205,6 +211,8 @@ class RunRecord:
     recipe_reason: Optional[str] = None
     validation: Optional[str] = None
     contrastive: Optional[dict[str, Any]] = None
+    temperatures: Optional[tuple[float, ...]] = None
+    calibration: Optional[str] = None
 
     @property
     def recipe_ran(self) -> str:
@@ -253,6 +261,8 @@ class RunRecord:
             "recipe_reason": self.recipe_reason,
             "validation": self.validation,
             "contrastive": self.contrastive,
+            "temperatures": None if self.temperatures is None else list(self.temperatures),
+            "calibration": self.calibration,
         }
 
     @classmethod
@@ -287,6 +297,9 @@ class RunRecord:
             recipe_reason=values.get("recipe_reason"),
             validation=values.get("validation"),
             contrastive=values.get("contrastive"),
+            temperatures=None if values.get("temperatures") is None
+            else tuple(float(t) for t in values["temperatures"]),
+            calibration=values.get("calibration"),
         )
 
     def save(self, run: RunFolder) -> Path:

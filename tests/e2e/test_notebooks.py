@@ -1,7 +1,7 @@
 """The notebooks, executed end to end offline by ``notebooks/execute.py`` on tiny fixtures.
 
 One module-scoped run executes ``02_classification_tf.ipynb`` (tiny BERT, synthetic emotion
-data, four epochs), then ``03_serving_tf.ipynb`` on the run folder 02 wrote, with the development
+data, eight epochs), then ``03_serving_tf.ipynb`` on the run folder 02 wrote, with the development
 server, into a temporary folder. The tests then check what the notebooks wrote (their summary
 JSON, the run folder, the exports), what they displayed, and that the committed notebooks were
 left alone. A few static checks on the committed notebooks need no execution.
@@ -32,6 +32,7 @@ NAMES = ("02_classification_tf.ipynb", "03_serving_tf.ipynb")
 EMOTIONS = ["sadness", "joy", "love", "anger", "fear", "surprise"]
 SIGNATURES = ["classify", "encoded", "encoded_int64", "serving_default", "tokenize"]
 SIZES = (240, 60, 60)
+EPOCHS = 8  # what every seed 0-9 learns the keyword task in (see the 02 summary test)
 # TensorFlow's start-up noise, which neither the notebooks nor their recorded outputs may show.
 NOISE = ("cuInit", "oneDNN", "absl::InitializeLog", "TensorFlow and JAX classes are deprecated")
 
@@ -73,7 +74,7 @@ def executed(tmp_path_factory, tiny_bert_dir):
     before = {name: _digest(NOTEBOOKS / name) for name in NAMES}
     out, executed_dir = work / "out", work / "executed"
     command = [sys.executable, str(NOTEBOOKS / "execute.py"), "--data", str(data),
-               "--model", str(tiny_bert_dir), "--epochs", "4", "--batch-size", "16",
+               "--model", str(tiny_bert_dir), "--epochs", str(EPOCHS), "--batch-size", "16",
                "--learning-rate", "0.01",
                "--no-umap", "--no-verify", "--server", "tfemotion",
                "--out", str(out), "--output-dir", str(executed_dir)]
@@ -131,7 +132,7 @@ def test_execute_records_which_data_checkpoint_and_parameters_produced_the_outpu
         assert f"`{executed.data.name}` (240 / 60 / 60 texts" in first.source
         assert f"`{executed.model.name}`" in first.source
         assert "`BATCH_SIZE = 16`" in first.source
-        assert ("`EPOCHS = 4`" in first.source) == name.startswith("02")
+        assert (f"`EPOCHS = {EPOCHS}`" in first.source) == name.startswith("02")
         assert ("`tfemotion serve`" in first.source) == name.startswith("03")
         assert f"machine: {_machine()}" in first.source
 
@@ -156,13 +157,15 @@ def test_classification_notebook_summary_has_the_run_figures(executed):
     for name in ("logistic_regression", "dummy"):
         assert set(summary["baseline"][name]) == {"validation", "test"}
     finetune = summary["finetune"]
-    assert [row["epoch"] for row in finetune["epochs"]] == [1, 2, 3, 4]
-    assert finetune["best_epoch"] == 4  # save_run keeps the model of the last epoch
+    assert [row["epoch"] for row in finetune["epochs"]] == list(range(1, EPOCHS + 1))
+    assert finetune["best_epoch"] == EPOCHS  # save_run keeps the model of the last epoch
     for split in ("validation", "test"):
         assert set(finetune[split]) == {"accuracy", "f1_weighted", "f1_macro"}
-        # one keyword decides each text's label: four epochs learn it far above the dummy
+        # One keyword decides each text's label. Seeds 0-9 of these settings ended their
+        # eighth epoch at validation accuracy 0.73-0.97 against the dummy's 0.35 (at four
+        # epochs, seed 1 learnt nothing): the bar keeps 0.13 below the worst seed.
         dummy = summary["baseline"]["dummy"][split]["accuracy"]
-        assert finetune[split]["accuracy"] >= dummy + 0.3
+        assert finetune[split]["accuracy"] >= dummy + 0.25
     run = json.loads((executed.out / "02" / "run" / "metrics.json").read_text())
     assert run["test"] == pytest.approx(finetune["test"])
     assert summary["prediction"]["label"] in EMOTIONS

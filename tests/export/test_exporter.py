@@ -198,3 +198,15 @@ def test_export_unsupported_tokenizer_gets_encoded_signatures_only(classifier_di
     out = signatures["encoded_int64"](input_ids=tf.constant([[2, 5, 7, 3]], tf.int64),
                                       attention_mask=tf.ones([1, 4], tf.int64))
     assert out["probabilities"].shape == (1, 6)
+
+
+def test_the_export_windows_follow_the_config_and_the_task():
+    from tfemotion.config import ExportConfig
+    from tfemotion.export.exporter import export_windows
+    from tfemotion.task import MULTI_LABEL, Task
+
+    single, multi = Task(("a", "b")), Task(("a", "b"), MULTI_LABEL)
+    assert export_windows(ExportConfig(long_texts="truncate"), 512, single) is None
+    windows = export_windows(ExportConfig(stride=0, max_windows=9), 64, multi)
+    assert (windows.stride, windows.max_windows, windows.pooling) == (0, 9, "max")
+    assert export_windows(ExportConfig(), 512, single).stride == 64  # max_length // 8

@@ -66,3 +66,13 @@ def test_an_export_record_written_by_tfemotion_0_1_0_loads(tmp_path):
     assert record.max_length == 64 and record.length_group_size == 12
     written = json.loads(fixture.read_text())
     assert {key: record.to_dict()[key] for key in written} == written
+
+
+def test_an_export_written_before_windows_reads_as_truncating():
+    from tfemotion.export.record import ExportRecord
+
+    values = {"labels": ["a", "b"], "max_length": 64}
+    record = ExportRecord.from_dict(values)
+    assert record.long_texts == "truncate" and record.stride is None
+    windowed = record.replace(long_texts="windows", stride=8, max_windows=64, window_pooling="mean")
+    assert ExportRecord.from_dict(windowed.to_dict()) == windowed

@@ -10,7 +10,8 @@ def test_the_multi_label_table_changes_serving_default_s_outputs_only():
     single, multi = signature_table(), signature_table(multi_label=True)
     assert single == SIGNATURES
     assert multi[PREDICT]["outputs"] == {"probabilities": "float32", "predicted": "bool",
-                                         "labels": "string"}
+                                         "labels": "string", "windows": "int64"}
+    assert single[PREDICT]["outputs"]["windows"] == "int64"
     assert {k: v for k, v in multi.items() if k != PREDICT} == \
         {k: v for k, v in single.items() if k != PREDICT}
 

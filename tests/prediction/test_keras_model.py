@@ -72,3 +72,25 @@ def test_a_multi_label_model_folder_answers_sigmoids_and_labels_at_one_half(mult
     results = predict(f"{multi_label_run[0]}/model", TEXTS)  # a bare folder: no tuned thresholds
     for result, row in zip(results, probabilities):
         assert result["labels"] == [n for n, p in zip(EMOTION_LABELS, row) if p >= 0.5]
+
+
+LONG = "i feel so happy today " * 20 + "but now i am scared and sad"  # ~130 tokens
+
+
+def test_a_long_text_is_read_in_windows_whose_logits_are_averaged(model_dir):
+    model, tokenizer = load_classifier(model_dir)
+    windows = tokenizer([LONG], truncation=True, max_length=32, stride=4, padding=True,
+                        return_overflowing_tokens=True, return_tensors="np")
+    assert len(windows["input_ids"]) >= 4
+    logits = model({"input_ids": windows["input_ids"],
+                    "attention_mask": windows["attention_mask"]}, training=False).logits
+    mean = np.asarray(logits, np.float64).mean(axis=0)
+    want = np.exp(mean - mean.max()) / np.exp(mean - mean.max()).sum()
+    got = predict_proba(model, tokenizer, [LONG, "sad"], max_length=32, stride=4, batch_size=3)
+    np.testing.assert_allclose(got[0], want, atol=1e-6)
+    short = predict_proba(model, tokenizer, ["sad"], max_length=32, long_texts="truncate")
+    np.testing.assert_allclose(got[1], short[0], atol=1e-6)  # within the window: unchanged
+    truncated = predict_proba(model, tokenizer, [LONG], max_length=32, long_texts="truncate")
+    assert np.abs(truncated[0] - got[0]).max() > 1e-4  # the windows past the first count
+    with pytest.raises(ValueError, match="long_texts must be"):
+        predict_proba(model, tokenizer, [LONG], long_texts="chunks")

@@ -29,9 +29,11 @@ def test_a_multi_label_run_decides_with_its_tuned_thresholds(multi_label_run):
     from tfemotion.runfolder import RunFolder, RunRecord
 
     run = multi_label_run[0]
-    thresholds = np.asarray(RunRecord.load(RunFolder(run)).thresholds)
+    record = RunRecord.load(RunFolder(run))
+    thresholds = np.asarray(record.thresholds)
     model, tokenizer = load_classifier(run)
-    probabilities = predict_proba(model, tokenizer, TEXTS)
+    # the thresholds were tuned on the calibrated probabilities: they decide on those
+    probabilities = predict_proba(model, tokenizer, TEXTS, temperatures=record.temperatures)
     for result, row in zip(predict(run, TEXTS), probabilities):
         assert "label" not in result
         assert result["labels"] == [n for n, p, t in zip(EMOTION_LABELS, row, thresholds)

@@ -23,3 +23,14 @@ def test_an_export_without_its_record_is_refused_by_name(verified_export, tmp_pa
     (copy / EXPORT_INFO_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="not an export written by `tfemotion export`"):
         ExportPredictor(copy)
+
+
+def test_a_run_and_its_export_read_a_long_text_the_same_way(verified_export, trained_run):
+    from tfemotion.prediction import predict
+
+    long = "i feel so happy today " * 30 + "but now i am scared and sad"
+    from_run = predict(trained_run[0], [long, "so sad"])
+    from_export = predict(verified_export["path"], [long, "so sad"])
+    for a, b in zip(from_run, from_export):
+        assert a["label"] == b["label"]
+        assert list(a["scores"].values()) == pytest.approx(list(b["scores"].values()), abs=1e-5)

@@ -100,7 +100,11 @@ def test_the_run_is_evaluated_exported_and_predicted_as_fine_tuning_runs_are(few
                                           warmup_batch_sizes=(1,)))
     texts = ["i feel so happy today", "this was a gloomy and sad morning", "", "amazed!"]
     model, tokenizer = load_classifier(run)
-    expected = predict_proba(model, tokenizer, texts)
+    record = RunRecord.load(RunFolder(run))
+    # no validation split, and the recipe holds no texts out: nothing to fit a temperature on
+    assert record.temperatures is None and record.calibration.startswith("none: no validation")
+    assert metrics["calibration"]["temperatures"] is None
+    expected = predict_proba(model, tokenizer, texts, temperatures=record.temperatures)
     served = tf.saved_model.load(report["path"]).signatures["serving_default"]
     np.testing.assert_allclose(served(text=tf.constant(texts))["probabilities"].numpy(),
                                expected, atol=1e-5)
@@ -122,3 +126,31 @@ def test_multi_label_data_without_validation_gets_out_of_fold_thresholds(
     assert "out-of-fold probabilities" in record.validation
     assert metrics["thresholds"] == dict(zip(record.task.label_names, record.thresholds))
     assert set(metrics["test"]) >= {"f1_micro", "at_threshold_0.5"}
+
+
+def test_with_a_validation_split_the_head_is_calibrated_and_thresholds_tuned_after(
+        tmp_path, tiny_sentence_encoder_dir):
+    from tfemotion.training.calibrate import calibrate_run
+
+    folder = write_multi_label_dataset(tmp_path / "data", sizes=(40, 12, 4))
+    data = DataConfig(source=str(folder))
+    config = FinetuneConfig(model=str(tiny_sentence_encoder_dir), recipe="contrastive",
+                            pair_sampling="oversampling", max_pairs=8, pair_batch_size=4,
+                            batch_size=16)
+    metrics = train(load_splits(data), data, config, tmp_path / "run", verbose=0)
+    record = RunRecord.load(RunFolder(tmp_path / "run"))
+    assert len(record.temperatures) == record.task.num_labels  # one per label
+    assert record.calibration.endswith("fitted on the validation split (12 texts)")
+    assert set(metrics["calibration"]["validation"]) == {"before", "after"}
+    # the thresholds decide on the calibrated probabilities: calibrate_run, which fits both
+    # again on the same texts, finds the same
+    report = calibrate_run(tmp_path / "run")
+    assert report["temperatures"] == pytest.approx(record.temperatures, abs=1e-3)
+    assert report["thresholds"] == list(record.thresholds)
+
+
+def test_calibrate_run_refuses_a_contrastive_run_without_held_out_texts(few_run):
+    from tfemotion.training.calibrate import calibrate_run
+
+    with pytest.raises(ValueError, match="nothing to fit a temperature on"):
+        calibrate_run(few_run[0])  # refused before anything is written

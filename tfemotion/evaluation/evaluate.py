@@ -2,8 +2,9 @@
 
 ``evaluate_split`` is what training does at its end and ``evaluate_run`` what ``tfemotion
 evaluate`` does with a run folder: the task's metrics, a per-class (or per-label) report, the
-confusion matrix (or the per-label decisions) and the highest- and lowest-loss texts, written as
-CSV and Markdown beside a ``metrics.json``.
+confusion matrix (or the per-label decisions), the calibration figures (ECE, NLL, Brier before
+and after the run's temperatures) with a reliability diagram, and the highest- and lowest-loss
+texts, written as CSV and Markdown beside a ``metrics.json``.
 
 Example:
     >>> result = evaluate_run(run_dir, "test")
@@ -18,16 +19,20 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from tfemotion.evaluation.calibration import (calibration_report, probabilities_of,
+                                              reliability_points)
 from tfemotion.evaluation.errors import error_tables, multi_label_error_tables, write_table
 from tfemotion.evaluation.metrics import (format_report, per_class_report, per_label_report,
                                           task_metrics)
 from tfemotion.evaluation.outputs import loss_and_predictions
-from tfemotion.evaluation.plots import plot_confusion_matrix, plot_label_confusion
+from tfemotion.evaluation.plots import (plot_confusion_matrix, plot_label_confusion,
+                                        plot_reliability_diagram)
 from tfemotion.task import DEFAULT_THRESHOLD, Task
 
 # The files evaluate_split writes to its output folder.
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 LABEL_CONFUSION_FILE = "label_confusion.png"  # multi-label: per-label confusion counts
+RELIABILITY_FILE = "reliability_diagram.png"  # calibration, before and after
 REPORT_FILE = "classification_report.csv"
 HIGHEST_LOSS_FILE = "errors_highest_loss.csv"
 LOWEST_LOSS_FILE = "errors_lowest_loss.csv"
@@ -45,6 +50,8 @@ def evaluate_split(
     error_examples: int = 10,
     title: Optional[str] = None,
     thresholds: Optional[Sequence[float]] = None,
+    temperatures: Optional[Sequence[float]] = None,
+    logits: Optional[np.ndarray] = None,
 ) -> dict[str, Any]:
     """Metrics, per-class report and, with ``out_dir``, the confusion matrix and error tables.
 
@@ -65,10 +72,16 @@ def evaluate_split(
         error_examples: int. Rows of each error table.
         title: str, optional. Confusion matrix title.
         thresholds: sequence of float, optional. Multi-label: each label's decision threshold.
+        temperatures: sequence of float, optional. The run's calibration (one, or one per
+            label): probabilities and multi-label decisions are those of ``logits / T``.
+        logits: ``[n, k]``, optional. The model's logits on ``dataset``, when already computed.
 
     Returns:
         The task's metrics (``task.headline_metrics``), ``loss``, ``examples``, ``per_class``,
-        ``report`` (the per-class table as text) and ``files`` (names to paths).
+        ``report`` (the per-class table as text), ``calibration`` (ECE, NLL, Brier score and
+        mean confidence ``before`` and, with ``temperatures``, ``after`` temperature scaling:
+        ``tfemotion.evaluation.calibration.calibration_report``) and ``files`` (names to
+        paths; ``reliability_diagram.png`` shows the calibration before and after).
 
     Example:
         >>> result = evaluate_split(model, tokenizer, encoded["validation"], task)
@@ -76,7 +89,8 @@ def evaluate_split(
         (60, True)
     """
     names = task.label_names
-    outputs = loss_and_predictions(model, dataset, tokenizer, task, batch_size, thresholds)
+    outputs = loss_and_predictions(model, dataset, tokenizer, task, batch_size, thresholds,
+                                   temperatures, logits)
     targets, predicted = np.asarray(dataset["label"]), outputs["predicted"]
     if task.multi_label:
         used = list(thresholds) if thresholds is not None else [DEFAULT_THRESHOLD] * len(names)
@@ -94,6 +108,7 @@ def evaluate_split(
         "examples": int(len(targets)),
         "per_class": report,
         "report": format_report(report),
+        "calibration": calibration_report(outputs["logits"], targets, task, temperatures),
         "files": {},
     }
     if out_dir is None:
@@ -110,6 +125,9 @@ def evaluate_split(
             title=title or "Normalized confusion matrix")}
         highest, lowest = error_tables(dataset, outputs["loss"], predicted, names,
                                        error_examples)
+    files["reliability_diagram"] = _reliability_diagram(outputs["logits"], targets, task,
+                                                        temperatures, out / RELIABILITY_FILE,
+                                                        title)
     for prefix, frame, name in (("report", _report_frame(report), REPORT_FILE),
                                 ("highest_loss", highest, HIGHEST_LOSS_FILE),
                                 ("lowest_loss", lowest, LOWEST_LOSS_FILE)):
@@ -130,7 +148,9 @@ def evaluate_run(
 
     Reads the run record (data settings, task, max length) and the saved model, tokenizes the
     split the way training did, and writes ``metrics.json``, the confusion matrix, the
-    per-class report and the error tables to ``RUN/evaluation/SPLIT/``.
+    reliability diagram, the per-class report and the error tables to
+    ``RUN/evaluation/SPLIT/``. Probabilities are those of the run's calibration (its
+    temperatures), as its export answers.
 
     Args:
         run_dir: str or Path. A run folder written by ``tfemotion.training.train``, or the
@@ -144,7 +164,8 @@ def evaluate_run(
 
     Returns:
         ``{"split", "accuracy", "f1_weighted", "f1_macro", "loss", "examples", "per_class",
-        "report", "files"}``; a multi-label run has ``f1_micro``, ``f1_macro``,
+        "report", "calibration", "files"}`` (``calibration``: ECE, NLL, Brier before and after
+        the run's temperatures; a run without them reads as ``T = 1``); a multi-label run has ``f1_micro``, ``f1_macro``,
         ``f1_weighted``, ``subset_accuracy``, ``hamming_loss``, ``at_threshold_0.5`` and
         ``thresholds`` instead of the first three.
 
@@ -185,12 +206,29 @@ def evaluate_run(
         model, tokenizer, encoded, record.task, out, batch_size=batch_size,
         error_examples=record.finetune.error_examples,
         title=f"Normalized confusion matrix ({split})", thresholds=record.thresholds,
+        temperatures=record.temperatures,
     )
     result = {"split": split, **result}
     metrics_path = write_json({k: v for k, v in result.items() if k not in ("report", "files")},
                               out / METRICS_FILE)
     result["files"]["metrics"] = str(metrics_path)
     return result
+
+
+def _reliability_diagram(logits: np.ndarray, targets: np.ndarray, task: Task,
+                         temperatures: Optional[Sequence[float]], path: Path,
+                         title: Optional[str]) -> Path:
+    """The reliability diagram of the raw probabilities and, with temperatures, the calibrated
+    ones."""
+    curves = {"raw (T = 1)": reliability_points(probabilities_of(logits, task), targets, task)}
+    if temperatures is not None:
+        shown = ", ".join(f"{t:.2f}" for t in temperatures)
+        name = f"calibrated (T = {shown})" if len(temperatures) == 1 else "calibrated (T per label)"
+        curves[name] = reliability_points(probabilities_of(logits, task, temperatures), targets,
+                                          task)
+    split = title[title.rfind("("):] if title and title.endswith(")") else ""
+    what = "every label's probability" if task.multi_label else "top probability"
+    return plot_reliability_diagram(curves, path, f"Reliability diagram {split}".strip(), what)
 
 
 def _report_frame(report: dict[str, dict[str, float]]) -> Any:

@@ -124,7 +124,9 @@ def per_example_bce(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 def loss_and_predictions(model: Any, dataset: Any, tokenizer: Any, task: Task,
                          batch_size: int = 64,
-                         thresholds: Optional[Sequence[float]] = None) -> dict[str, np.ndarray]:
+                         thresholds: Optional[Sequence[float]] = None,
+                         temperatures: Optional[Sequence[float]] = None,
+                         logits: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
     """Per-example loss and prediction of a tokenized, labelled split, computed in batches.
 
     This is the book's error analysis (``forward_pass_with_label``) for a Keras model.
@@ -139,11 +141,17 @@ def loss_and_predictions(model: Any, dataset: Any, tokenizer: Any, task: Task,
         batch_size: int. Texts per forward pass.
         thresholds: sequence of float, optional. A multi-label model's decision threshold per
             label (default 0.5 each).
+        temperatures: sequence of float, optional. The run's calibration: the probabilities
+            (and a multi-label model's decisions) are those of ``logits / T``; default ``T = 1``.
+        logits: ``[n, k]``, optional. The model's logits on ``dataset`` when already computed
+            (no forward pass then).
 
     Returns:
         ``{"logits": [n, k], "probabilities": [n, k], "loss": [n], "predicted"}`` as numpy
-        arrays; ``predicted`` holds label ids ``[n]`` (single-label) or, for a multi-label task,
-        a boolean ``[n, k]``: each probability against its label's threshold.
+        arrays; ``logits`` are the raw ones, ``loss`` the training loss of the raw logits,
+        ``probabilities`` those at the temperatures; ``predicted`` holds label ids ``[n]``
+        (single-label, the same at any temperature) or, for a multi-label task, a boolean
+        ``[n, k]``: each probability against its label's threshold.
 
     Example:
         >>> out = loss_and_predictions(model, encoded["validation"], tokenizer, task)
@@ -153,17 +161,20 @@ def loss_and_predictions(model: Any, dataset: Any, tokenizer: Any, task: Task,
     if "label" not in dataset.column_names:
         raise ValueError(
             f"dataset needs a 'label' column. Received: columns={dataset.column_names}")
-    logits = predict_logits(model, dataset, tokenizer, batch_size)
+    from tfemotion.evaluation.calibration import probabilities_of
+
+    if logits is None:
+        logits = predict_logits(model, dataset, tokenizer, batch_size)
     targets = np.asarray(dataset["label"])
+    probabilities = probabilities_of(logits, task, temperatures)
     if task.multi_label:
         from tfemotion.evaluation.thresholds import predict_labels
 
-        probabilities = sigmoid(logits)
         cut = [DEFAULT_THRESHOLD] * task.num_labels if thresholds is None else thresholds
         return {"logits": logits, "probabilities": probabilities,
                 "loss": per_example_bce(logits, targets),
                 "predicted": predict_labels(probabilities, cut)}
-    return {"logits": logits, "probabilities": softmax(logits),
+    return {"logits": logits, "probabilities": probabilities,
             "loss": per_example_loss(logits, targets), "predicted": logits.argmax(axis=1)}
 
 

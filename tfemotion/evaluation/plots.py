@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -80,4 +80,44 @@ def plot_label_confusion(report: dict[str, dict[str, float]], path: str | Path) 
     ax.set_xlabel("texts")
     ax.set_title("Label decisions")
     ax.legend(loc="lower right", fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_reliability_diagram(curves: dict[str, tuple[Any, Any]], path: str | Path,
+                             title: str = "Reliability diagram",
+                             xlabel: str = "top probability", bins: int = 15) -> Path:
+    """Outcome rate against mean probability per equal-width bin, one line per curve, beside
+    the diagonal of perfect calibration; the ECE of each curve in its legend entry.
+
+    Args:
+        curves: ``{name: (confidences, outcomes)}``, e.g. before and after calibration
+            (``tfemotion.evaluation.calibration.reliability_points``).
+        path: str or Path. Where to write the PNG.
+        title: str. Figure title.
+        xlabel: str. What the probabilities are.
+        bins: int. Number of equal-width bins.
+
+    Example:
+        >>> import os, tempfile
+        >>> curves = {"raw": ([0.9, 0.8, 0.6], [1, 0, 1])}
+        >>> plot_reliability_diagram(curves, os.path.join(tempfile.mkdtemp(), "r.png")).name
+        'r.png'
+    """
+    from tfemotion.evaluation.calibration import binned_calibration_error, reliability_bins
+
+    fig, ax = new_figure(5.5, 5.5)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
+    for index, (name, (confidences, outcomes)) in enumerate(curves.items()):
+        mean, rate, count = reliability_bins(confidences, outcomes, bins)
+        ece = binned_calibration_error(confidences, outcomes, bins)
+        ax.plot(mean, rate, marker="o", color=f"C{index}", label=f"{name} (ECE {ece:.2%})")
+        for x, y, n in zip(mean, rate, count):
+            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, 5 + 8 * index),
+                        ha="center", fontsize=6, color=f"C{index}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel(f"{xlabel} (mean per bin; numbers: texts per bin)")
+    ax.set_ylabel("share right" if "top" in xlabel else "share with the label")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
     return save_figure(fig, path)

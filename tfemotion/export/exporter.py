@@ -103,14 +103,15 @@ def export_run(run_dir: str | Path, config: ExportConfig, *,
     if config.max_length is None:
         config = config.replace(max_length=record.max_length)
     report = export_model(run.model, config, texts=texts, task=record.task,
-                          thresholds=record.thresholds)
+                          thresholds=record.thresholds, temperatures=record.temperatures)
     report.update(run=str(run.root), validation_texts=len(texts), validation_note=note)
     return report
 
 
 def export_model(model_dir: str | Path, config: ExportConfig,
                  texts: Optional[Sequence[str]] = None, task: Optional[Task] = None,
-                 thresholds: Optional[Sequence[float]] = None) -> dict[str, Any]:
+                 thresholds: Optional[Sequence[float]] = None,
+                 temperatures: Optional[Sequence[float]] = None) -> dict[str, Any]:
     """Export a saved sequence classifier folder (no run folder needed).
 
     Args:
@@ -126,6 +127,9 @@ def export_model(model_dir: str | Path, config: ExportConfig,
             (``tfemotion.checkpoints.model_task``: ``id2label``, ``problem_type``).
         thresholds: sequence of float. A multi-label model's decision threshold per label (a
             run's tuned ones); default 0.5 each.
+        temperatures: sequence of float. The calibration (a run's fitted temperatures: one,
+            or one per label): every probability the export returns is that of
+            ``logits / T``; default ``T = 1``.
 
     Returns:
         The export record's fields (``labels``, ``problem_type``, ``thresholds``,
@@ -160,8 +164,9 @@ def export_model(model_dir: str | Path, config: ExportConfig,
     if config.precision != "float32":  # the float32 model stays the reference of verification
         with precision_policy(f"mixed_{config.precision}"):
             served = load_run_model(model_dir)
+    temperatures = None if temperatures is None else [float(t) for t in temperatures]
     report = _export(served, tokenizer, config, model_root, list(texts or ()), task, thresholds,
-                     reference=model)
+                     reference=model, temperatures=temperatures)
     report["source"] = str(model_dir)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
@@ -172,7 +177,8 @@ def export_model(model_dir: str | Path, config: ExportConfig,
 
 def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, texts: list[str],
             task: Task, thresholds: Optional[list[float]],
-            reference: Optional[Any] = None) -> dict[str, Any]:
+            reference: Optional[Any] = None,
+            temperatures: Optional[list[float]] = None) -> dict[str, Any]:
     """Write, verify (against ``reference``, the float32 model; default ``model``) and publish."""
     import tensorflow as tf
 
@@ -188,8 +194,9 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
     except UnsupportedTokenizerError as error:
         in_graph, reason = None, str(error)
         logger.warning("Exporting the 'encoded' signatures only (ids in, no raw text): %s", reason)
+    windows = export_windows(config, max_length, task) if in_graph is not None else None
     module, signatures = serving_module(model, in_graph, task, config.length_group_size,
-                                        thresholds)
+                                        thresholds, temperatures, windows)
     model_root.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=model_root))
     try:
@@ -201,13 +208,15 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
             raw_text=in_graph is not None, unsupported_reason=reason,
             signatures=sorted(signatures), length_group_size=config.length_group_size,
             precision=config.precision, warmup_batch_sizes=list(config.warmup_batch_sizes),
-            tensorflow_version=tf.__version__,
+            tensorflow_version=tf.__version__, temperatures=temperatures,
             tokenizer=dict(in_graph.description if in_graph else {},
-                           **{"class": type(tokenizer).__name__}))
+                           **{"class": type(tokenizer).__name__}),
+            **_windows_fields(windows))
         record.save(temporary)
         verification = None
         if config.verify:
-            verification = _verify(temporary, reference or model, tokenizer, texts, record)
+            verification = _verify(temporary, reference or model, tokenizer, texts, record,
+                                   windows)
             record = record.replace(
                 tensorflow_serving_check=_check_with_tensorflow_serving(temporary))
             record.save(temporary)
@@ -220,6 +229,31 @@ def _export(model: Any, tokenizer: Any, config: ExportConfig, model_root: Path, 
     return dict(record.to_dict(), path=str(path), base_path=str(config.base_path),
                 name=config.name, version=version, warmup_requests=warmup,
                 verification=verification)
+
+
+def export_windows(config: ExportConfig, max_length: int, task: Task) -> Optional[Any]:
+    """The export's :class:`~tfemotion.export.graph.Windows`, or None when it truncates.
+
+    Example:
+        >>> from tfemotion.task import Task
+        >>> export_windows(ExportConfig(), 512, Task(("a", "b")))
+        Windows(stride=64, max_windows=2048, pooling='mean')
+    """
+    from tfemotion.export.graph import Windows
+    from tfemotion.tokenizers.windows import default_stride, pooling_for
+
+    if config.long_texts == "truncate":
+        return None
+    stride = default_stride(max_length) if config.stride is None else config.stride
+    return Windows(stride=stride, max_windows=config.max_windows,
+                   pooling=pooling_for(task.multi_label))
+
+
+def _windows_fields(windows: Optional[Any]) -> dict[str, Any]:
+    if windows is None:
+        return {"long_texts": "truncate"}
+    return {"long_texts": "windows", "stride": windows.stride,
+            "max_windows": windows.max_windows, "window_pooling": windows.pooling}
 
 
 def _checked_task(task: Task, model_config: Any) -> Task:
@@ -245,7 +279,7 @@ def _thresholds(task: Task, thresholds: Optional[Sequence[float]]) -> Optional[l
 
 
 def _verify(folder: Path, model: Any, tokenizer: Any, texts: list[str],
-            record: ExportRecord) -> dict[str, Any]:
+            record: ExportRecord, windows: Optional[Any] = None) -> dict[str, Any]:
     from tfemotion.export.verification import verify_in_fresh_process
 
     table = signature_table(multi_label=record.task.multi_label)
@@ -253,7 +287,7 @@ def _verify(folder: Path, model: Any, tokenizer: Any, texts: list[str],
     report = verify_in_fresh_process(folder, model, tokenizer, texts, list(record.labels),
                                      record.max_length, record.raw_text, signatures,
                                      TOLERANCES[record.precision], record.thresholds,
-                                     MIN_LABEL_AGREEMENT)
+                                     MIN_LABEL_AGREEMENT, record.temperatures, windows)
     if not report.get("passed"):
         raise ExportVerificationError(
             "The export failed verification and was not published: "

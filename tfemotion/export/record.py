@@ -46,6 +46,14 @@ class ExportRecord:
         tensorflow_version: str. The TensorFlow that wrote the export.
         tokenizer: dict. The in-graph tokenizer's description (class, algorithm, settings).
         tensorflow_serving_check: dict or None. The check under TF Serving's TensorFlow.
+        temperatures: list of float or None. The calibration built into the graph: the
+            probabilities are those of ``logits / T`` (one ``T``, or one per label); None
+            (exports written before calibration, or of an uncalibrated run): ``T = 1``.
+        long_texts: str. ``windows``: longer texts are read in windows of ``max_length``
+            overlapping by ``stride`` tokens, their logits pooled by ``window_pooling``, at most
+            ``max_windows`` per run; ``truncate`` (and exports written before windows): cut.
+        stride, max_windows: int or None. The windows' overlap and cap (``windows`` only).
+        window_pooling: str or None. ``mean`` or ``max`` of the windows' logits.
     """
 
     task: Task
@@ -60,6 +68,11 @@ class ExportRecord:
     tensorflow_version: str = ""
     tokenizer: dict[str, Any] = field(default_factory=dict)
     tensorflow_serving_check: Optional[dict[str, Any]] = None
+    temperatures: Optional[list[float]] = None
+    long_texts: str = "truncate"
+    stride: Optional[int] = None
+    max_windows: Optional[int] = None
+    window_pooling: Optional[str] = None
 
     @property
     def labels(self) -> tuple[str, ...]:

@@ -11,13 +11,20 @@ Signatures of a raw-text export:
   int64 ``[batch]``, ``probabilities`` float ``[batch, num_labels]``; for a multi-label model
   (``signature_table(multi_label=True)``): ``probabilities`` (sigmoid) float, ``predicted`` bool
   (probability >= the label's tuned threshold) and ``labels`` string, all ``[batch, num_labels]``
-  (``labels``: each text's predicted label names first, in label order, then ``""``);
+  (``labels``: each text's predicted label names first, in label order, then ``""``); both
+  also ``windows`` int64 ``[batch]``: how many windows of ``max_length`` tokens each text was
+  read in (1 for a text within the window; always 1 for an export that truncates);
 - ``classify`` (the Classify API): ``inputs`` serialized ``tf.Example`` protos with a bytes
   feature ``text`` -> ``classes`` string and ``scores`` float, both ``[batch, num_labels]``;
 - ``tokenize``: ``text`` -> ``input_ids``, ``attention_mask`` int32 ``[batch, max_length]``
-  (padded to the export's max length, so that the parts of a request split over batches join);
+  (padded to the export's max length, so that the parts of a request split over batches join;
+  a long text's first window, as the truncating tokenizer gives it);
 - ``encoded`` / ``encoded_int64``: ``input_ids``, ``attention_mask`` -> ``logits``,
   ``probabilities``.
+
+Every probability (``classify``'s scores too) is calibrated: the softmax / sigmoids of the
+logits divided by the run's temperatures (``ExportRecord.temperatures``; none: ``T = 1``); the
+``logits`` are the model's raw ones.
 
 Example:
     >>> SIGNATURES[PREDICT]["inputs"]
@@ -47,6 +54,7 @@ EXAMPLES = "inputs"  # serialized tf.Examples: the one input of a Classify signa
 LABEL, LABEL_ID, PROBABILITIES, LOGITS = "label", "label_id", "probabilities", "logits"
 CLASSES, SCORES = "classes", "scores"  # the outputs a Classify signature may have
 PREDICTED, LABELS = "predicted", "labels"  # multi-label serving_default
+WINDOWS = "windows"  # serving_default: the windows of max_length tokens each text was read in
 INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
 
 _IDS = {INPUT_IDS: "int32", ATTENTION_MASK: "int32"}
@@ -54,7 +62,8 @@ _SCORE_OUTPUTS = {LOGITS: "float32", PROBABILITIES: "float32"}
 # name -> input and output keys with dtypes.
 SIGNATURES: dict[str, dict[str, dict[str, str]]] = {
     PREDICT: {"inputs": {TEXT: "string"},
-              "outputs": {LABEL: "string", LABEL_ID: "int64", PROBABILITIES: "float32"}},
+              "outputs": {LABEL: "string", LABEL_ID: "int64", PROBABILITIES: "float32",
+                          WINDOWS: "int64"}},
     CLASSIFY: {"inputs": {EXAMPLES: "string"},
                "outputs": {CLASSES: "string", SCORES: "float32"}},
     TOKENIZE: {"inputs": {TEXT: "string"}, "outputs": dict(_IDS)},
@@ -68,13 +77,13 @@ def signature_table(multi_label: bool = False) -> dict[str, dict[str, dict[str, 
 
     Example:
         >>> signature_table(multi_label=True)[PREDICT]["outputs"]
-        {'probabilities': 'float32', 'predicted': 'bool', 'labels': 'string'}
+        {'probabilities': 'float32', 'predicted': 'bool', 'labels': 'string', 'windows': 'int64'}
     """
     table = {name: {side: dict(keys) for side, keys in spec.items()}
              for name, spec in SIGNATURES.items()}
     if multi_label:
         table[PREDICT]["outputs"] = {PROBABILITIES: "float32", PREDICTED: "bool",
-                                     LABELS: "string"}
+                                     LABELS: "string", WINDOWS: "int64"}
     return table
 
 

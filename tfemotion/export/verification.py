@@ -43,7 +43,9 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
                             labels: list[str], max_length: int, raw_text: bool,
                             signatures: dict[str, Any], tolerance: float,
                             thresholds: Any = None,
-                            min_label_agreement: float = 1.0) -> dict[str, Any]:
+                            min_label_agreement: float = 1.0,
+                            temperatures: Any = None,
+                            windows: Any = None) -> dict[str, Any]:
     """Verify the export in ``folder`` in a fresh process; return the report (``passed``...).
 
     Args:
@@ -59,9 +61,14 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
         min_label_agreement: float. Smallest accepted share of texts on which every signature
             predicts the Keras model's labels (a reduced-precision export may flip a few
             borderline texts).
+        windows: the export's ``Windows`` (stride, max_windows, pooling), or None when it
+            truncates: its raw-text signatures must then answer like the Keras model on Hugging
+            Face's overflowing windows, pooled per text, and refuse a text past the cap.
         thresholds: list of float, optional. A multi-label export's decision thresholds: its
             probabilities are sigmoids, and ``serving_default`` must predict exactly the labels
             whose probability reaches them.
+        temperatures: list of float, optional. The calibration built into the export: the
+            expected probabilities are those of the Keras model's ``logits / T``.
 
     Returns:
         The child's report, plus ``validation_texts`` and ``stress_texts`` counts.
@@ -85,14 +92,25 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
                           input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
     starts = [(group, begin) for group in (texts, list(STRESS_TEXTS))
               for begin in range(0, len(group), _BATCH)]
-    batches = []
+    batches, over_cap = [], []
+    multi_label = thresholds is not None
     for group, begin in tqdm(starts, desc="expected answers", leave=False, disable=None):
         chunk = group[begin: begin + _BATCH]
-        ids = tokenizer(chunk, truncation=True, max_length=max_length)["input_ids"]
-        batches.append({"texts": chunk, "ids": ids, "first": begin == 0,
-                        "probabilities": _keras_probabilities(forward, ids, pad_id,
-                                                              thresholds is not None)})
-    payload = {"export_dir": str(folder), "raw_text": raw_text, "batches": batches,
+        if windows is not None:
+            chunk, past = _within_cap(tokenizer, chunk, max_length, windows)
+            over_cap += past
+        for part_index, part in enumerate(chunk):
+            ids = tokenizer(part, truncation=True, max_length=max_length)["input_ids"]
+            batch = {"texts": part, "ids": ids, "first": begin == 0 and part_index == 0,
+                     "probabilities": _keras_probabilities(forward, ids, pad_id, multi_label,
+                                                           temperatures)}
+            if windows is not None:
+                batch.update(_windowed_probabilities(forward, tokenizer, part, max_length,
+                                                     windows, pad_id, multi_label,
+                                                     temperatures))
+            batches.append(batch)
+    payload = {"over_cap": over_cap, "export_dir": str(folder), "raw_text": raw_text,
+               "batches": batches,
                "labels": labels, "signatures": signatures, "tolerance": tolerance,
                "pad_id": pad_id, "max_length": max_length, "thresholds": thresholds,
                "min_label_agreement": min_label_agreement}
@@ -102,13 +120,65 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
 
 
 def _keras_probabilities(forward: Any, ids: list[list[int]], pad_id: int,
-                         multi_label: bool = False) -> list[list[float]]:
-    """The Keras model's probabilities (sigmoids when multi-label) on Hugging Face ids, padded
-    to the batch's longest."""
+                         multi_label: bool = False,
+                         temperatures: Any = None) -> list[list[float]]:
+    """The Keras model's probabilities (sigmoids when multi-label) of ``logits / T`` on Hugging
+    Face ids, padded to the batch's longest."""
     padded, mask = _pad(ids, pad_id)
     logits = tf.cast(forward(tf.constant(padded, tf.int32), tf.constant(mask, tf.int32)),
                      tf.float32)
+    if temperatures is not None:
+        logits = logits / tf.constant(temperatures, tf.float32)
     return (tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits, axis=-1)).numpy().tolist()
+
+
+def _window_ids(tokenizer: Any, texts: list[str], max_length: int,
+                stride: int) -> tuple[list[list[int]], list[int]]:
+    out = tokenizer(texts, truncation=True, max_length=max_length, stride=stride,
+                    return_overflowing_tokens=True)
+    return out["input_ids"], list(out["overflow_to_sample_mapping"])
+
+
+def _within_cap(tokenizer: Any, texts: list[str], max_length: int,
+                windows: Any) -> tuple[list[list[str]], list[str]]:
+    """``texts`` in runs of consecutive texts that take at most ``max_windows`` windows, and the
+    texts that alone take more (the export must refuse those)."""
+    _, text_of = _window_ids(tokenizer, texts, max_length, windows.stride)
+    counts = np.bincount(text_of, minlength=len(texts))
+    parts, past, part, taken = [], [], [], 0
+    for text, count in zip(texts, counts):
+        if count > windows.max_windows:
+            past.append(text)
+            continue
+        if taken + count > windows.max_windows:
+            parts.append(part)
+            part, taken = [], 0
+        part.append(text)
+        taken += count
+    return [p for p in parts + [part] if p], past
+
+
+def _windowed_probabilities(forward: Any, tokenizer: Any, texts: list[str], max_length: int,
+                            windows: Any, pad_id: int, multi_label: bool,
+                            temperatures: Any = None) -> dict[str, Any]:
+    """The Keras model's answer on Hugging Face's windows: logits pooled per text, divided by
+    the calibration's ``T``, then the activation; and each text's window count."""
+    ids, text_of = _window_ids(tokenizer, texts, max_length, windows.stride)
+    logits = []
+    for begin in range(0, len(ids), _BATCH):  # windows of 512 tokens: a bounded batch
+        padded, mask = _pad(ids[begin: begin + _BATCH], pad_id)
+        logits.append(tf.cast(forward(tf.constant(padded, tf.int32),
+                                      tf.constant(mask, tf.int32)), tf.float32).numpy())
+    values = tf.constant(np.concatenate(logits), tf.float32)
+    segments = tf.constant(text_of, tf.int64)
+    pool = (tf.math.unsorted_segment_max if windows.pooling == "max"
+            else tf.math.unsorted_segment_mean)
+    pooled = pool(values, segments, len(texts))
+    if temperatures is not None:
+        pooled = pooled / tf.constant(temperatures, tf.float32)
+    probabilities = tf.sigmoid(pooled) if multi_label else tf.nn.softmax(pooled, axis=-1)
+    return {"text_probabilities": probabilities.numpy().tolist(),
+            "windows": np.bincount(text_of, minlength=len(texts)).tolist()}
 
 
 def _run_fresh_process(payload: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +217,7 @@ def main(payload_path: str, report_path: str) -> int:
     if not report["failures"]:
         for batch in payload["batches"]:
             _check_batch(loaded.signatures, batch, payload, report)
+        _check_over_cap(loaded.signatures, payload, report)
         _check_as_tensorflow_serving(payload, report)
     foreign = sorted({m.split(".")[0] for m in sys.modules} & set(_FOREIGN))
     if foreign:
@@ -193,6 +264,7 @@ def _check_as_tensorflow_serving(payload: dict, report: dict) -> None:
         session = _SessionSignatures(servable)
         for batch in payload["batches"]:
             _check_batch(session, batch, payload, report, tag=" (session)")
+        _check_over_cap(session, payload, report, tag=" (session)")
     except Exception as error:
         message = (f"{error.code}: {error.message}" if isinstance(
             error, servable_module.ServableError) else f"{type(error).__name__}: {error}")
@@ -255,6 +327,8 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str 
     """
     texts, want_ids = batch["texts"], batch["ids"]
     want = np.asarray(batch["probabilities"], np.float32)
+    # The raw-text signatures read long texts in windows (when the export does).
+    want_text = np.asarray(batch.get("text_probabilities", batch["probabilities"]), np.float32)
     ids, mask = _pad(want_ids, payload["pad_id"])
     n = len(texts)
     # classify and encoded_int64 only adapt their inputs to the graph of serving_default and
@@ -278,8 +352,12 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str 
                  tokens["attention_mask"].numpy(), payload["max_length"], tag)
     out = signatures["serving_default"](text=text)
     _count(report, "serving_default" + tag, n)
-    _diff(report, "serving_default" + tag, out["probabilities"].numpy(), want,
+    _diff(report, "serving_default" + tag, out["probabilities"].numpy(), want_text,
           payload["thresholds"])
+    want_windows = batch.get("windows", [1] * n)
+    if out["windows"].numpy().tolist() != want_windows:
+        report["failures"].append(f"serving_default{tag}: windows {out['windows'].numpy()[:8]} "
+                                  f"are not Hugging Face's window counts {want_windows[:8]}")
     if payload.get("thresholds") is not None:
         _check_multi_label(out, payload, report, tag)
     else:
@@ -289,11 +367,30 @@ def _check_batch(signatures, batch: dict, payload: dict, report: dict, tag: str 
     _count(report, "classify" + tag, n)
     examples = [_example(t) for t in texts]
     out = signatures["classify"](inputs=tf.constant(examples, tf.string))
-    _diff(report, "classify" + tag, out["scores"].numpy(), want, payload["thresholds"])
+    _diff(report, "classify" + tag, out["scores"].numpy(), want_text, payload["thresholds"])
     classes = out["classes"].numpy()
     if classes.shape != want.shape or any(
             [c.decode("utf-8") for c in row] != payload["labels"] for row in classes):
         report["failures"].append(f"classify{tag}: classes are not the label names in id order")
+
+
+def _check_over_cap(signatures, payload: dict, report: dict, tag: str = "") -> None:
+    """Each text that alone takes more windows than the cap is refused, naming the cap."""
+    for text in payload.get("over_cap", []):
+        _count(report, "over the window cap" + tag, 1)
+        try:
+            signatures["serving_default"](text=tf.constant([text.encode("utf-8")]))
+        except Exception as error:  # InvalidArgumentError (TF2) or ServableError (session)
+            message = str(getattr(error, "message", error))
+            invalid = (isinstance(error, tf.errors.InvalidArgumentError)
+                       or getattr(error, "code", None) == "INVALID_ARGUMENT")
+            if invalid and "max_windows" in message:
+                continue
+            report["failures"].append(f"serving_default{tag}: a text past the window cap "
+                                      f"failed without naming the cap: {message[:200]}")
+            continue
+        report["failures"].append(f"serving_default{tag}: a text past the window cap "
+                                  f"({text[:40]!r}...) was answered")
 
 
 def _check_single_label(out: dict, payload: dict, report: dict, tag: str, n: int) -> None:

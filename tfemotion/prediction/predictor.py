@@ -2,9 +2,11 @@
 
 ``predict`` takes any of these and returns each text's label and the score of every label:
 
-* a saved model folder (``RUN/model``: ``save_pretrained`` of model and tokenizer), a run folder
-  or the ``OUT`` folder of ``tfemotion run``: the Keras model (``tfemotion.prediction.
-  keras_model``), same probabilities as the transformers ``pipeline("text-classification",
+* a run folder or the ``OUT`` folder of ``tfemotion run``: the Keras model (``tfemotion.
+  prediction.keras_model``) with the run's calibration (its temperatures), the probabilities
+  its export answers;
+* a saved model folder (``RUN/model``: ``save_pretrained`` of model and tokenizer): the Keras
+  model's raw probabilities, the same as the transformers ``pipeline("text-classification",
   framework="tf", top_k=None)`` that ``load_pipeline`` builds (with ``dtype=None``: the default
   needs PyTorch in transformers 4.57);
 * an exported SavedModel version folder (``BASE/NAME/VERSION``) or its model folder

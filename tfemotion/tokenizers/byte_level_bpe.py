@@ -264,12 +264,28 @@ class ByteLevelBPETokenizer(tf.Module):
 
     @on_text_batches
     def __call__(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        return frame(self.text_ids(text, self._limit), tf.shape(text, out_type=tf.int64)[0],
+                     self._prefix_ids, self._suffix_ids, self.pad_id)
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        """The ids before a text's own (``<s>``)."""
+        return list(self._prefix_ids)
+
+    @property
+    def suffix_ids(self) -> list[int]:
+        """The ids after a text's own (``</s>``)."""
+        return list(self._suffix_ids)
+
+    def text_ids(self, text: tf.Tensor, limit: int) -> tf.RaggedTensor:
+        """[batch] strings -> [batch, tokens] int64 ids without special tokens, the first
+        ``limit`` tokens of each text (what ``add_special_tokens=False`` gives, cut there)."""
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
                                             replacement_char=0xFFFD)
         segments, text_of_segment, is_added = split_added(text, self._added_tokens)
         batch = tf.shape(text, out_type=tf.int64)[0]
-        # Each piece gives at least one token: pieces past the limit would be truncated anyway.
-        pieces = self._pieces(tf.boolean_mask(segments, ~is_added))[:, : self._limit]
+        # Each piece gives at least one token: pieces past the limit would be cut anyway.
+        pieces = self._pieces(tf.boolean_mask(segments, ~is_added))[:, :limit]
         words = self._merge(pieces.flat_values)
         tokens_per_segment = tf.math.unsorted_segment_sum(words.row_lengths(),
                                                           row_ids(pieces), pieces.nrows())
@@ -279,9 +295,7 @@ class ByteLevelBPETokenizer(tf.Module):
             added_ids = self._added.lookup(tf.boolean_mask(segments, is_added))
         else:
             added_ids = tf.zeros([0], tf.int64)
-        ids = interleave(plain_ids, added_ids, is_added, text_of_segment, batch)
-        return frame(ids[:, : self._limit], batch, self._prefix_ids, self._suffix_ids,
-                     self.pad_id)
+        return interleave(plain_ids, added_ids, is_added, text_of_segment, batch)[:, :limit]
 
     # Pre-tokenization -----------------------------------------------------------------------
 

@@ -388,6 +388,22 @@ class UnigramTokenizer(tf.Module):
 
     @on_text_batches
     def __call__(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        return frame(self.text_ids(text, self._limit), tf.shape(text, out_type=tf.int64)[0],
+                     self._prefix_ids, self._suffix_ids, self.pad_id)
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        """The ids before a text's own (``<s>``)."""
+        return list(self._prefix_ids)
+
+    @property
+    def suffix_ids(self) -> list[int]:
+        """The ids after a text's own (``</s>``)."""
+        return list(self._suffix_ids)
+
+    def text_ids(self, text: tf.Tensor, limit: int) -> tf.RaggedTensor:
+        """[batch] strings -> [batch, tokens] int64 ids without special tokens, the first
+        ``limit`` tokens of each text (what ``add_special_tokens=False`` gives, cut there)."""
         text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace",
                                             replacement_char=0xFFFD)
         batch = tf.shape(text, out_type=tf.int64)[0]
@@ -399,9 +415,9 @@ class UnigramTokenizer(tf.Module):
                                                             self._normalized_added)
         first = tf.gather(starts_text, segment_of_part) & (positions_in_runs(segment_of_part) == 0)
         plain_parts = ~part_is_added
-        # Each word gives at least one token: words past the limit would be truncated anyway.
+        # Each word gives at least one token: words past the limit would be cut anyway.
         words = self._words(tf.boolean_mask(parts, plain_parts),
-                            tf.boolean_mask(first, plain_parts))[:, : self._limit]
+                            tf.boolean_mask(first, plain_parts))[:, : limit]
         ids = self._viterbi(words.flat_values)
         ids_per_part = tf.RaggedTensor.from_row_lengths(
             ids.flat_values, tf.math.unsorted_segment_sum(ids.row_lengths(), row_ids(words),
@@ -411,8 +427,7 @@ class UnigramTokenizer(tf.Module):
                                      tf.size(plain, out_type=tf.int64))
         ids_per_text = interleave(ids_per_segment, self._added_ids(segments, is_added), is_added,
                                   text_of_segment, batch)
-        return frame(ids_per_text[:, : self._limit], batch, self._prefix_ids, self._suffix_ids,
-                     self.pad_id)
+        return ids_per_text[:, :limit]
 
     def _added_ids(self, segments: tf.Tensor, is_added: tf.Tensor) -> tf.Tensor:
         if self._added_table is None:

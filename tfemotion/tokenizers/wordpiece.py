@@ -47,7 +47,7 @@ from typing import Any, Optional
 import numpy as np
 import tensorflow as tf
 
-from tfemotion.tokenizers.common import (UnsupportedTokenizerError, on_text_batches,
+from tfemotion.tokenizers.common import (UnsupportedTokenizerError, frame, on_text_batches,
                                          re2_literal, row_ids)
 
 logger = logging.getLogger(__name__)
@@ -185,19 +185,26 @@ class WordPieceTokenizer(tf.Module):
 
     @on_text_batches
     def __call__(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
-        words = self._words(text)
-        # Every word gives at least one token: later words would be truncated anyway.
-        words = words[:, : self.max_length - 2]
-        ids = self._wordpiece(words)[:, : self.max_length - 2]
-        batch = tf.shape(text, out_type=tf.int64)[0]
-        cls = tf.fill(tf.stack([batch, 1]), tf.constant(self._cls_id, tf.int64))
-        sep = tf.fill(tf.stack([batch, 1]), tf.constant(self._sep_id, tf.int64))
-        ids = tf.concat([tf.RaggedTensor.from_tensor(cls), ids, tf.RaggedTensor.from_tensor(sep)],
-                        axis=1)
-        input_ids = ids.to_tensor(default_value=tf.constant(self.pad_id, tf.int64))
-        mask = tf.sequence_mask(ids.row_lengths(), maxlen=tf.shape(input_ids, out_type=tf.int64)[1])
-        return {"input_ids": tf.cast(input_ids, tf.int32),
-                "attention_mask": tf.cast(mask, tf.int32)}
+        ids = self.text_ids(text, self.max_length - 2)
+        return frame(ids, tf.shape(text, out_type=tf.int64)[0], self.prefix_ids,
+                     self.suffix_ids, self.pad_id)
+
+    @property
+    def prefix_ids(self) -> list[int]:
+        """The ids before a text's own: ``[CLS]``."""
+        return [self._cls_id]
+
+    @property
+    def suffix_ids(self) -> list[int]:
+        """The ids after a text's own: ``[SEP]``."""
+        return [self._sep_id]
+
+    def text_ids(self, text: tf.Tensor, limit: int) -> tf.RaggedTensor:
+        """[batch] strings -> [batch, tokens] int64 ids without special tokens, the first
+        ``limit`` tokens of each text (what ``add_special_tokens=False`` gives, cut there)."""
+        # Every word gives at least one token: later words would be cut anyway.
+        words = self._words(text)[:, :limit]
+        return self._wordpiece(words)[:, :limit]
 
     # Normalisation and pre-tokenisation ----------------------------------------------------
 

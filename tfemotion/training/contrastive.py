@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 # Where the multi-label thresholds and the head's C come from when there is no validation split.
 NO_VALIDATION = ("none: the head's C is chosen by cross-validation on the training embeddings"
                  "{thresholds}; no validation figures")
+NOT_CALIBRATED = ("none: no validation split, and the contrastive recipe holds no texts out "
+                  "(raw probabilities, T = 1)")
 OUT_OF_FOLD = (", and the decision thresholds are tuned on the head's out-of-fold probabilities "
                "of the training texts (optimistic: the encoder was tuned on them)")
 
@@ -137,11 +139,11 @@ def train_contrastive(dataset_dict: Any, data_config: DataConfig, config: Finetu
                        phase1_seconds=round(phase1_seconds, 2),
                        head_seconds=round(time.perf_counter() - fitted, 2))
         record = dataclasses.replace(record, contrastive=details)
-        if task.multi_label:
-            record = _with_thresholds(record, model, tokenizer, encoded, embeddings, targets,
-                                      head)
+        record, fit, logits = _calibrated(record, model, tokenizer, encoded)
+        if task.multi_label and "validation" not in encoded:
+            record = _with_thresholds(record, embeddings, targets, head)
     seconds = time.perf_counter() - started
-    return _save(run, model, tokenizer, encoded, record, rows, seconds)
+    return _save(run, model, tokenizer, encoded, record, rows, seconds, fit, logits)
 
 
 def pair_plan(targets: np.ndarray, task: Task, config: FinetuneConfig) -> PairPlan:
@@ -236,21 +238,33 @@ def _validation_note(encoded: dict[str, Any], task: Task) -> str:
     return NO_VALIDATION.format(thresholds=OUT_OF_FOLD if task.multi_label else "")
 
 
-def _with_thresholds(record: RunRecord, model: Any, tokenizer: Any, encoded: dict[str, Any],
-                     embeddings: np.ndarray, targets: np.ndarray, head: Any) -> RunRecord:
-    """A multi-label record with thresholds tuned on validation, else out of fold."""
-    from tfemotion.evaluation.outputs import predict_logits, sigmoid
+def _calibrated(record: RunRecord, model: Any, tokenizer: Any, encoded: dict[str, Any]
+                ) -> tuple[RunRecord, Optional[dict[str, Any]], Optional[np.ndarray]]:
+    """The record calibrated on the validation split, when there is one (a multi-label run's
+    thresholds tuned there too), the fit's report and the split's logits; without one, no
+    temperatures: the recipe holds no texts out, and the head's out-of-fold logits are not
+    those of the saved model (its label prior, a head refitted on every text)."""
+    from tfemotion.evaluation.outputs import predict_logits
+    from tfemotion.training.calibrate import calibrated_record
+
+    if "validation" not in encoded:
+        return dataclasses.replace(record, temperatures=None, calibration=NOT_CALIBRATED), \
+            None, None
+    split = encoded["validation"]
+    logits = predict_logits(model, split, tokenizer, record.finetune.batch_size)
+    record, fit = calibrated_record(record, logits, np.asarray(split["label"]),
+                                    f"the validation split ({len(split)} texts)")
+    return record, fit, logits
+
+
+def _with_thresholds(record: RunRecord, embeddings: np.ndarray, targets: np.ndarray,
+                     head: Any) -> RunRecord:
+    """A multi-label record without validation texts: thresholds tuned out of fold."""
     from tfemotion.evaluation.thresholds import tune_thresholds
 
-    if "validation" in encoded:
-        split = encoded["validation"]
-        probabilities = sigmoid(predict_logits(model, split, tokenizer,
-                                               record.finetune.batch_size))
-        truth, where = np.asarray(split["label"]), "the validation split"
-    else:
-        probabilities = out_of_fold_probabilities(embeddings, targets, record.task, head,
-                                                  seed=record.finetune.seed)
-        truth, where = targets, "out-of-fold probabilities of the training texts"
+    probabilities = out_of_fold_probabilities(embeddings, targets, record.task, head,
+                                              seed=record.finetune.seed)
+    truth, where = targets, "out-of-fold probabilities of the training texts"
     thresholds, global_threshold = tune_thresholds(probabilities, truth)
     logger.info("Decision thresholds tuned on %s: %s (global %.2f)", where,
                 dict(zip(record.task.label_names, thresholds)), global_threshold)
@@ -259,10 +273,12 @@ def _with_thresholds(record: RunRecord, model: Any, tokenizer: Any, encoded: dic
 
 
 def _save(run: RunFolder, model: Any, tokenizer: Any, encoded: dict[str, Any],
-          record: RunRecord, rows: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+          record: RunRecord, rows: list[dict[str, Any]], seconds: float,
+          fit: Optional[dict[str, Any]], logits: Optional[np.ndarray]) -> dict[str, Any]:
     """Model, tokenizer, record, evaluation of the splits there are, metrics.json."""
     from tfemotion.evaluation.evaluate import evaluate_split
     from tfemotion.evaluation.metrics import headline
+    from tfemotion.training.results import calibration_summary
 
     model.save_pretrained(run.model)
     tokenizer.save_pretrained(str(run.model))
@@ -275,7 +291,9 @@ def _save(run: RunFolder, model: Any, tokenizer: Any, encoded: dict[str, Any],
             results[split] = evaluate_split(
                 model, tokenizer, encoded[split], task, out, batch_size=config.batch_size,
                 error_examples=config.error_examples,
-                title=f"Normalized confusion matrix ({split})", thresholds=record.thresholds)
+                title=f"Normalized confusion matrix ({split})", thresholds=record.thresholds,
+                temperatures=record.temperatures,
+                logits=logits if split == "validation" else None)
     pairs = float(sum(row["train_examples"] for row in rows))
     metrics = {
         "epochs": [{k: row[k] for k in ("epoch", "loss")} for row in rows],
@@ -287,6 +305,7 @@ def _save(run: RunFolder, model: Any, tokenizer: Any, encoded: dict[str, Any],
         "advice": None,
         "recipe": {"name": RECIPE, "reason": record.recipe_reason,
                    "validation": record.validation, **(record.contrastive or {})},
+        "calibration": calibration_summary(record, fit, results),
     }
     if task.multi_label:
         metrics.update(thresholds=dict(zip(task.label_names, record.thresholds)),

@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 # Settings a resumed run may change; any other change would make it a different run.
 RESUMABLE_CHANGES = ("resume", "error_examples", "learning_rate", "strategy", "xla",
-                     "checkpoint_steps")
+                     "checkpoint_steps", "calibrate")
 
 
 def train(

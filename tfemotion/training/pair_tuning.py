@@ -75,7 +75,12 @@ class PairTuner(tf_keras.Model):
                 with tf.GradientTape() as tape:
                     loss = self.pair_loss(input_ids, attention_mask, left, right, targets,
                                           weights)
-                self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+                variables = self.trainable_variables
+                # Variables the pooled vector does not depend on (a BERT pooler under mean
+                # pooling) get no gradient: leave them out rather than warn at every trace.
+                self.optimizer.apply_gradients(
+                    [(gradient, variable) for gradient, variable
+                     in zip(tape.gradient(loss, variables), variables) if gradient is not None])
                 return loss
 
             real = tf.TensorSpec([None], tf.float32)

@@ -1,8 +1,9 @@
 """What a fine-tuning run leaves behind: the best epoch, the saved run folder, a hint.
 
 ``save_run`` writes a trained model's run folder (``tfemotion.runfolder``): the model and its
-tokenizer, the run record (with a multi-label task's decision thresholds, tuned here on the
-validation split), and the evaluation of the validation and test splits. ``best_epoch`` and
+tokenizer, the run record (with its temperatures and a multi-label task's decision thresholds,
+fitted here on the validation split: ``tfemotion.training.calibrate``), and the evaluation of the
+validation and test splits. ``best_epoch`` and
 ``training_advice`` read the per-epoch rows by the metric the task is judged by.
 
 Example:
@@ -25,6 +26,7 @@ from tfemotion.evaluation.metrics import headline
 from tfemotion.files import write_json
 from tfemotion.runfolder import RunFolder, RunRecord, library_versions
 from tfemotion.task import Task
+from tfemotion.training.calibrate import calibrated_record
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ def save_run(run_dir: str | Path, model: Any, tokenizer: Any, encoded: Any, reco
         >>> sorted(metrics["validation"])
         ['accuracy', 'f1_macro', 'f1_weighted']
     """
+    from tfemotion.evaluation.outputs import predict_logits
+
     run = RunFolder(run_dir)
     if not rows:
         raise ValueError("save_run needs at least one trained epoch. Received: rows=[]")
@@ -71,9 +75,12 @@ def save_run(run_dir: str | Path, model: Any, tokenizer: Any, encoded: Any, reco
     tokenizer.save_pretrained(str(run.model))
     record.save(run)
     task, config = record.task, record.finetune
-    if task.multi_label:
-        record = _with_tuned_thresholds(record, model, tokenizer, encoded["validation"])
-        record.save(run)
+    # The validation split's logits: the temperatures (and a multi-label run's thresholds) are
+    # fitted on them, then its evaluation reuses them.
+    logits = predict_logits(model, encoded["validation"], tokenizer, config.batch_size)
+    record, fit = calibrated_record(record, logits, np.asarray(encoded["validation"]["label"]),
+                                    record.validation or "the validation split")
+    record.save(run)
     results = {}
     for split in ("validation", "test"):
         if split in encoded:
@@ -81,7 +88,9 @@ def save_run(run_dir: str | Path, model: Any, tokenizer: Any, encoded: Any, reco
             results[split] = evaluate_split(
                 model, tokenizer, encoded[split], task, out,
                 batch_size=config.batch_size, error_examples=config.error_examples,
-                title=f"Normalized confusion matrix ({split})", thresholds=record.thresholds)
+                title=f"Normalized confusion matrix ({split})", thresholds=record.thresholds,
+                temperatures=record.temperatures,
+                logits=logits if split == "validation" else None)
     seconds = float(sum(r["train_seconds"] for r in rows))
     epoch_keys = EPOCH_KEYS + (("val_f1_micro",) if task.multi_label else ())
     metrics = {
@@ -93,6 +102,7 @@ def save_run(run_dir: str | Path, model: Any, tokenizer: Any, encoded: Any, reco
         if seconds else 0.0,
         "schedule": record.schedule.to_dict(),
         "advice": training_advice(rows, task),
+        "calibration": calibration_summary(record, fit, results),
     }
     if task.multi_label:
         metrics.update(thresholds=dict(zip(task.label_names, record.thresholds)),
@@ -159,17 +169,26 @@ def training_advice(rows: Sequence[dict[str, Any]], task: Task) -> Optional[str]
             f"{last:.4f}): more epochs or a higher learning rate would likely help.")
 
 
-def _with_tuned_thresholds(record: RunRecord, model: Any, tokenizer: Any,
-                           validation: Any) -> RunRecord:
-    """The record with each label's decision threshold tuned on the validation split."""
-    from tfemotion.evaluation.outputs import predict_logits, sigmoid
-    from tfemotion.evaluation.thresholds import tune_thresholds
+def calibration_summary(record: RunRecord, fit: Optional[dict[str, Any]],
+                        results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What ``metrics.json`` says of calibration: the temperatures, where they were fitted, how
+    long it took, and each evaluated split's figures before and after.
 
-    probabilities = sigmoid(predict_logits(model, validation, tokenizer,
-                                           record.finetune.batch_size))
-    thresholds, global_threshold = tune_thresholds(probabilities,
-                                                   np.asarray(validation["label"]))
-    logger.info("Decision thresholds tuned on the validation split: %s (global %.2f)",
-                dict(zip(record.task.label_names, thresholds)), global_threshold)
-    return dataclasses.replace(record, thresholds=tuple(thresholds),
-                               global_threshold=global_threshold)
+    Example:
+        >>> from tfemotion.config import DataConfig, FinetuneConfig, choose_schedule
+        >>> record = RunRecord(DataConfig(), FinetuneConfig(calibrate=False), task, 64,
+        ...                    choose_schedule(FinetuneConfig()), calibration="off")
+        >>> summary = calibration_summary(record, None, {})  # a run with --no-calibrate
+        >>> summary["temperatures"], summary["fitted_on"].startswith("off")
+        (None, True)
+    """
+    temperatures = record.temperatures
+    if temperatures is not None and len(temperatures) == record.task.num_labels > 1:
+        shown: Any = dict(zip(record.task.label_names, temperatures))
+    else:
+        shown = None if temperatures is None else temperatures[0]
+    return {"temperatures": shown, "fitted_on": record.calibration,
+            "fit_seconds": fit["seconds"] if fit else None,
+            **{split: {k: v for k, v in result["calibration"].items()
+                       if k in ("before", "after")}
+               for split, result in results.items() if "calibration" in result}}
