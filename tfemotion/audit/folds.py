@@ -144,11 +144,12 @@ def train_fold(splits: Any, assignment: np.ndarray, fold: int, data_config: Data
         return FoldResult(fold, rows, saved["probabilities"], float(saved["seconds"]), False)
     started = time.perf_counter()
     run = RunFolder(folder)
+    earlier = _earlier_seconds(run)  # spent on this fold by sessions that were interrupted
     if not run.is_finished():
         _train(splits, assignment, fold, data_config, settings, run, task, verbose)
     texts = splits["train"]["text"]
     probabilities = _predict(run, [texts[int(i)] for i in rows], task, settings.batch_size)
-    seconds = time.perf_counter() - started + _earlier_seconds(run)
+    seconds = time.perf_counter() - started + earlier
     _save_npz(heldout, rows=rows, probabilities=probabilities, seconds=np.float64(seconds))
     # The per-epoch checkpoints (model and optimizer: ~270 MB an epoch for MiniLM) only served
     # to resume this fold, which is done.
