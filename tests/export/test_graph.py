@@ -219,3 +219,18 @@ def test_length_groups_hold_a_token_budget_and_answer_as_one_batch():
     assert out.numpy().ravel().tolist() == lengths
     # sorted 2, 3, 7 | 10, 10: 3 x 7 > 20, so 2, 3 then 7, 10 (2 x 10 <= 20), then 10
     assert calls == [(2, 3), (2, 10), (1, 10)]
+
+
+def test_a_long_texts_short_last_window_is_not_padded_to_a_full_one():
+    from tfemotion.export.graph import run_in_length_groups
+
+    widths = []
+
+    def encoded(input_ids, attention_mask):
+        widths.append(tuple(input_ids.shape))
+        return {"logits": tf.zeros([tf.shape(input_ids)[0], 1])}
+
+    lengths = [512, 512, 110]  # a 1,000-token text's windows at max_length 512, stride 64
+    ids = tf.constant([[1] * n + [0] * (512 - n) for n in lengths], tf.int32)
+    run_in_length_groups(encoded, ids, tf.cast(ids > 0, tf.int32), 1, output="logits")
+    assert sorted(widths) == [(1, 110), (1, 512), (1, 512)]

@@ -20,6 +20,7 @@ def payload(verified_export, trained_run, tmp_path_factory):
     """What the exporter hands the verifying process for the session's export: the expected
     answers (the Hugging Face tokenizer's ids, the Keras model's probabilities) of a few texts."""
     from tfemotion.export import verification
+    from tfemotion.export.graph import Windows
     from tfemotion.export.signatures import signature_table
     from tfemotion.prediction import load_classifier
 
@@ -32,7 +33,9 @@ def payload(verified_export, trained_run, tmp_path_factory):
             Path(verified_export["path"]), model, tokenizer,
             ["i feel so happy", "so sad and gloomy", "scared", "i adore you", "so angry"],
             verified_export["labels"], verified_export["max_length"], True, signature_table(),
-            1e-5, None, 0.995, temperatures=verified_export["temperatures"])
+            1e-5, None, 0.995, verified_export.get("temperatures"),
+            Windows(verified_export["stride"], verified_export["max_windows"],
+                    verified_export["window_pooling"]))
     return captured
 
 

@@ -96,11 +96,10 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
     multi_label = thresholds is not None
     for group, begin in tqdm(starts, desc="expected answers", leave=False, disable=None):
         chunk = group[begin: begin + _BATCH]
+        parts = [chunk]  # a truncating export: the chunk as it is
         if windows is not None:
             parts, past = _within_cap(tokenizer, chunk, max_length, windows)
             over_cap += past
-        else:
-            parts = [chunk]
         for part_index, part in enumerate(parts):
             ids = tokenizer(part, truncation=True, max_length=max_length)["input_ids"]
             batch = {"texts": part, "ids": ids, "first": begin == 0 and part_index == 0,
