@@ -75,10 +75,14 @@ def verify_in_fresh_process(folder: Path, model: Any, tokenizer: Any, texts: lis
 
     Example:
         >>> from pathlib import Path
+        >>> from tfemotion.export.graph import Windows
+        >>> from tfemotion.export.record import ExportRecord
         >>> from tfemotion.export.signatures import signature_table
-        >>> report = verify_in_fresh_process(Path(export_dir), model, tokenizer, ["so happy"],
-        ...                                  list(task.label_names), 64, True, signature_table(),
-        ...                                  1e-5)
+        >>> record = ExportRecord.load(export_dir)  # its calibration and windows
+        >>> report = verify_in_fresh_process(
+        ...     Path(export_dir), model, tokenizer, ["so happy"], list(task.label_names), 64,
+        ...     True, signature_table(), 1e-5, temperatures=record.temperatures,
+        ...     windows=Windows(record.stride, record.max_windows, record.window_pooling))
         >>> report["passed"], report["token_id_mismatches"], report["foreign_modules"]
         (True, 0, [])
     """
